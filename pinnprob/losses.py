@@ -1,0 +1,170 @@
+"""Weak-form losses: the law of the tested residuals against the law of tested white noise.
+
+For test functions φ_1..φ_K (here the orthonormal eigenbasis of the box, G = I),
+the residuals are r_k(z) = ⟨L_θ u(·; z), φ_k⟩ = τ(κ² + λ_k)^{α/2} ⟨u(·; z), φ_k⟩
+(design notes §3) and the loss is D(law of r, N(0, I)) for a divergence D of §5.
+
+Three evaluation paths, chosen by the generator family:
+
+* spectral (trunk = test basis, Gaussian): r_k = s_k ξ_k with s_k = τ(κ² + λ_k)^{α/2} a_k,
+  so every Gaussian divergence is a sum over modes; a random subset of modes is
+  drawn each step (PINN-style collocation, in frequency);
+* Gaussian (any trunk): Cov r = R Rᵀ with R = D Φ_qᵀ diag(w) Ψ(X_q), by quadrature;
+* push-forward: samples of r through the network, sample-based divergences only.
+
+``weighting="field"`` compares ⟨u, φ_k⟩ with its target law N(0, D_k^{-2}) instead of
+r_k with N(0, 1): a decreasing spectral weight, one fix for the pitfall of §5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from pinnprob import divergences as dv
+from pinnprob.generators.base import Generator
+from pinnprob.generators.spectral import SpectralGenerator
+from pinnprob.spde.matern import MaternSPDE, kappa_from_range, tau_from_sigma
+from pinnprob.testfunctions.eigen import BoxEigenbasis
+
+__all__ = ["WeakFormLoss", "GAUSSIAN_DIVERGENCES", "SAMPLE_DIVERGENCES", "log_symbol"]
+
+GAUSSIAN_DIVERGENCES = ("kl", "w2")
+SAMPLE_DIVERGENCES = ("sliced_w2", "mmd", "energy", "kl_mm", "w2_mm")
+
+
+def log_symbol(spde: MaternSPDE, eigenvalues: Float[Array, " K"], log_range, nu) -> Float[Array, " K"]:
+    """log D_k = log τ + (α/2) log(κ² + λ_k) for σ = 1, the log of the operator's action on φ_k."""
+    d = spde.dim
+    kappa = kappa_from_range(jnp.exp(log_range), nu)
+    tau = tau_from_sigma(1.0, kappa, nu, d)
+    alpha = nu + d / 2.0
+    return jnp.log(tau) + 0.5 * alpha * jnp.log(kappa**2 + eigenvalues)
+
+
+def _sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: Float[Array, "S K"],
+                       target_cov: Float[Array, "K K"]) -> Array:
+    if name == "sliced_w2":
+        return dv.sliced_wasserstein(key, x, y)
+    if name == "mmd":
+        return dv.mmd(x, y)
+    if name == "energy":
+        return dv.energy_distance(x, y)
+    if name == "kl_mm":
+        return dv.moment_matched_kl(x, target_cov)
+    if name == "w2_mm":
+        return dv.moment_matched_w2(x, target_cov)
+    raise ValueError(f"unknown sample divergence {name!r}; choose from {SAMPLE_DIVERGENCES}")
+
+
+class WeakFormLoss(eqx.Module):
+    """D(law of the weak-form residuals at θ, law of ⟨W, φ⟩) for one θ = (log ρ, ν).
+
+    ``__call__(generator, key, log_range, nu) -> scalar``; average it over a batch
+    of θ with ``jax.vmap``. Losses are per test function (divided by K).
+    """
+
+    spde: MaternSPDE
+    test: BoxEigenbasis
+    quad_points: Float[Array, "q d"] | None
+    quad_weights: Float[Array, " q"] | None
+    divergence: str = eqx.field(static=True)
+    weighting: str = eqx.field(static=True, default="none")
+    num_samples: int = eqx.field(static=True, default=256)
+    num_modes: int | None = eqx.field(static=True, default=None)
+    exact_projection: bool = eqx.field(static=True, default=False)
+    jitter: float = eqx.field(static=True, default=1e-4)
+
+    def __check_init__(self):
+        if self.divergence not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
+            raise ValueError(
+                f"unknown divergence {self.divergence!r}; choose from {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}"
+            )
+        if self.weighting not in ("none", "field"):
+            raise ValueError(f"weighting must be 'none' or 'field', got {self.weighting!r}")
+        if not self.exact_projection and self.quad_points is None:
+            raise ValueError("a quadrature (quad_points, quad_weights) is needed unless exact_projection=True")
+
+    # -- helpers -----------------------------------------------------------------------------
+    def mode_probabilities(self) -> Float[Array, " K"]:
+        """Sampling law of the modes drawn each step, ∝ (λ_k + λ_1)^{-d/2}: about uniform in log λ,
+        so low frequencies (which carry the field's variance) are not drowned by the many high ones."""
+        lam = self.test.eigenvalues
+        lam1 = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
+        p = (lam + lam1) ** (-self.spde.dim / 2.0)
+        return p / jnp.sum(p)
+
+    def _project(self, values_q: Float[Array, "q m"]) -> Float[Array, "K m"]:
+        """⟨φ_k, v_j⟩ by quadrature."""
+        phi = self.test(self.quad_points)
+        return phi.T @ (self.quad_weights[:, None] * values_q)
+
+    # -- the three paths ----------------------------------------------------------------------
+    def _spectral(self, gen: SpectralGenerator, key, log_range, nu):
+        k_modes, k_div = jax.random.split(key)
+        lam = self.test.eigenvalues
+        if self.num_modes is not None and self.num_modes < lam.shape[0]:
+            idx = jax.random.choice(k_modes, lam.shape[0], (self.num_modes,), p=self.mode_probabilities())
+            lam = lam[idx]
+        log_d = log_symbol(self.spde, lam, log_range, nu)
+        log_s = log_d + gen.log_amplitudes(log_range, nu, lam)  # log std of r_k
+        K = lam.shape[0]
+        if self.divergence == "kl":
+            # KL(N(0, s²) || N(0, 1)) = ½(s² − 1 − log s²), per mode (invariant to weighting)
+            return jnp.mean(0.5 * (jnp.exp(2 * log_s) - 1.0 - 2 * log_s))
+        scale = jnp.exp(-log_d) if self.weighting == "field" else jnp.ones_like(log_d)
+        if self.divergence == "w2":
+            return jnp.mean((scale * (jnp.exp(log_s) - 1.0)) ** 2)
+        k1, k2, k3 = jax.random.split(k_div, 3)
+        x = jax.random.normal(k1, (self.num_samples, K)) * (jnp.exp(log_s) * scale)
+        y = jax.random.normal(k2, (self.num_samples, K)) * scale
+        return _sample_divergence(self.divergence, k3, x, y, jnp.diag(scale**2)) / K
+
+    def _gaussian(self, gen, key, log_range, nu):
+        A = self._project(gen.basis_matrix(self.quad_points, log_range, nu))  # (K, m) = ⟨φ_k, ψ_j⟩
+        log_d = log_symbol(self.spde, self.test.eigenvalues, log_range, nu)
+        K = A.shape[0]
+        if self.weighting == "field":
+            R, target = A, jnp.diag(jnp.exp(-2 * log_d))
+        else:
+            R, target = jnp.exp(log_d)[:, None] * A, jnp.eye(K)
+        if self.divergence in GAUSSIAN_DIVERGENCES:
+            cov = R @ R.T
+            if self.divergence == "kl":
+                # rank(cov) ≤ m: KL is infinite when m < K (design notes §5); the jitter keeps it finite
+                jit = self.jitter * jnp.mean(jnp.diag(target))
+                return dv.gaussian_kl(cov + jit * jnp.eye(K), target) / K
+            return dv.gaussian_w2(cov, target) / K
+        k1, k2, k3 = jax.random.split(key, 3)
+        x = jax.random.normal(k1, (self.num_samples, R.shape[1])) @ R.T
+        y = jax.random.normal(k2, (self.num_samples, K)) * jnp.sqrt(jnp.diag(target))
+        return _sample_divergence(self.divergence, k3, x, y, target) / K
+
+    def _pushforward(self, gen, key, log_range, nu):
+        k1, k2, k3 = jax.random.split(key, 3)
+        z = jax.random.normal(k1, (self.num_samples, gen.latent_dim))
+        if self.exact_projection:
+            c = jax.vmap(lambda zz: gen.coefficients(zz, log_range, nu))(z)  # (S, K)
+        else:
+            u_q = jax.vmap(lambda zz: gen(self.quad_points, zz, log_range, nu))(z)  # (S, q)
+            c = self._project(u_q.T).T
+        log_d = log_symbol(self.spde, self.test.eigenvalues, log_range, nu)
+        K = c.shape[1]
+        if self.weighting == "field":
+            x, sd = c, jnp.exp(-log_d)
+        else:
+            x, sd = c * jnp.exp(log_d), jnp.ones(K)
+        y = jax.random.normal(k2, (self.num_samples, K)) * sd
+        name = {"kl": "kl_mm", "w2": "w2_mm"}.get(self.divergence, self.divergence)
+        return _sample_divergence(name, k3, x, y, jnp.diag(sd**2)) / K
+
+    def __call__(self, gen: Generator, key: PRNGKeyArray, log_range, nu) -> Array:
+        if isinstance(gen, SpectralGenerator) and self.exact_projection:
+            return self._spectral(gen, key, log_range, nu)
+        if gen.gaussian:
+            return self._gaussian(gen, key, log_range, nu)
+        return self._pushforward(gen, key, log_range, nu)

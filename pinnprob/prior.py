@@ -1,0 +1,172 @@
+"""The generative prior: a trained generator with its configuration, validation, sampling and I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from pinnprob._validation import check_params, check_sites
+from pinnprob.config import PriorConfig, build_generator
+from pinnprob.params import ParamRange
+
+__all__ = ["GenerativePrior", "PriorFileError", "load", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_MAGIC = b"PINNPROB\n"
+
+
+class PriorFileError(ValueError):
+    """A prior file that cannot be read: not a prior, corrupted, or from an incompatible version."""
+
+
+class GenerativePrior:
+    """A trained generative PINN prior for the Matérn field on the unit box.
+
+    ``sample(key, X, range=, nu=, sigma=, num_samples=)`` draws fields at sites X (n, d)
+    in [0, 1]^d. ``range`` is the practical range √(8ν)/κ in unit-box units and
+    ``sigma`` the marginal standard deviation of the Matérn field on R^d (it fixes τ);
+    the law targeted is that of the exact SPDE solution on the box, boundary
+    effects included.
+    """
+
+    def __init__(self, generator, config: PriorConfig, history: dict | None = None):
+        self.generator = generator
+        self.config = config
+        self.history = history or {}
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def param_range(self) -> ParamRange:
+        """The (range, ν) rectangle where the prior is claimed accurate; outside it sampling refuses."""
+        return self.config.param_range
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @property
+    def gaussian(self) -> bool:
+        return bool(self.generator.gaussian)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"GenerativePrior(family={c.family!r}, divergence={c.divergence!r}, dim={c.dim}, bc={c.bc!r}, "
+                f"latent_dim={self.latent_dim}, param_range=({self.param_range}))")
+
+    # -- sampling -----------------------------------------------------------------------------
+    def sample(self, key: PRNGKeyArray, X, *, range, nu, sigma=1.0, num_samples: int = 1,
+               site_chunk: int = 4096, sample_chunk: int = 1000) -> Float[Array, "num_samples n"]:
+        """Fields at sites X (n, d), shape (num_samples, n). Work is chunked over sites and samples,
+        so memory stays bounded; the result does not depend on the chunk sizes."""
+        X = check_sites(X, self.dim)
+        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
+        if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        log_range, nu_, sigma_ = math.log(float(range)), float(nu), float(sigma)
+        out = []
+        for c, start in enumerate(builtins_range(0, num_samples, sample_chunk)):
+            S = min(sample_chunk, num_samples - start)
+            kc = jax.random.fold_in(key, c)
+            out.append(self._sample_chunk(kc, X, log_range, nu_, sigma_, S, site_chunk))
+        return jnp.concatenate(out, axis=0)
+
+    def _sample_chunk(self, key, X, log_range, nu, sigma, S, site_chunk):
+        gen = self.generator
+        Z = jax.random.normal(key, (S, gen.latent_dim))
+        pieces = []
+        for start in builtins_range(0, X.shape[0], site_chunk):
+            pieces.append(_sample_sites(gen, Z, X[start:start + site_chunk], log_range, nu, sigma))
+        return jnp.concatenate(pieces, axis=1)
+
+    def covariance(self, X, *, range, nu, sigma=1.0) -> Float[Array, "n n"]:
+        """The generator's exact covariance σ² Ψ Ψᵀ at X (Gaussian generators only)."""
+        if not self.gaussian:
+            raise TypeError("covariance() is exact only for Gaussian generators; estimate it from sample()")
+        X = check_sites(X, self.dim)
+        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
+        Psi = self.generator.basis_matrix(X, math.log(float(range)), float(nu))
+        return float(sigma) ** 2 * Psi @ Psi.T
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights, configuration and package version to one file (atomically)."""
+        from pinnprob import __version__
+
+        path = Path(path)
+        header = {
+            "format": FORMAT_VERSION,
+            "pinnprob_version": __version__,
+            "config": self.config.to_dict(),
+            "history": {k: v for k, v in self.history.items() if k in ("train_seconds", "eval")},
+        }
+        hb = json.dumps(header).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_MAGIC)
+            f.write(len(hb).to_bytes(8, "little"))
+            f.write(hb)
+            eqx.tree_serialise_leaves(f, self.generator)
+        os.replace(tmp, path)
+        return path
+
+
+import builtins  # noqa: E402  (``range`` is a keyword argument name above)
+
+builtins_range = builtins.range
+
+
+@eqx.filter_jit
+def _sample_sites(gen, Z, X, log_range, nu, sigma):
+    if gen.gaussian:
+        Psi = gen.basis_matrix(X, log_range, nu)  # (n, m)
+        return sigma * Z @ Psi.T
+    return sigma * jax.vmap(lambda z: gen(X, z, log_range, nu))(Z)
+
+
+def load(path: str | os.PathLike) -> GenerativePrior:
+    """Read a prior written by :meth:`GenerativePrior.save`; a bad file raises :class:`PriorFileError`."""
+    from pinnprob import __version__
+
+    path = Path(path)
+    if not path.is_file():
+        raise PriorFileError(f"no prior file at {str(path)!r}")
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC)) != _MAGIC:
+                raise PriorFileError(f"{str(path)!r} is not a pinnprob prior file (bad magic bytes)")
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n < 10_000_000:
+                raise PriorFileError(f"{str(path)!r} is corrupted (bad header length)")
+            header = json.loads(f.read(n).decode())
+            fmt = header.get("format")
+            if fmt != FORMAT_VERSION:
+                raise PriorFileError(
+                    f"{str(path)!r} has prior format {fmt} (written by pinnprob {header.get('pinnprob_version')}); "
+                    f"this pinnprob {__version__} reads format {FORMAT_VERSION}. Retrain it or use a matching version."
+                )
+            config = PriorConfig.from_dict(header["config"])
+            template = build_generator(config)
+            generator = eqx.tree_deserialise_leaves(f, template)
+            if f.read(1):
+                raise PriorFileError(f"{str(path)!r} is corrupted (trailing bytes after the weights)")
+    except PriorFileError:
+        raise
+    except Exception as e:  # truncated file, bad JSON, shape mismatch in the weights, ...
+        raise PriorFileError(f"{str(path)!r} could not be read as a pinnprob prior: {type(e).__name__}: {e}") from e
+    leaves = jax.tree_util.tree_leaves(eqx.filter(generator, eqx.is_inexact_array))
+    if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+        raise PriorFileError(f"{str(path)!r} is corrupted (non-finite weights)")
+    return GenerativePrior(generator, config, header.get("history"))
