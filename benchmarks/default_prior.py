@@ -57,7 +57,7 @@ def draw(prior, key, X, r, n, num):
     return np.concatenate(out)
 
 
-def covariance_table(prior, num_samples: int, seed: int = 0):
+def covariance_table(prior, num_samples: int, seed: int = 0, big_samples: int = 200_000):
     X = eval_grid(2)
     centre = np.array([[0.5, 0.5]])
     Xc = np.concatenate([X, centre])
@@ -70,6 +70,10 @@ def covariance_table(prior, num_samples: int, seed: int = 0):
             Psi = np.asarray(prior.generator.basis_matrix(jnp.asarray(Xc), math.log(r), n), np.float64)
             Cx = Psi @ Psi.T
             floor = empirical_cov(truth.cholesky_sample(seed + 1, C, num_samples))
+            big = None
+            if (r, n) in MUST and big_samples:
+                big = rel_fro(empirical_cov(draw(prior, jax.random.key(seed + 7), Xc, r, n, big_samples))[:-1, :-1],
+                              C[:-1, :-1])
             rows.append(dict(
                 range=r, nu=n, must=(r, n) in MUST,
                 claimed=prior.param_range.contains(r, n),
@@ -77,6 +81,8 @@ def covariance_table(prior, num_samples: int, seed: int = 0):
                 exact=rel_fro(Cx[:-1, :-1], C[:-1, :-1]),
                 floor=rel_fro(floor[:-1, :-1], C[:-1, :-1]),
                 var_centre=float(Ce[-1, -1] / C[-1, -1]),
+                var_centre_exact=float(Cx[-1, -1] / C[-1, -1]),
+                big=big,
             ))
             print(f"rho={r:<5} nu={n:<4} emp={rows[-1]['emp']:.4f} exact={rows[-1]['exact']:.4f} "
                   f"MC-floor={rows[-1]['floor']:.4f} var(centre)/exact={rows[-1]['var_centre']:.4f}", flush=True)
@@ -94,8 +100,12 @@ def sampling_speed(prior, num_sites=10_000, num_samples=1_000, r=0.2, n=1.5, see
     jax.block_until_ready(prior.sample(jax.random.key(seed + 1), X, range=r, nu=n, sigma=1.0,
                                        num_samples=num_samples))
     ours = time.perf_counter() - t
+    # the exact peer's covariance: the R² Matérn term in closed form (ν = 1.5), vectorised NumPy.
+    # The box covariance adds image terms on top of it, so this is a lower bound on its cost.
     t = time.perf_counter()
-    C = truth.box_covariance(X, X, prior.config.domain, range=r, sigma=1.0, nu=n)
+    D = np.sqrt(np.maximum(np.sum(X**2, 1)[:, None] + np.sum(X**2, 1)[None] - 2 * X @ X.T, 0.0))
+    C = truth.matern_covariance(D, range=r, sigma=1.0, nu=n)
+    del D
     t_cov = time.perf_counter() - t
     t = time.perf_counter()
     L = scipy.linalg.cholesky(C + 1e-8 * np.eye(num_sites), lower=True, overwrite_a=True, check_finite=False)
@@ -130,13 +140,15 @@ def write_doc(prior, rows, speed, path: Path, num_samples: int):
         "exceeds 5 % (E‖Ĉ − C‖²_F = (‖C‖²_F + (tr C)²)/N). `var(centre)`: empirical variance at "
         "(0.5, 0.5) over the exact box variance there.",
         "",
-        "| ν | range | Must | claimed | empirical | exact | MC floor | var(centre) ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ν | range | Must | claimed | empirical | exact | MC floor | empirical, 10× fields | var(centre) ratio | var(centre), exact |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        big = "" if r["big"] is None else f"{100 * r['big']:.2f} %"
         lines.append(
             f"| {r['nu']} | {r['range']} | {'yes' if r['must'] else ''} | {'yes' if r['claimed'] else 'no'} | "
-            f"{100 * r['emp']:.2f} % | {100 * r['exact']:.2f} % | {100 * r['floor']:.2f} % | {r['var_centre']:.4f} |"
+            f"{100 * r['emp']:.2f} % | {100 * r['exact']:.2f} % | {100 * r['floor']:.2f} % | {big} | "
+            f"{r['var_centre']:.4f} | {r['var_centre_exact']:.4f} |"
         )
     must = [r for r in rows if r["must"]]
     lines += [
@@ -146,19 +158,23 @@ def write_doc(prior, rows, speed, path: Path, num_samples: int):
         f"max MC floor {100 * max(r['floor'] for r in must):.2f} %; centre variance within "
         f"{100 * max(abs(r['var_centre'] - 1) for r in must):.2f} %.",
         "",
+        "`empirical, 10× fields`: the same empirical error with ten times more fields, on the Must "
+        "grid: it falls like 1/√N towards the `exact` column, which shows the gap is Monte Carlo noise.",
+        "",
         "## Sampling 1 000 fields at 10 000 uniform sites (ρ = 0.2, ν = 1.5)",
         "",
         "| method | seconds |",
         "|---|---|",
         f"| pinnprob default (run, after compile) | {speed['ours']:.2f} |",
         f"| pinnprob default: compile time of the first call | {speed['compile']:.2f} |",
-        f"| exact: covariance by images (SciPy, float64) | {speed['cov']:.2f} |",
+        f"| exact: covariance matrix (closed-form Matérn-3/2, NumPy float64; a lower bound for the box's images) | {speed['cov']:.2f} |",
         f"| exact: Cholesky (SciPy, float64) | {speed['chol']:.2f} |",
         f"| exact: L @ Z | {speed['mul']:.2f} |",
         f"| exact: total | {speed['exact']:.2f} |",
         "",
         f"Ratio exact / pinnprob: **{speed['ratio']:.1f}×** "
-        f"({speed['chol_only_ratio']:.1f}× counting the Cholesky factorisation and product only).",
+        f"({speed['chol_only_ratio']:.1f}× counting the Cholesky factorisation and product only). "
+        "Times are wall-clock after `jax.block_until_ready`; JAX compile time is reported apart.",
         "",
         "## Training time",
         "",
@@ -180,7 +196,7 @@ def main():
     a = p.parse_args()
     prior = pinnprob.load(a.prior) if a.prior else pinnprob.pretrained("matern2d")
     n = 2000 if a.quick else a.samples
-    rows = covariance_table(prior, n)
+    rows = covariance_table(prior, n, big_samples=0 if a.quick else 10 * n)
     speed = sampling_speed(prior, num_sites=2000 if a.quick else 10_000)
     print(speed)
     write_doc(prior, rows, speed, Path(a.out), n)

@@ -40,6 +40,8 @@ class PriorConfig:
     valid_range: tuple | None = None
     # test functions / trunk: eigenmodes with index < modes_per_dim and |ω| ≤ π·modes_per_dim
     modes_per_dim: int = 128
+    # keep only the first max_modes modes (by eigenvalue): a cheaper prior for longer ranges
+    max_modes: int | None = None
     modes_per_step: int | None = 512
     width: int = 64
     depth: int = 3
@@ -101,7 +103,10 @@ def _as_range(r) -> tuple:
 
 def _basis(config: PriorConfig) -> BoxEigenbasis:
     M = config.modes_per_dim
-    return BoxEigenbasis.create(config.domain, M, max_frequency=math.pi * M)
+    b = BoxEigenbasis.create(config.domain, M, max_frequency=math.pi * M)
+    if config.max_modes is not None and config.max_modes < b.size:
+        b = BoxEigenbasis(b.domain, b.modes[: config.max_modes], b.eigenvalues[: config.max_modes])
+    return b
 
 
 def build_generator(config: PriorConfig, key=None):

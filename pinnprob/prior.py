@@ -99,6 +99,44 @@ class GenerativePrior:
         Psi = self.generator.basis_matrix(X, math.log(float(range)), float(nu))
         return float(sigma) ** 2 * Psi @ Psi.T
 
+    # -- NumPyro ---------------------------------------------------------------------------------
+    def distribution(self, X, *, range, nu, sigma=1.0, jitter: float = 1e-5):
+        """The field at sites X (n, d) as a NumPyro distribution (event shape (n,)).
+
+        ``range``, ``nu``, ``sigma`` may be traced (sampled in a model); concrete values are
+        checked against :attr:`param_range`. The sites' trunk features are computed here, once.
+        See :class:`pinnprob.inference.GenerativeField`.
+        """
+        from pinnprob.inference.distribution import GenerativeField
+
+        X = check_sites(X, self.dim)
+        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
+        return GenerativeField(self.generator, self.generator.features(X), jnp.asarray(range, float),
+                               jnp.asarray(nu, float), jnp.asarray(sigma, float), jitter=jitter)
+
+    def truncate(self, min_range: float, tol: float = 1e-2, nu: float | None = None) -> "GenerativePrior":
+        """A cheaper prior with only the lowest-frequency modes needed down to ``min_range``.
+
+        Keeps the shortest prefix of modes (by eigenvalue) whose left-out variance is at most
+        ``tol`` of the total, at range ``min_range`` and at both ends of the ν range (or at ``nu``
+        only, when ν is fixed). Its ``param_range`` starts at ``min_range``. Spectral generators only.
+        """
+        if self.config.family != "spectral":
+            raise TypeError("truncate() applies to spectral generators only")
+        pr = self.param_range
+        if not pr.range[0] <= min_range <= pr.range[1]:
+            raise ValueError(f"min_range = {min_range:g} is outside the prior's range {pr.range}")
+        keep = 1
+        for n in (pr.nu if nu is None else (float(nu),)):
+            a2 = np.asarray(self.generator.amplitudes(math.log(min_range), n), np.float64) ** 2
+            tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = fraction in modes k, k+1, ...
+            keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))
+        keep = max(keep, 1)
+        config = self.config.replace(max_modes=keep, valid_range=((float(min_range), pr.range[1]), pr.nu))
+        from pinnprob.config import _basis
+
+        return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)
+
     # -- I/O ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write weights, configuration and package version to one file (atomically)."""

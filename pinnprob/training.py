@@ -130,8 +130,11 @@ def fit_generator(
     """
     from tqdm.auto import tqdm
 
-    schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, min(200, steps // 10 + 1), steps,
-                                                  end_value=learning_rate * 1e-2)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    warmup = min(200, steps // 10)
+    schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else learning_rate, learning_rate, warmup,
+                                                  max(steps, warmup + 1), end_value=learning_rate * 1e-2)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
     spec = trainable_filter(gen)
     opt_state = optimizer.init(eqx.filter(gen, spec))

@@ -125,6 +125,6 @@ def test_pushforward_loss_runs_and_is_differentiable():
     gen = build_generator(cfg)
     loss = build_loss(cfg)
     g = eqx.filter_grad(lambda gg: loss(gg, jax.random.key(0), math.log(0.3), 1.5))(gen)
-    leaves = jax.tree_util.tree_leaves(eqx.filter(g.branch, eqx.is_inexact_array))
+    leaves = jax.tree_util.tree_leaves(eqx.filter(g.branch_mlp, eqx.is_inexact_array))
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
     assert any(float(jnp.abs(x).max()) > 0 for x in leaves)

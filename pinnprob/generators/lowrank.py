@@ -28,7 +28,7 @@ class LowRankGenerator(Generator):
     gaussian = True
     fourier: FourierFeatures
     trunk: eqx.nn.MLP
-    branch: eqx.nn.MLP
+    branch_mlp: eqx.nn.MLP
     rank: int = eqx.field(static=True)
     num_features: int = eqx.field(static=True)
     param_range: ParamRange = eqx.field(static=True)
@@ -39,7 +39,7 @@ class LowRankGenerator(Generator):
         k1, k2, k3 = jax.random.split(key, 3)
         self.fourier = FourierFeatures(k1, dim, num_fourier, fourier_scale)
         self.trunk = eqx.nn.MLP(self.fourier.out_size, num_features, width, depth, activation=jax.nn.tanh, key=k2)
-        self.branch = eqx.nn.MLP(2, num_features * rank, width, depth, activation=jax.nn.tanh, key=k3)
+        self.branch_mlp = eqx.nn.MLP(2, num_features * rank, width, depth, activation=jax.nn.tanh, key=k3)
         self.rank = rank
         self.num_features = num_features
         self.param_range = ParamRange(*param_range)
@@ -55,11 +55,20 @@ class LowRankGenerator(Generator):
     def mixing(self, log_range, nu) -> Float[Array, "F m"]:
         """B(θ)."""
         th = self.param_range.normalize(log_range, nu)
-        return self.branch(th).reshape(self.num_features, self.rank) / jnp.sqrt(self.rank)
+        return self.branch_mlp(th).reshape(self.num_features, self.rank) / jnp.sqrt(self.rank)
+
+    def branch(self, log_range, nu) -> Float[Array, "F m"]:
+        return self.mixing(log_range, nu)
+
+    def combine(self, features: Float[Array, "n F"], b: Float[Array, "F m"], z: Float[Array, " m"]) -> Float[Array, " n"]:
+        return features @ (b @ z)
+
+    def basis_from_branch(self, features: Float[Array, "n F"], b: Float[Array, "F m"]) -> Float[Array, "n m"]:
+        return features @ b
 
     def basis_matrix(self, X, log_range, nu) -> Float[Array, "n m"]:
         """Ψ = t(X) B(θ): the field is Ψ z, its covariance Ψ Ψᵀ."""
-        return self.features(X) @ self.mixing(log_range, nu)
+        return self.basis_from_branch(self.features(X), self.branch(log_range, nu))
 
     def __call__(self, X, z, log_range, nu):
-        return self.features(X) @ (self.mixing(log_range, nu) @ z)
+        return self.combine(self.features(X), self.branch(log_range, nu), z)

@@ -26,7 +26,7 @@ class PushForwardGenerator(Generator):
 
     gaussian = False
     basis: BoxEigenbasis
-    branch: eqx.nn.MLP
+    branch_mlp: eqx.nn.MLP
     latent: int = eqx.field(static=True)
     param_range: ParamRange = eqx.field(static=True)
 
@@ -34,7 +34,7 @@ class PushForwardGenerator(Generator):
                  latent_dim: int | None = None, width: int = 256, depth: int = 3):
         self.basis = basis
         self.latent = int(latent_dim or basis.size)
-        self.branch = eqx.nn.MLP(self.latent + 2, basis.size, width, depth, activation=jax.nn.gelu, key=key)
+        self.branch_mlp = eqx.nn.MLP(self.latent + 2, basis.size, width, depth, activation=jax.nn.gelu, key=key)
         self.param_range = ParamRange(*param_range)
 
     @property
@@ -46,8 +46,17 @@ class PushForwardGenerator(Generator):
 
     def coefficients(self, z: Float[Array, " m"], log_range, nu) -> Float[Array, " K"]:
         """b(z, θ) = ⟨u, φ_k⟩ for σ = 1."""
-        th = self.param_range.normalize(log_range, nu)
-        return self.branch(jnp.concatenate([z, th]))
+        return self.branch_net(z, self.param_range.normalize(log_range, nu))
+
+    def branch(self, log_range, nu) -> Float[Array, " 2"]:
+        """The normalised θ (the network mixes it with z, so nothing more can be precomputed)."""
+        return self.param_range.normalize(log_range, nu)
+
+    def combine(self, features: Float[Array, "n K"], b: Float[Array, " 2"], z: Float[Array, " m"]) -> Float[Array, " n"]:
+        return features @ self.branch_net(z, b)
+
+    def branch_net(self, z, th):
+        return self.branch_mlp(jnp.concatenate([z, th]))
 
     def __call__(self, X, z, log_range, nu):
         return self.features(X) @ self.coefficients(z, log_range, nu)

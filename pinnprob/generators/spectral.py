@@ -69,12 +69,25 @@ class SpectralGenerator(Generator):
         """The trunk Φ(X): θ-independent, computed once per set of sites."""
         return self.basis(X)
 
+    # DeepONet split: branch(θ) once per θ, trunk features once per set of sites, then combine.
+    def branch(self, log_range, nu) -> Float[Array, " K"]:
+        """The θ-dependent part: the amplitudes a(θ), shape (K,)."""
+        return self.amplitudes(log_range, nu)
+
+    def combine(self, features: Float[Array, "n K"], b: Float[Array, " K"], z: Float[Array, " K"]) -> Float[Array, " n"]:
+        """u = Φ (a ⊙ z)."""
+        return features @ (b * z)
+
+    def basis_from_branch(self, features: Float[Array, "n K"], b: Float[Array, " K"]) -> Float[Array, "n K"]:
+        """Ψ = Φ diag(a)."""
+        return features * b
+
     def basis_matrix(self, X: Float[Array, "n d"], log_range, nu) -> Float[Array, "n K"]:
         """Ψ = Φ(X) diag(a): the field is Ψ z and its covariance Ψ Ψᵀ."""
-        return self.features(X) * self.amplitudes(log_range, nu)
+        return self.basis_from_branch(self.features(X), self.branch(log_range, nu))
 
     def __call__(self, X, z, log_range, nu):
-        return self.features(X) @ (self.amplitudes(log_range, nu) * z)
+        return self.combine(self.features(X), self.branch(log_range, nu), z)
 
     def with_basis(self, basis: BoxEigenbasis) -> "SpectralGenerator":
         """The same learned amplitude on another truncation of the eigenbasis (e.g. fewer modes)."""

@@ -1,0 +1,17 @@
+"""Generative priors inside NumPyro models: distribution, reparameterisation, priors, fitting."""
+
+from pinnprob.inference.distribution import GenerativeField, LatentOnlyError
+from pinnprob.inference.priors import PCRange, Truncated, pc_priors, pc_sigma, truncate_to_range
+from pinnprob.inference.reparam import LatentFieldReparam, latent_field
+
+__all__ = [
+    "GenerativeField",
+    "LatentFieldReparam",
+    "LatentOnlyError",
+    "PCRange",
+    "Truncated",
+    "latent_field",
+    "pc_priors",
+    "pc_sigma",
+    "truncate_to_range",
+]

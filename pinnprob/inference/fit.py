@@ -1,0 +1,367 @@
+"""One-call geostatistical fit and prediction with a generative prior.
+
+``fit(X, y, ...)`` maps the user's coordinates to the unit square with a buffer, builds the model
+
+    range ~ range_prior,  σ ~ sigma_prior,  ν ~ U(prior's ν range)  (or fixed),
+    β ~ N(0, ·),  f ~ GenerativeField(X; range, ν, σ),
+    y ~ N(intercept + Zβ + f, noise²)  |  Poisson(exp(·))  |  Bernoulli(logit = ·),
+
+runs NUTS (NumPyro or BlackJAX) or SVI, and returns ArviZ ``InferenceData`` whose ``range`` is in
+the user's units. ``predict(idata, X_new)`` gives posterior predictive summaries and conditional
+simulations at new sites, chunked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoNormal
+
+from pinnprob.inference.collapsed import CollapsedGaussian, conditional_latent
+from pinnprob.inference.distribution import GenerativeField
+from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
+from pinnprob.inference.reparam import latent_field
+
+__all__ = ["fit", "predict", "CoordinateMap", "LIKELIHOODS", "METHODS"]
+
+LIKELIHOODS = ("gaussian", "poisson", "bernoulli")
+METHODS = ("nuts", "blackjax", "svi")
+
+
+@dataclass(frozen=True)
+class CoordinateMap:
+    """unit = (x − origin) / scale: the data's bounding square, centred, with a buffer on each side."""
+
+    origin: tuple
+    scale: float
+
+    @classmethod
+    def from_data(cls, X: np.ndarray, buffer: float) -> "CoordinateMap":
+        lo, hi = X.min(0), X.max(0)
+        extent = float(np.max(hi - lo))
+        L = extent * (1.0 + 2.0 * buffer)
+        centre = 0.5 * (lo + hi)
+        return cls(tuple(float(c - L / 2) for c in centre), L)
+
+    def to_unit(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float64) - np.asarray(self.origin)) / self.scale
+
+
+def _check_inputs(X, y, covariates, likelihood, method, prior, nu):
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    try:
+        X = np.array(X, dtype=np.float64, copy=True)
+        y = np.array(y, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"X and y must be numeric arrays: {e}") from None
+    if X.ndim != 2 or X.shape[1] != prior.dim:
+        raise ValueError(f"X must have shape (n, {prior.dim}), got {X.shape}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have shape (n,) with n = {X.shape[0]} (the rows of X), got {y.shape}")
+    if X.shape[0] < 3:
+        raise ValueError(f"need at least 3 sites, got {X.shape[0]}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X has {int((~np.isfinite(X)).any(1).sum())} row(s) with NaN or inf")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"y has {int((~np.isfinite(y)).sum())} NaN or inf value(s); drop those sites first")
+    if np.max(X.max(0) - X.min(0)) <= 0:
+        raise ValueError("the sites have no spread: all coordinates are equal")
+    if likelihood == "poisson" and (np.any(y < 0) or np.any(y != np.round(y))):
+        raise ValueError("the poisson likelihood needs non-negative integer counts in y")
+    if likelihood == "bernoulli" and not np.all((y == 0) | (y == 1)):
+        raise ValueError("the bernoulli likelihood needs y in {0, 1}")
+    Z = None
+    if covariates is not None:
+        try:
+            Z = np.array(covariates, dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"covariates must be numeric: {e}") from None
+        Z = Z[:, None] if Z.ndim == 1 else Z
+        if Z.ndim != 2 or Z.shape[0] != X.shape[0]:
+            raise ValueError(f"covariates must have shape (n,) or (n, p) with n = {X.shape[0]}, got {Z.shape}")
+        if not np.all(np.isfinite(Z)):
+            raise ValueError(f"covariates have {int((~np.isfinite(Z)).sum())} NaN or inf value(s)")
+        if np.any(Z.std(0) == 0):
+            raise ValueError("a covariate is constant; the intercept already covers it")
+    if nu is not None:
+        lo, hi = prior.param_range.nu
+        if not (np.isscalar(nu) and math.isfinite(float(nu)) and lo <= float(nu) <= hi):
+            raise ValueError(f"nu = {nu!r} is outside the prior's training range [{lo:g}, {hi:g}]")
+    return X, y, Z
+
+
+def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, sigma_prior, noise_prior,
+                 nu_prior, collapsed, jitter):
+    gen = prior.generator
+    ymean, ysd = y_info
+    p = 0 if Z is None else Z.shape[1]
+    zmean = None if Z is None else jnp.asarray(Z.mean(0))
+    zsd = None if Z is None else jnp.asarray(Z.std(0))
+    Zc = None if Z is None else jnp.asarray(Z) - zmean
+    gauss = likelihood == "gaussian"
+
+    def model(y=None):
+        range_ = numpyro.sample("range", range_prior)
+        sigma = numpyro.sample("sigma", sigma_prior)
+        nu_ = numpyro.sample("nu", nu_prior) if nu is None else jnp.asarray(float(nu))
+        icpt = numpyro.sample("intercept_centered", dist.Normal(ymean if gauss else 0.0, 2.0 * ysd if gauss else 3.0))
+        eta = icpt * jnp.ones(features.shape[0])
+        if p:
+            scale = (2.0 * ysd if gauss else 1.0) / zsd
+            beta = numpyro.sample("beta", dist.Normal(jnp.zeros(p), scale).to_event(1))
+            eta = eta + Zc @ beta
+            numpyro.deterministic("intercept", icpt - jnp.dot(zmean, beta))
+        else:
+            numpyro.deterministic("intercept", icpt)
+        field = GenerativeField(gen, features, range_ / cmap.scale, nu_, sigma, jitter=jitter)
+        if gauss:
+            noise = numpyro.sample("noise", noise_prior)
+            if collapsed:
+                numpyro.sample("y", CollapsedGaussian(field, eta, noise), obs=y)
+                return
+            f = numpyro.sample("field", field)
+            numpyro.sample("y", dist.Normal(eta + f, noise).to_event(1), obs=y)
+        else:
+            f = numpyro.sample("field", field)
+            if likelihood == "poisson":
+                numpyro.sample("y", dist.Poisson(jnp.exp(eta + f)).to_event(1), obs=y)
+            else:
+                numpyro.sample("y", dist.Bernoulli(logits=eta + f).to_event(1), obs=y)
+
+    return latent_field(model)
+
+
+def _run_blackjax(model, y, key, num_warmup, num_samples, progress_bar):
+    import blackjax
+    from numpyro.infer.util import initialize_model
+    from tqdm.auto import tqdm
+
+    k_init, k_warm, k_run = jax.random.split(key, 3)
+    info = initialize_model(k_init, model, model_kwargs={"y": y}, dynamic_args=False)
+    logdensity = lambda z: -info.potential_fn(z)  # noqa: E731
+    warmup = blackjax.window_adaptation(blackjax.nuts, logdensity)
+    (state, params), _ = warmup.run(k_warm, info.param_info.z, num_steps=num_warmup)
+    kernel = jax.jit(blackjax.nuts(logdensity, **params).step)
+
+    @jax.jit
+    def chunk(state, keys):
+        def one(s, k):
+            s, inf = kernel(k, s)
+            return s, (s.position, inf.is_divergent, inf.num_integration_steps)
+        return jax.lax.scan(one, state, keys)
+
+    keys = jax.random.split(k_run, num_samples)
+    out, div, steps = [], [], []
+    bar = tqdm(total=num_samples, disable=not progress_bar, desc="blackjax nuts")
+    for s in range(0, num_samples, 50):
+        state, (pos, d, n) = chunk(state, keys[s:s + 50])
+        out.append(pos)
+        div.append(d)
+        steps.append(n)
+        bar.update(len(d))
+    bar.close()
+    positions = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *out)
+    samples = jax.vmap(info.postprocess_fn)(positions)
+    stats = {"diverging": jnp.concatenate(div), "n_steps": jnp.concatenate(steps)}
+    return samples, stats
+
+
+def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
+        sigma_prior=None, noise_prior=None, method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
+        num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
+        mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int = 200, progress_bar: bool = True,
+        jitter: float = 1e-5):
+    """Fit a geostatistical model with a generative field prior; returns ``arviz.InferenceData``.
+
+    ``X`` (n, 2) in the user's units, ``y`` (n,). Posterior variables: ``range`` (user units),
+    ``sigma``, ``nu`` (when free), ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
+    ``field`` (the field at the data sites). Default priors: PC prior for the range with
+    P(range < extent/10) = 0.05 and for σ with P(σ > 2·sd(y)) = 0.05 (on the linear-predictor scale
+    for Poisson / Bernoulli: P(σ > 2) = 0.05), ν uniform over the prior's range, noise half-normal
+    with scale sd(y). Any NumPyro distribution is accepted instead; a range or ν prior that
+    reaches beyond the generative prior's range is truncated to it with a warning. ``collapsed``
+    (default: True for a Gaussian likelihood) integrates the field out and recovers it afterwards
+    for ``field_draws`` posterior draws.
+    """
+    import arviz as az
+
+    from pinnprob.api import pretrained
+
+    prior = pretrained("matern2d") if prior is None else prior
+    X, y, Z = _check_inputs(X, y, covariates, likelihood, method, prior, nu)
+    collapsed = (likelihood == "gaussian" and prior.gaussian) if collapsed is None else bool(collapsed)
+    if collapsed and not (likelihood == "gaussian" and prior.gaussian):
+        raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
+    cmap = CoordinateMap.from_data(X, buffer)
+    extent = float(np.max(X.max(0) - X.min(0)))
+    ysd = float(y.std()) if likelihood == "gaussian" else 1.0
+    ysd = ysd if ysd > 0 else 1.0
+    pr = prior.param_range
+    lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
+    if range_prior is None:
+        with warnings.catch_warnings():  # the default's truncation is by design, not news
+            warnings.simplefilter("ignore")
+            range_prior = truncate_to_range(PCRange(extent / 10, 0.05), lo_user, hi_user, "range")
+    else:
+        range_prior = truncate_to_range(range_prior, lo_user, hi_user, "range")
+    sigma_prior = pc_sigma(2.0 * ysd, 0.05) if sigma_prior is None else sigma_prior
+    noise_prior = dist.HalfNormal(ysd) if noise_prior is None else noise_prior
+    nu_prior = dist.Uniform(*pr.nu)
+    # modes: enough for the shortest range the (truncated) range prior gives mass to
+    min_range = float(np.clip(quantile(range_prior, 0.005), lo_user, hi_user)) / cmap.scale
+    if prior.config.family == "spectral":
+        prior = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
+    Xu = cmap.to_unit(X)
+    features = prior.generator.features(jnp.asarray(Xu))
+    model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
+                         likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter)
+    key = jax.random.key(seed)
+    k_run, k_field = jax.random.split(key)
+    yj = jnp.asarray(y)
+    t0 = time.perf_counter()
+    if method == "nuts":
+        mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                    chain_method="sequential", progress_bar=progress_bar)
+        mcmc.run(k_run, y=yj)
+        samples = mcmc.get_samples(group_by_chain=True)
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        stats = {"diverging": extra["diverging"]}
+    elif method == "blackjax":
+        runs = [_run_blackjax(model, yj, k, num_warmup, num_samples, progress_bar)
+                for k in jax.random.split(k_run, num_chains)]
+        samples = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[r[0] for r in runs])
+        stats = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[r[1] for r in runs])
+    else:
+        guide = AutoNormal(model)
+        svi = SVI(model, guide, numpyro.optim.Adam(0.01), Trace_ELBO())
+        res = svi.run(k_run, svi_steps, y=yj, progress_bar=progress_bar)
+        tr = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(y=yj)
+        sites = [k for k, v in tr.items() if v["type"] in ("sample", "deterministic") and k != "y"]
+        draws = Predictive(model, guide=guide, params=res.params, num_samples=num_samples * num_chains,
+                           return_sites=sites)(jax.random.fold_in(k_run, 1), y=yj)
+        samples = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in draws.items()}
+        stats = {"elbo_loss": res.losses}
+    samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
+    elapsed = time.perf_counter() - t0
+    if collapsed:
+        samples["field"], samples["field_latent"] = _recover_field(prior, features, cmap, samples, yj, Z, nu,
+                                                                   k_field, field_draws, jitter)
+    posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",)}
+    if nu is not None:
+        posterior.pop("nu", None)
+    attrs = {
+        "pinnprob": json.dumps({
+            "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": nu, "collapsed": collapsed,
+            "prior_config": prior.config.to_dict(), "covariates": 0 if Z is None else Z.shape[1],
+            "method": method, "sampling_seconds": elapsed,
+        })
+    }
+    sample_stats = {k: np.asarray(v) for k, v in stats.items() if k != "elbo_loss"}
+    idata = az.from_dict(
+        posterior=posterior, sample_stats=sample_stats or None, observed_data={"y": y},
+        constant_data={"X": X, **({"covariates": Z} if Z is not None else {})},
+        dims={"field": ["site"], "field_latent": ["mode"], "beta": ["covariate"]}, attrs=attrs,
+    )
+    idata._pinnprob_prior = prior  # the (truncated) prior, for predict() in the same session
+    return idata
+
+
+def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, jitter):
+    """Field (and latent) at the data sites for a thinned set of posterior draws, by Matheron's rule."""
+    C, S = samples["range"].shape[:2]
+    idx = np.linspace(0, S - 1, min(field_draws, S)).astype(int)
+    zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
+
+    @jax.jit
+    def one(k, r, nu_, sig, icpt, beta, noise):
+        field = GenerativeField(prior.generator, features, r / cmap.scale, nu_, sig, jitter=jitter)
+        eta = icpt + (0.0 if zc is None else zc @ beta)
+        z = conditional_latent(k, field, y - eta, noise)
+        return field.from_latent(z), z
+
+    fields = np.full((C, S, features.shape[0]), np.nan)
+    latents = np.full((C, S, prior.latent_dim), np.nan)
+    for c in range(C):
+        for j, s in enumerate(idx):
+            nu_ = samples["nu"][c, s] if nu is None else float(nu)
+            beta = samples["beta"][c, s] if "beta" in samples else jnp.zeros(0)
+            f, z = one(jax.random.fold_in(key, c * S + s), samples["range"][c, s], nu_, samples["sigma"][c, s],
+                       samples["intercept_centered"][c, s], beta, samples["noise"][c, s])
+            fields[c, s], latents[c, s] = np.asarray(f), np.asarray(z)
+    keep = np.zeros(S, bool)
+    keep[idx] = True
+    return fields[:, keep], latents[:, keep]
+
+
+def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
+            chunk: int = 20_000, seed: int = 0, return_draws: bool = False):
+    """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
+
+    Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
+    and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
+    posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``.
+    """
+    from pinnprob.prior import GenerativePrior
+
+    meta = json.loads(idata.attrs["pinnprob"])
+    if prior is None:
+        prior = getattr(idata, "_pinnprob_prior", None)
+    if prior is None:  # e.g. InferenceData read back from disk: rebuild the default prior it used
+        from pinnprob.api import pretrained
+        from pinnprob.config import PriorConfig, _basis
+
+        base = pretrained("matern2d")
+        cfg = PriorConfig.from_dict(meta["prior_config"])
+        if cfg.replace(max_modes=None, valid_range=None) != base.config.replace(valid_range=None):
+            raise ValueError("this fit used a custom prior: pass it as predict(..., prior=...)")
+        prior = GenerativePrior(base.generator.with_basis(_basis(cfg)), cfg)
+    cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
+    Xn = np.array(X_new, dtype=np.float64, copy=True)
+    if Xn.ndim != 2 or Xn.shape[1] != prior.dim or not np.all(np.isfinite(Xn)):
+        raise ValueError(f"X_new must be a finite array of shape (n, {prior.dim})")
+    U = cmap.to_unit(Xn)
+    if np.any(U < 0) or np.any(U > 1):
+        raise ValueError("X_new reaches outside the modelled square (the data's extent plus its buffer); "
+                         "refit with a larger buffer to predict there")
+    p = meta["covariates"]
+    if p and covariates is None:
+        raise ValueError(f"the model has {p} covariate(s): pass covariates for the new sites")
+    Zn = None if not p else np.atleast_2d(np.asarray(covariates, np.float64).reshape(len(Xn), -1))
+    post = idata.posterior
+    lat = post["field_latent"].values
+    ok = ~np.isnan(lat).any(-1)
+    C, S = ok.shape
+    sel = [(c, s) for c in range(C) for s in range(S) if ok[c, s]]
+    if num_draws is not None:
+        sel = [sel[i] for i in np.linspace(0, len(sel) - 1, min(num_draws, len(sel))).astype(int)]
+    get = lambda name, c, s: float(post[name].values[c, s])  # noqa: E731
+    out = np.empty((len(sel), len(Xn)))
+    gen = prior.generator
+    for start in range(0, len(Xn), chunk):
+        feats = gen.features(jnp.asarray(U[start:start + chunk]))
+        for i, (c, s) in enumerate(sel):
+            nu_ = meta["nu_fixed"] if meta["nu_fixed"] is not None else get("nu", c, s)
+            fld = GenerativeField(gen, feats, get("range", c, s) / cmap.scale, nu_, get("sigma", c, s))
+            f = np.asarray(fld.from_latent(jnp.asarray(lat[c, s])))
+            eta = get("intercept", c, s)
+            if p:
+                eta = eta + Zn[start:start + chunk] @ post["beta"].values[c, s]
+            out[i, start:start + chunk] = eta + f
+    res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),
+           "quantile_levels": np.asarray(quantiles)}
+    if return_draws:
+        res["draws"] = out
+    return res

@@ -1,0 +1,201 @@
+"""Generative fields inside NumPyro: distribution, reparameterisation, collapsed likelihood, priors, fit, predict."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer import Predictive
+
+import pinnprob
+from pinnprob.inference import (
+    GenerativeField,
+    LatentOnlyError,
+    PCRange,
+    latent_field,
+    pc_priors,
+    truncate_to_range,
+)
+from pinnprob.inference.collapsed import CollapsedGaussian, conditional_latent
+from pinnprob.inference.fit import fit, predict
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return pinnprob.pretrained("matern2d").truncate(0.3)  # a few hundred modes: fast
+
+
+@pytest.fixture(scope="module")
+def sites():
+    return np.random.default_rng(0).uniform(0.2, 0.8, (25, 2))
+
+
+def test_distribution_shapes_support_and_moments(prior, sites):
+    d = prior.distribution(sites, range=0.4, nu=1.5, sigma=2.0)
+    assert isinstance(d, GenerativeField)
+    assert d.batch_shape == () and d.event_shape == (25,)
+    assert d.support is dist.constraints.real_vector
+    N = 4000
+    s = np.asarray(d.sample(jax.random.key(0), (N,)), np.float64)
+    assert s.shape == (N, 25)
+    C = np.asarray(d.covariance_matrix, np.float64)
+    se = np.sqrt((C**2 + np.outer(np.diag(C), np.diag(C))) / N)
+    assert np.all(np.abs(s.T @ s / N - C) < 4.5 * se)
+    # batched parameters broadcast to a batch shape
+    db = GenerativeField(d.generator, d.features, jnp.array([0.4, 0.6]), 1.5, jnp.array([[1.0], [2.0]]))
+    assert db.batch_shape == (2, 2)
+    assert db.sample(jax.random.key(1), (3,)).shape == (3, 2, 2, 25)
+    assert db.log_prob(db.sample(jax.random.key(2))).shape == (2, 2)
+
+
+def test_log_prob_matches_dense_gaussian_both_paths(prior, sites):
+    with jax.enable_x64(True):
+        for n in (25, prior.latent_dim + 30):  # dense Cholesky (n ≤ m) and Woodbury (n > m)
+            X = np.random.default_rng(n).uniform(0, 1, (n, 2))
+            d = prior.distribution(X, range=0.5, nu=2.0, sigma=1.3, jitter=1e-3)
+            v = d.sample(jax.random.key(3), (2,))
+            ref = dist.MultivariateNormal(jnp.zeros(n), d.covariance_matrix).log_prob(v)
+            np.testing.assert_allclose(d.log_prob(v), ref, rtol=1e-6)
+
+
+def test_pushforward_log_prob_says_how_to_reparameterise(sites):
+    cfg = pinnprob.PriorConfig(family="pushforward", modes_per_dim=4, steps=1, batch_size=1, num_samples=8,
+                               train_range=((0.2, 0.5), (1.0, 2.0)))
+    pf = pinnprob.train(cfg, progress=False, evaluate=False)
+    d = pf.distribution(sites, range=0.3, nu=1.5)
+    assert d.sample(jax.random.key(0), (2,)).shape == (2, 25)
+    with pytest.raises(LatentOnlyError, match="latent_field"):
+        d.log_prob(jnp.zeros(25))
+
+
+def test_reparam_turns_field_into_latent_plus_deterministic(prior, sites):
+    def model():
+        r = numpyro.sample("range", dist.Uniform(0.35, 0.6))
+        f = numpyro.sample("f", prior.distribution(sites, range=r, nu=1.5, sigma=1.0))
+        numpyro.sample("y", dist.Normal(f, 0.1).to_event(1), obs=jnp.zeros(25))
+
+    tr = numpyro.handlers.trace(numpyro.handlers.seed(latent_field(model), 0)).get_trace()
+    assert tr["f_latent"]["type"] == "sample" and tr["f_latent"]["value"].shape == (prior.latent_dim,)
+    assert tr["f"]["type"] == "deterministic" and tr["f"]["value"].shape == (25,)
+    assert tr["y"]["is_observed"]
+    # the deterministic field is the generator applied to the latent
+    d = prior.distribution(sites, range=tr["range"]["value"], nu=1.5, sigma=1.0)
+    np.testing.assert_allclose(tr["f"]["value"], d.from_latent(tr["f_latent"]["value"]), rtol=1e-5, atol=1e-6)
+
+
+def test_collapsed_likelihood_equals_marginal_gaussian(prior, sites):
+    with jax.enable_x64(True):
+        d = prior.distribution(sites, range=0.4, nu=1.5, sigma=1.2)
+        mean = jnp.linspace(-1, 1, 25)
+        c = CollapsedGaussian(d, mean, 0.3)
+        y = c.sample(jax.random.key(0))
+        S = d.basis()
+        ref = dist.MultivariateNormal(mean, S @ S.T + 0.09 * jnp.eye(25)).log_prob(y)
+        np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
+
+
+def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):
+    d = prior.distribution(sites, range=0.4, nu=1.5, sigma=1.0)
+    resid = np.asarray(d.sample(jax.random.key(1))) + 0.2 * np.random.default_rng(0).standard_normal(25)
+    draws = jax.vmap(lambda k: d.from_latent(conditional_latent(k, d, resid, 0.2)))(
+        jax.random.split(jax.random.key(2), 3000))
+    S = np.asarray(d.basis(), np.float64)
+    K = S @ S.T
+    post_mean = K @ np.linalg.solve(K + 0.04 * np.eye(25), resid)
+    post_cov = K - K @ np.linalg.solve(K + 0.04 * np.eye(25), K)
+    se = np.sqrt(np.diag(post_cov) / 3000)
+    assert np.all(np.abs(np.asarray(draws).mean(0) - post_mean) < 4.5 * se + 1e-4)
+
+
+def test_pc_priors():
+    r, s = pc_priors(0.2, 0.05, 1.0, 0.1)
+    np.testing.assert_allclose(r.cdf(0.2), 0.05, rtol=1e-5)
+    np.testing.assert_allclose(1 - s.cdf(1.0), 0.1, rtol=1e-5)
+    x = r.sample(jax.random.key(0), (50_000,))
+    assert abs(float(jnp.mean(x < 0.2)) - 0.05) < 4 * np.sqrt(0.05 * 0.95 / 50_000)
+    # the density integrates to the cdf
+    g = np.linspace(0.05, 3.0, 20001)
+    integral = np.trapezoid(np.exp(np.asarray(r.log_prob(jnp.asarray(g)))), g)
+    np.testing.assert_allclose(integral, float(r.cdf(3.0) - r.cdf(0.05)), rtol=1e-3)
+
+
+def test_truncation_warns_with_mass_cut():
+    with pytest.warns(UserWarning, match=r"cutting \d+\.\d % of its mass"):
+        t = truncate_to_range(dist.LogNormal(0.0, 1.0), 0.5, 2.0, "range")
+    x = t.sample(jax.random.key(0), (1000,))
+    assert float(x.min()) >= 0.5 and float(x.max()) <= 2.0
+    assert np.isinf(float(t.log_prob(3.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        truncate_to_range(dist.Uniform(0.6, 1.0), 0.5, 2.0, "range")  # nothing cut: no warning
+
+
+def _data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 10, (n, 2))
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    from pinnprob import truth
+
+    C = truth.matern_covariance(D, range=6.0, sigma=1.0, nu=1.5)
+    f = np.linalg.cholesky(C + 1e-8 * np.eye(n)) @ rng.standard_normal(n)
+    cov = rng.standard_normal(n)
+    return X, 1.0 + 0.5 * cov + f + 0.2 * rng.standard_normal(n), cov
+
+
+FAST = dict(num_warmup=30, num_samples=20, progress_bar=False, field_draws=5, seed=1)
+
+
+@pytest.mark.parametrize("method", ["nuts", "blackjax", "svi"])
+def test_fit_returns_inference_data_in_user_units(prior, method):
+    X, y, cov = _data()
+    Xc, yc = X.copy(), y.copy()
+    rp = dist.Uniform(4.0, 12.0)  # user units; the data's square is 2 × extent wide
+    kw = dict(FAST, svi_steps=50) if method == "svi" else FAST
+    idata = fit(X, y, prior=prior, covariates=cov, nu=1.5, range_prior=rp, method=method, **kw)
+    np.testing.assert_array_equal(X, Xc)  # data untouched
+    np.testing.assert_array_equal(y, yc)
+    post = idata.posterior
+    for v in ("range", "sigma", "noise", "intercept", "beta", "field"):
+        assert v in post, v
+    assert "nu" not in post
+    assert post["range"].shape == (1, 20)
+    assert float(post["range"].min()) >= 4.0 and float(post["range"].max()) <= 12.0
+    assert post["field"].shape[-1] == 40
+    pred = predict(idata, X[:7], covariates=cov[:7], return_draws=True)
+    assert pred["mean"].shape == (7,) and pred["quantiles"].shape == (3, 7) and np.all(pred["sd"] > 0)
+
+
+def test_fit_free_nu_and_poisson_latent(prior):
+    X, y, _ = _data(30, seed=2)
+    counts = np.random.default_rng(0).poisson(np.exp(0.3 * y))
+    idata = fit(X, counts, prior=prior, likelihood="poisson", range_prior=dist.Uniform(4.0, 12.0), **FAST)
+    assert "nu" in idata.posterior and "field_latent" in idata.posterior and "noise" not in idata.posterior
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda X, y, c: (X, np.where(np.arange(len(y)) == 3, np.nan, y), c), "y has 1 NaN"),
+        (lambda X, y, c: (X, y[:-1], c), r"y must have shape \(n,\)"),
+        (lambda X, y, c: (np.ones_like(X), y, c), "no spread"),
+        (lambda X, y, c: (X, y, np.where(np.arange(len(y)) == 0, np.nan, c)), "covariates have 1 NaN"),
+        (lambda X, y, c: (X[:, :1], y, c), r"X must have shape \(n, 2\)"),
+    ],
+)
+def test_fit_bad_input_fails_before_sampling(prior, mutate, match):
+    X, y, c = mutate(*_data())
+    with pytest.raises(ValueError, match=match):
+        fit(X, y, prior=prior, covariates=c, **FAST)
+
+
+def test_fit_fixed_nu_outside_range_and_bad_options(prior):
+    X, y, _ = _data()
+    with pytest.raises(ValueError, match="nu = 0.3 is outside"):
+        fit(X, y, prior=prior, nu=0.3, **FAST)
+    with pytest.raises(ValueError, match="likelihood must be"):
+        fit(X, y, prior=prior, likelihood="gamma", **FAST)
+    with pytest.raises(ValueError, match="method must be"):
+        fit(X, y, prior=prior, method="gibbs", **FAST)
