@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from pinnprob.api import pretrained, train  # noqa: E402
 from pinnprob.config import PriorConfig  # noqa: E402
 from pinnprob.domain import Box  # noqa: E402
+from pinnprob.inference.fit import fit, predict  # noqa: E402
 from pinnprob.params import ParamRange  # noqa: E402
 from pinnprob.prior import GenerativePrior, PriorFileError, load  # noqa: E402
 from pinnprob.training import TrainingDivergedError  # noqa: E402
@@ -21,7 +22,9 @@ __all__ = [
     "PriorConfig",
     "PriorFileError",
     "TrainingDivergedError",
+    "fit",
     "load",
+    "predict",
     "pretrained",
     "train",
 ]

@@ -120,7 +120,8 @@ def test_default_prior_is_shipped_and_describes_itself(default):
     assert "spectral" in repr(default)
 
 
-@pytest.mark.parametrize("r, n", [(0.1, 1.0), (0.2, 1.5), (0.5, 2.0), (0.1, 2.0), (0.5, 1.0)])
+@pytest.mark.parametrize("r, n", [(0.1, 1.0), (0.2, 1.5), (0.5, 2.0), (0.1, 2.0), (0.5, 1.0),
+                                  (0.05, 1.0), (0.05, 2.5), (1.0, 1.0), (1.0, 2.5)])  # + corners of the claim
 def test_default_exact_covariance_error_within_5_percent(default, r, n):
     # the generator's own covariance (no Monte Carlo noise) against the exact box covariance
     X = eval_grid(2)

@@ -76,3 +76,16 @@ def test_checkpoint_resume_is_exact(tmp_path):
     for a, b in zip(_leaves(straight), _leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert hist["step"][-1] == 12
+
+
+@pytest.mark.parametrize("dim, bc", [(1, "dirichlet"), (3, "periodic")])
+def test_other_dimensions_and_boundary_conditions_train(dim, bc):
+    cfg = TINY.replace(dim=dim, bc=bc, modes_per_dim=40 if dim == 1 else 6, steps=400)
+    ev = covariance_error_evaluator(cfg, thetas=[(0.3, 1.5)])
+    prior = pinnprob.train(cfg, progress=False, evaluate=False)
+    exact = build_generator(cfg)
+    floor = ev(_ExactSpectral(jax.random.key(0), exact.basis, exact.param_range))["cov_err_max"]
+    err = ev(prior.generator)["cov_err_max"]
+    assert err < floor + 0.05, (err, floor)
+    X = np.full((3, dim), 0.5)
+    assert prior.sample(jax.random.key(0), X, range=0.3, nu=1.5, num_samples=2).shape == (2, 3)

@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,6 +145,15 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
     return latent_field(model)
 
 
+def _collapse_pays(n: int, m: int) -> bool:
+    """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm² + m³/3) and NUTS needs about
+    10 of them per draw in 3-4 dimensions; a latent gradient costs about nm + 10⁴m (the branch network)
+    and NUTS in m dimensions needs about 100-250. Collapse when it is cheaper by that rule of thumb."""
+    collapsed = min(n * n * m + n**3 / 3, n * m * m + m**3 / 3)
+    latent = n * m + 1e4 * m
+    return collapsed < 15 * latent
+
+
 def _run_blackjax(model, y, key, num_warmup, num_samples, progress_bar):
     import blackjax
     from numpyro.infer.util import initialize_model
@@ -193,8 +203,10 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     for Poisson / Bernoulli: P(σ > 2) = 0.05), ν uniform over the prior's range, noise half-normal
     with scale sd(y). Any NumPyro distribution is accepted instead; a range or ν prior that
     reaches beyond the generative prior's range is truncated to it with a warning. ``collapsed``
-    (default: True for a Gaussian likelihood) integrates the field out and recovers it afterwards
-    for ``field_draws`` posterior draws.
+    (Gaussian likelihood only) integrates the field out and recovers it afterwards for
+    ``field_draws`` posterior draws; by default it is used when it is cheaper than sampling the
+    latent (:func:`_collapse_pays`). Only the modes needed down to the range prior's 0.5 %
+    quantile are kept (``mode_tol``: the variance fraction allowed to be left out).
     """
     import arviz as az
 
@@ -202,7 +214,6 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
 
     prior = pretrained("matern2d") if prior is None else prior
     X, y, Z = _check_inputs(X, y, covariates, likelihood, method, prior, nu)
-    collapsed = (likelihood == "gaussian" and prior.gaussian) if collapsed is None else bool(collapsed)
     if collapsed and not (likelihood == "gaussian" and prior.gaussian):
         raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
     cmap = CoordinateMap.from_data(X, buffer)
@@ -224,6 +235,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     min_range = float(np.clip(quantile(range_prior, 0.005), lo_user, hi_user)) / cmap.scale
     if prior.config.family == "spectral":
         prior = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
+    if collapsed is None:
+        collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(X.shape[0], prior.latent_dim)
     Xu = cmap.to_unit(X)
     features = prior.generator.features(jnp.asarray(Xu))
     model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
@@ -306,6 +319,11 @@ def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, j
     return fields[:, keep], latents[:, keep]
 
 
+@eqx.filter_jit
+def _field_at(gen, feats, range_unit, nu, sigma, z):
+    return GenerativeField(gen, feats, range_unit, nu, sigma).from_latent(z)
+
+
 def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
             chunk: int = 20_000, seed: int = 0, return_draws: bool = False):
     """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
@@ -354,8 +372,8 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
         feats = gen.features(jnp.asarray(U[start:start + chunk]))
         for i, (c, s) in enumerate(sel):
             nu_ = meta["nu_fixed"] if meta["nu_fixed"] is not None else get("nu", c, s)
-            fld = GenerativeField(gen, feats, get("range", c, s) / cmap.scale, nu_, get("sigma", c, s))
-            f = np.asarray(fld.from_latent(jnp.asarray(lat[c, s])))
+            f = np.asarray(_field_at(gen, feats, get("range", c, s) / cmap.scale, float(nu_), get("sigma", c, s),
+                                     jnp.asarray(lat[c, s])))
             eta = get("intercept", c, s)
             if p:
                 eta = eta + Zn[start:start + chunk] @ post["beta"].values[c, s]

@@ -70,9 +70,9 @@ class Truncated(dist.Distribution):
     def __init__(self, base, low: float, high: float, *, validate_args=None):
         self.base = base
         self._flo, self._fhi = base.cdf(jnp.asarray(float(low))), base.cdf(jnp.asarray(float(high)))
-        # the support is [low, high] ∩ the base's support
-        self.low = max(float(low), float(base.icdf(self._flo)))
-        self.high = min(float(high), float(base.icdf(self._fhi)))
+        # the support is [low, high] ∩ the base's support (arrays: this may run inside a trace)
+        self.low = jnp.maximum(float(low), base.icdf(self._flo))
+        self.high = jnp.minimum(float(high), base.icdf(self._fhi))
         super().__init__(batch_shape=base.batch_shape, validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
