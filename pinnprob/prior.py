@@ -67,23 +67,43 @@ class GenerativePrior:
 
     # -- sampling -----------------------------------------------------------------------------
     def sample(self, key: PRNGKeyArray, X, *, range, nu, sigma=1.0, num_samples: int = 1,
-               site_chunk: int = 4096, sample_chunk: int = 1000) -> Float[Array, "num_samples n"]:
+               site_chunk: int = 4096, sample_chunk: int = 1000, mode_tol: float = 1e-3) -> Float[Array, "num_samples n"]:
         """Fields at sites X (n, d), shape (num_samples, n). Work is chunked over sites and samples,
-        so memory stays bounded; the result does not depend on the chunk sizes."""
+        so memory stays bounded; the result does not depend on the chunk sizes.
+
+        For spectral generators, modes whose joint variance is below ``mode_tol`` of the total at
+        this (range, ν) are skipped (they change no covariance by more than ``mode_tol``); set
+        ``mode_tol=0`` to use every mode."""
         X = check_sites(X, self.dim)
         check_params(self.param_range, range=range, nu=nu, sigma=sigma)
         if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
         log_range, nu_, sigma_ = math.log(float(range)), float(nu), float(sigma)
+        gen = self._active(log_range, nu_, mode_tol)
         out = []
         for c, start in enumerate(builtins_range(0, num_samples, sample_chunk)):
             S = min(sample_chunk, num_samples - start)
             kc = jax.random.fold_in(key, c)
-            out.append(self._sample_chunk(kc, X, log_range, nu_, sigma_, S, site_chunk))
+            out.append(self._sample_chunk(gen, kc, X, log_range, nu_, sigma_, S, site_chunk))
         return jnp.concatenate(out, axis=0)
 
-    def _sample_chunk(self, key, X, log_range, nu, sigma, S, site_chunk):
+    def _active(self, log_range: float, nu: float, tol: float):
+        """The generator restricted to the modes that carry all but ``tol`` of the variance at θ
+        (spectral generators; others unchanged). The count is rounded up to a multiple of 256 so
+        that nearby θ share one compiled sampler."""
         gen = self.generator
+        if tol <= 0 or self.config.family != "spectral":
+            return gen
+        a2 = np.asarray(gen.amplitudes(log_range, nu), np.float64) ** 2
+        tail = np.cumsum(a2[::-1])[::-1] / a2.sum()
+        keep = int(np.argmax(np.append(tail, 0.0) <= tol))
+        keep = min(gen.latent_dim, max(256, -(-keep // 256) * 256))
+        if keep == gen.latent_dim:
+            return gen
+        b = gen.basis
+        return gen.with_basis(type(b)(b.domain, b.modes[:keep], b.eigenvalues[:keep]))
+
+    def _sample_chunk(self, gen, key, X, log_range, nu, sigma, S, site_chunk):
         Z = jax.random.normal(key, (S, gen.latent_dim))
         pieces = []
         for start in builtins_range(0, X.shape[0], site_chunk):

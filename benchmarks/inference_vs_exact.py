@@ -1,0 +1,628 @@
+"""Inference with the shipped generative prior against the exact Gaussian process and NumPyro's HSGP.
+
+Run:  python benchmarks/inference_vs_exact.py            (the full run, ≈ 45 min on a 2-core CPU)
+      python benchmarks/inference_vs_exact.py --quick    (a small smoke run, a few minutes)
+
+Synthetic data: n uniform sites in [0, 1]², a Matérn field on R² (ν = 1.5, practical range 0.3,
+σ = 1) drawn exactly by Cholesky of :func:`pinnprob.truth.matern_covariance`, intercept 0,
+Gaussian noise sd 0.3, fixed seed. The same explicit priors for every method:
+
+    range ~ Uniform(0.15, 1.0)  (user units; inside the prior's allowed range [0.05, 1] × 2)
+    sigma ~ HalfNormal(2),  noise ~ HalfNormal(1),
+    intercept ~ Normal(mean(y), 2 sd(y))  (the prior ``pinnprob.fit`` uses internally)
+
+1. The right posterior (n = 400): ``pinnprob.fit(nu=1.5)`` against the exact GP (dense
+   Cholesky of the Matérn-3/2 covariance, field integrated out) and the exact GP with the
+   covariance of the SPDE solution on pinnprob's buffered Neumann box (method of images).
+   Then ν free: ``pinnprob.fit(nu=None)`` against the exact GP with ν ~ Uniform(1, 2.5), whose
+   Matérn correlation uses K_ν by trapezoidal quadrature of K_ν(x) = ∫₀^∞ e^{−x cosh t} cosh(νt) dt
+   (differentiable in x and ν; checked against SciPy to float32 precision).
+2. Speed at n ∈ {500, 1000, 2000}: the cost of one gradient of the log density for each method,
+   and ESS per second of ``range`` (ArviZ bulk ESS over warmup + sampling seconds, after
+   ``jax.block_until_ready``; compile time measured apart as the time of a 1 + 1 run and
+   subtracted). A run whose predicted time exceeds ``--max-run-s`` is projected instead from
+   its measured gradient cost and the steps / ESS per iteration of a real run (stated in the table).
+
+Writes docs/results/inference.md (``--quick``: /tmp/inference_quick.md) and a JSON of all numbers.
+OPENBLAS_NUM_THREADS is set to 1 unless given: on a shared 2-core machine OpenBLAS threads
+contending with other jobs made JAX's Cholesky 30× slower (n = 2000: 2.4 s against 73 ms).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy / jax load OpenBLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import arviz as az  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from jax.scipy.special import gammaln, logsumexp  # noqa: E402
+from numpyro.contrib.hsgp.approximation import hsgp_matern  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer.util import initialize_model  # noqa: E402
+
+import pinnprob  # noqa: E402
+from pinnprob import truth  # noqa: E402
+from pinnprob.domain import Box  # noqa: E402
+from pinnprob.inference import fit as fitmod  # noqa: E402
+from pinnprob.inference.priors import quantile, truncate_to_range  # noqa: E402
+
+TRUE = {"range": 0.3, "sigma": 1.0, "nu": 1.5, "noise": 0.3, "intercept": 0.0}
+PARAMS = ("range", "sigma", "noise")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# data and priors
+# ---------------------------------------------------------------------------------------------
+def make_data(n: int, seed: int):
+    """n uniform sites in [0,1]², an exact Matérn draw (R², Cholesky, float64) plus noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, 2))
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    C = truth.matern_covariance(D, range=TRUE["range"], sigma=TRUE["sigma"], nu=TRUE["nu"])
+    f = truth.cholesky_sample(seed + 1, C, 1)[0]
+    y = TRUE["intercept"] + f + TRUE["noise"] * rng.standard_normal(n)
+    return X, y
+
+
+def priors():
+    """The explicit priors shared by every method (fresh objects each call)."""
+    return {"range": dist.Uniform(0.15, 1.0), "sigma": dist.HalfNormal(2.0), "noise": dist.HalfNormal(1.0)}
+
+
+PRIOR_TEXT = "range ~ Uniform(0.15, 1.0), sigma ~ HalfNormal(2), noise ~ HalfNormal(1), intercept ~ Normal(mean y, 2 sd y)"
+
+
+def _common_sites(ymean: float, ysd: float):
+    """range, sigma, noise, intercept with the shared priors (inside a model)."""
+    P = priors()
+    rho = numpyro.sample("range", P["range"])
+    sigma = numpyro.sample("sigma", P["sigma"])
+    noise = numpyro.sample("noise", P["noise"])
+    icpt = numpyro.sample("intercept", dist.Normal(ymean, 2.0 * ysd))
+    return rho, sigma, noise, icpt
+
+
+# ---------------------------------------------------------------------------------------------
+# exact GP models (field integrated out)
+# ---------------------------------------------------------------------------------------------
+def log_matern_corr(x, nu, T: float = 14.0, N: int = 40):
+    """log of 2^{1−ν}/Γ(ν) x^ν K_ν(x) for x > 0, differentiable in x and ν.
+
+    K_ν(x) = ∫₀^∞ exp(−x cosh t) cosh(νt) dt by the trapezoidal rule (step T/N = 0.35: the
+    integrand is analytic in a strip of half-width π/2, so the error is ~exp(−π²/h) ≈ 1e−12;
+    the cut at T = 14 is negligible for x ≥ 1e−4)."""
+    h = T / N
+    t = jnp.arange(N + 1) * h
+    logw = jnp.log(h) + jnp.where(t == 0, jnp.log(0.5), 0.0)
+    logcosh = nu * t + jnp.log1p(jnp.exp(-2 * nu * t)) - jnp.log(2.0)
+    logK = logsumexp(-x[..., None] * jnp.cosh(t) + logcosh + logw, axis=-1)
+    return (1 - nu) * jnp.log(2.0) - gammaln(nu) + nu * jnp.log(x) + logK
+
+
+def matern32(h, rho):
+    """Matérn-3/2 correlation at distance h for practical range ρ: κ = √(8ν)/ρ = √12/ρ."""
+    x = math.sqrt(12.0) * h / rho
+    return (1.0 + x) * jnp.exp(-x)
+
+
+def exact_model(D, y, nu_free: bool = False):
+    """y ~ N(intercept, σ² R(D; ρ, ν) + noise² I): the exact GP on R², ν = 1.5 or ν ~ U(1, 2.5)."""
+    n = D.shape[0]
+    iu = np.triu_indices(n, 1)
+    d_pairs = jnp.asarray(D[iu], jnp.float32)
+    Dj = jnp.asarray(D, jnp.float32)
+    y_info = (float(np.mean(y)), float(np.std(y)))
+
+    def model(y=None):
+        rho, sigma, noise, icpt = _common_sites(*y_info)
+        if nu_free:
+            nu = numpyro.sample("nu", dist.Uniform(1.0, 2.5))
+            x = jnp.maximum(jnp.sqrt(8.0 * nu) / rho * d_pairs, 1e-4)
+            r = jnp.exp(log_matern_corr(x, nu))
+            R = jnp.zeros((n, n)).at[iu].set(r)
+            R = R + R.T + jnp.eye(n)
+        else:
+            R = matern32(Dj, rho)
+        K = sigma**2 * R + (noise**2) * jnp.eye(n)
+        numpyro.sample("y", dist.MultivariateNormal(icpt * jnp.ones(n), scale_tril=jnp.linalg.cholesky(K)), obs=y)
+
+    return model
+
+
+def box_image_distances(U: np.ndarray, cutoff: float) -> np.ndarray:
+    """Distances from U_i to the Neumann images 2m + s ⊙ U_j of the unit square (method of images),
+    for the images that come within ``cutoff`` of some site: shape (num_images, n, n)."""
+    out = []
+    for m in np.ndindex(5, 5):
+        shift = 2.0 * (np.asarray(m) - 2)
+        for s in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            img = shift + np.asarray(s) * U
+            Dk = np.sqrt(((U[:, None, :] - img[None, :, :]) ** 2).sum(-1))
+            if Dk.min() < cutoff:
+                out.append(Dk)
+    return np.stack(out)
+
+
+def exact_box_model(X, y, buffer: float = 0.5):
+    """The exact GP with the covariance of the SPDE solution on pinnprob's box: the data mapped to
+    the unit square as ``pinnprob.fit`` maps them (CoordinateMap, buffer 0.5), Neumann boundary,
+    covariance by images; ν = 1.5."""
+    cmap = fitmod.CoordinateMap.from_data(X, buffer)
+    U = cmap.to_unit(X)
+    # longest range the prior allows is 1.0 user units; corr < 1e−7 beyond x = 20
+    cutoff = 20.0 * (1.0 / cmap.scale) / math.sqrt(12.0)
+    Dimg = jnp.asarray(box_image_distances(U, cutoff), jnp.float32)
+    n = X.shape[0]
+    y_info = (float(np.mean(y)), float(np.std(y)))
+
+    def model(y=None):
+        rho, sigma, noise, icpt = _common_sites(*y_info)
+        R = jnp.sum(matern32(Dimg, rho / cmap.scale), axis=0)
+        K = sigma**2 * R + (noise**2) * jnp.eye(n)
+        numpyro.sample("y", dist.MultivariateNormal(icpt * jnp.ones(n), scale_tril=jnp.linalg.cholesky(K)), obs=y)
+
+    return model, Dimg.shape[0]
+
+
+def check_box_images(seed: int = 0) -> float:
+    """Max abs difference between the JAX image sum and truth.box_covariance (50 sites)."""
+    rng = np.random.default_rng(seed)
+    U = 0.25 + 0.5 * rng.uniform(size=(50, 2))
+    rho = 0.5  # the longest range in unit-box units
+    Dimg = box_image_distances(U, 20.0 * rho / math.sqrt(12.0))
+    mine = np.asarray(jnp.sum(matern32(jnp.asarray(Dimg), rho), 0), np.float64)
+    ref = truth.box_covariance(U, U, Box.unit(2, "neumann"), range=rho, sigma=1.0, nu=1.5)
+    return float(np.max(np.abs(mine - ref)))
+
+
+def hsgp_model(X, y, m: int, c: float):
+    """NumPyro's HSGP (Matérn-3/2, m basis functions per dimension, Dirichlet box of half-width
+    c × the half-width of the centred data); numpyro's ``length`` ℓ = ρ/2 (κ = √(2ν)/ℓ) and
+    ``alpha`` = σ² (it multiplies the spectral density)."""
+    lo, hi = X.min(0), X.max(0)
+    Xc = jnp.asarray(X - 0.5 * (lo + hi), jnp.float32)
+    ell = float(c * 0.5 * np.max(hi - lo))
+    y_info = (float(np.mean(y)), float(np.std(y)))
+
+    def model(y=None):
+        rho, sigma, noise, icpt = _common_sites(*y_info)
+        f = hsgp_matern(Xc, nu=1.5, alpha=sigma**2, length=rho / 2.0, ell=ell, m=m)
+        numpyro.sample("y", dist.Normal(icpt + f, noise).to_event(1), obs=y)
+
+    return model, ell
+
+
+# ---------------------------------------------------------------------------------------------
+# pinnprob: the model fit() builds, for gradient costs
+# ---------------------------------------------------------------------------------------------
+def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: float = 0.01):
+    """The NumPyro model ``pinnprob.fit`` samples (same steps as fit(): coordinate map, truncation
+    of the range prior and of the modes, ``_build_model``); returns (model, modes kept, heuristic)."""
+    cmap = fitmod.CoordinateMap.from_data(X, buffer)
+    pr = prior.param_range
+    lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
+    P = priors()
+    R = truncate_to_range(P["range"], lo_user, hi_user, "range")
+    min_range = float(np.clip(quantile(R, 0.005), lo_user, hi_user)) / cmap.scale
+    p = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
+    heuristic = fitmod._collapse_pays(X.shape[0], p.latent_dim)
+    feats = p.generator.features(jnp.asarray(cmap.to_unit(X)))
+    model = fitmod._build_model(p, feats, cmap, (float(y.mean()), float(y.std())), None, "gaussian", nu, R,
+                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5)
+    return model, p.latent_dim, heuristic
+
+
+# ---------------------------------------------------------------------------------------------
+# timing
+# ---------------------------------------------------------------------------------------------
+def gradient_cost(model, y, reps: int = 20, max_s: float = 40.0, seed: int = 0):
+    """(median seconds of one jitted gradient of the potential after warm-up, compile seconds, calls)."""
+    info = initialize_model(jax.random.key(seed), model, model_kwargs={"y": jnp.asarray(y, jnp.float32)},
+                            dynamic_args=False)
+    g = jax.jit(jax.grad(info.potential_fn))
+    z = info.param_info.z
+    t = time.perf_counter()
+    jax.block_until_ready(g(z))
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    jax.block_until_ready(g(z))
+    first = time.perf_counter() - t
+    reps = int(max(3, min(reps, max_s / max(first, 1e-9))))
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        jax.block_until_ready(g(z))
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), compile_s, reps
+
+
+def ess_bulk(x) -> float:
+    return float(az.ess(np.asarray(x, np.float64).reshape(1, -1), method="bulk"))
+
+
+def summarise(samples: dict, names) -> dict:
+    return {k: {"mean": float(np.mean(samples[k])), "sd": float(np.std(samples[k], ddof=1)),
+                "ess": ess_bulk(samples[k])} for k in names if k in samples}
+
+
+def run_numpyro(model, y, warmup: int, samples: int, seed: int):
+    """One NUTS chain; compile measured as the time of a 1 + 1 run, subtracted from the full run."""
+    kw = {"y": jnp.asarray(y, jnp.float32)}
+    t = time.perf_counter()
+    m0 = MCMC(NUTS(model), num_warmup=1, num_samples=1, progress_bar=False)
+    m0.run(jax.random.key(seed), **kw)
+    jax.block_until_ready(m0.get_samples())
+    compile_s = time.perf_counter() - t
+    mc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, progress_bar=False)
+    t = time.perf_counter()
+    mc.run(jax.random.key(seed), extra_fields=("num_steps", "diverging"), **kw)
+    s = jax.block_until_ready(mc.get_samples())
+    total = time.perf_counter() - t
+    ex = mc.get_extra_fields()
+    s = {k: np.asarray(v) for k, v in s.items() if np.ndim(v) == 1}
+    return {"samples": s, "compile_s": compile_s, "total_s": total, "run_s": max(total - compile_s, 1e-9),
+            "steps": float(np.mean(ex["num_steps"])), "divergences": int(np.sum(ex["diverging"])),
+            "warmup": warmup, "num_samples": samples}
+
+
+def run_pinnprob(prior, X, y, nu, warmup: int, samples: int, seed: int, collapsed=None):
+    """``pinnprob.fit`` (method="nuts", one chain), timed by its own sampling clock (after
+    block_until_ready); compile = the sampling seconds of a 1 + 1 fit."""
+    P = priors()
+    kw = dict(prior=prior, nu=nu, range_prior=P["range"], sigma_prior=P["sigma"], noise_prior=P["noise"],
+              method="nuts", num_chains=1, seed=seed, collapsed=collapsed, progress_bar=False)
+    tiny = pinnprob.fit(X, y, num_warmup=1, num_samples=1, field_draws=1, **kw)
+    compile_s = json.loads(tiny.attrs["pinnprob"])["sampling_seconds"]
+    t = time.perf_counter()
+    idata = pinnprob.fit(X, y, num_warmup=warmup, num_samples=samples, **kw)
+    wall = time.perf_counter() - t
+    meta = json.loads(idata.attrs["pinnprob"])
+    post = idata.posterior
+    s = {k: post[k].values.reshape(-1) for k in ("range", "sigma", "noise", "nu", "intercept") if k in post}
+    return {"samples": s, "compile_s": compile_s, "total_s": meta["sampling_seconds"],
+            "run_s": max(meta["sampling_seconds"] - compile_s, 1e-9), "fit_wall_s": wall,
+            "collapsed": bool(meta["collapsed"]), "modes": int(meta["prior_config"].get("max_modes") or -1),
+            "divergences": int(idata.sample_stats["diverging"].values.sum()),
+            "warmup": warmup, "num_samples": samples}
+
+
+# ---------------------------------------------------------------------------------------------
+# part 1: the right posterior
+# ---------------------------------------------------------------------------------------------
+def part_posterior(prior, args, log):
+    n = args.n_post
+    X, y = make_data(n, args.seed)
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    out = {"n": n, "box_images_check": check_box_images()}
+    W, S = args.post_warmup, args.post_samples
+
+    log(f"[posterior] exact GP on R², ν = 1.5, n = {n}")
+    r = run_numpyro(exact_model(D, y), y, W, S, args.seed)
+    out["exact"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
+    log(f"[posterior] exact GP on the buffered Neumann box (images), ν = 1.5")
+    model, nimg = exact_box_model(X, y)
+    r = run_numpyro(model, y, W, S, args.seed)
+    out["exact_box"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "images": nimg}
+    log(f"[posterior] pinnprob.fit(nu=1.5), {args.post_pinn_warmup} + {args.post_pinn_samples}")
+    r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed)
+    out["pinnprob"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
+
+    if args.nu_free:
+        names = PARAMS + ("nu",)
+        Wn, Sn = args.nu_warmup, args.nu_samples
+        log(f"[posterior] exact GP on R², ν ~ U(1, 2.5) (K_ν by quadrature), {Wn} + {Sn}")
+        r = run_numpyro(exact_model(D, y, nu_free=True), y, Wn, Sn, args.seed)
+        out["exact_nu"] = {**summarise(r["samples"], names), "run": _strip(r)}
+        col = None if args.nu_collapsed == "auto" else args.nu_collapsed == "yes"
+        log(f"[posterior] pinnprob.fit(nu=None, collapsed={col}), {Wn} + {Sn}")
+        r = run_pinnprob(prior, X, y, None, Wn, Sn, args.seed, collapsed=col)
+        _, m_free, heur = pinnprob_model(prior, X, y, None, True)
+        out["pinnprob_nu"] = {**summarise(r["samples"], names), "run": _strip(r), "heuristic_collapsed": heur,
+                              "modes": m_free}
+    return out
+
+
+def _strip(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k != "samples"}
+
+
+# ---------------------------------------------------------------------------------------------
+# part 2: speed
+# ---------------------------------------------------------------------------------------------
+DEFAULT_STEPS = {"exact": 7.0, "hsgp": 127.0, "pinn_collapsed": 7.0, "pinn_latent": 255.0}
+
+
+def part_speed(prior, args, log):
+    ns = args.ns
+    data = {n: make_data(n, args.seed + 10 * n) for n in ns}
+    grads = {}
+    for n in ns:
+        X, y = data[n]
+        D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        models = {"exact": exact_model(D, y), "hsgp": hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0]}
+        m_lat, modes, heur = pinnprob_model(prior, X, y, 1.5, False)
+        m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
+        models["pinn_latent"], models["pinn_collapsed"] = m_lat, m_col
+        for name, model in models.items():
+            g, c, reps = gradient_cost(model, y)
+            grads[(name, n)] = {"grad_s": g, "compile_s": c, "reps": reps}
+            log(f"[grad] n = {n:5d} {name:15s} {1e3 * g:9.2f} ms (compile {c:.1f} s, {reps} calls)")
+        grads[("modes", n)] = {"modes": modes, "heuristic_collapsed": heur}
+
+    runs = {}
+    W, S = args.warmup, args.samples
+    refs = {}  # method key -> the last real run, for projections
+    for name in ("exact", "hsgp", "pinn_heuristic", "pinn_other"):
+        for n in ns:
+            X, y = data[n]
+            heur = grads[("modes", n)]["heuristic_collapsed"]
+            if name in ("pinn_heuristic", "pinn_other"):
+                collapsed = heur if name == "pinn_heuristic" else not heur
+                key = "pinn_collapsed" if collapsed else "pinn_latent"
+            else:
+                collapsed, key = None, name
+            w, s = (args.latent_warmup, args.latent_samples) if key == "pinn_latent" else (W, S)
+            g = grads[(key, n)]["grad_s"]
+            ref = refs.get(key)
+            steps = ref["steps"] if ref is not None else DEFAULT_STEPS[key]
+            predicted = (w + s) * steps * g
+            entry = {"method_key": key, "grad_s": g, "predicted_s": predicted, "collapsed": collapsed}
+            if predicted <= args.max_run_s:
+                log(f"[run] n = {n:5d} {name:15s} ({key}) {w} + {s}, predicted {predicted:.0f} s")
+                if key in ("exact", "hsgp"):
+                    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+                    model = exact_model(D, y) if key == "exact" else hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0]
+                    r = run_numpyro(model, y, w, s, args.seed)
+                else:
+                    r = run_pinnprob(prior, X, y, 1.5, w, s, args.seed, collapsed=collapsed)
+                    r["steps"] = r["run_s"] / ((w + s) * g)  # implied gradients per iteration
+                    r["steps_implied"] = True
+                ess = ess_bulk(r["samples"]["range"])
+                entry.update(_strip(r), ess=ess, ess_per_s=ess / r["run_s"], projected=False,
+                             range_mean=float(np.mean(r["samples"]["range"])))
+                refs[key] = {"n": n, "steps": r["steps"], "ess_per_iter": ess / s, "name": name}
+                log(f"      ESS {ess:.0f}, {r['run_s']:.1f} s (+ compile {r['compile_s']:.1f} s), "
+                    f"{r['steps']:.0f} steps/iter, ESS/s {entry['ess_per_s']:.3g}")
+            else:
+                src = ref
+                if src is None:  # nothing of this method ran: borrow the sampler's behaviour
+                    src = _borrow(runs, key, n)
+                if src is None:
+                    entry.update(projected=True, ess_per_s=None, note="no reference run")
+                else:
+                    t_proj = (W + S) * src["steps"] * g
+                    entry.update(projected=True, ess_per_s=src["ess_per_iter"] * S / t_proj, run_s=t_proj,
+                                 steps=src["steps"], ess=src["ess_per_iter"] * S,
+                                 note=f"projected: steps & ESS/iter of {src['name']} at n = {src['n']}")
+                log(f"[proj] n = {n:5d} {name:15s} ({key}) predicted {predicted:.0f} s > {args.max_run_s} s: "
+                    f"{entry.get('note')}, ESS/s {entry['ess_per_s']}")
+            runs[(name, n)] = entry
+    return {"ns": ns, "grads": {f"{k[0]}@{k[1]}": v for k, v in grads.items()},
+            "runs": {f"{k[0]}@{k[1]}": v for k, v in runs.items()}}
+
+
+def _borrow(runs, key, n):
+    """For a collapsed pinnprob run never made: NUTS on the same 4 parameters with the field
+    integrated out behaves like the exact GP, so borrow its steps and ESS per iteration."""
+    if key != "pinn_collapsed":
+        return None
+    cands = [(m, v) for (nm, m), v in runs.items() if nm == "exact" and not v.get("projected")]
+    if not cands:
+        return None
+    m, v = min(cands, key=lambda mv: abs(mv[0] - n))
+    return {"n": m, "steps": v["steps"], "ess_per_iter": v["ess"] / v["num_samples"], "name": "exact GP"}
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+def _fmt(x, p=3):
+    return "—" if x is None else f"{x:.{p}g}"
+
+
+def posterior_table(res: dict) -> str:
+    ex = res["exact"]
+    rows = ["| method | param | mean | sd | ESS | Δmean / sd_exact | sd / sd_exact − 1 |", "|---|---|---|---|---|---|---|"]
+    for key, label in (("exact", "exact GP, R²"), ("exact_box", "exact GP, buffered Neumann box"),
+                       ("pinnprob", "pinnprob.fit (ν = 1.5)")):
+        for p in PARAMS:
+            s = res[key][p]
+            d = (s["mean"] - ex[p]["mean"]) / ex[p]["sd"]
+            q = s["sd"] / ex[p]["sd"] - 1
+            rows.append(f"| {label} | {p} | {s['mean']:.4f} | {s['sd']:.4f} | {s['ess']:.0f} | "
+                        f"{d:+.2f} | {100 * q:+.0f} % |")
+    if "exact_nu" in res:
+        ex = res["exact_nu"]
+        for key, label in (("exact_nu", "exact GP, R², ν ~ U(1, 2.5)"), ("pinnprob_nu", "pinnprob.fit (ν free)")):
+            for p in PARAMS + ("nu",):
+                s = res[key][p]
+                d = (s["mean"] - ex[p]["mean"]) / ex[p]["sd"]
+                q = s["sd"] / ex[p]["sd"] - 1
+                rows.append(f"| {label} | {p} | {s['mean']:.4f} | {s['sd']:.4f} | {s['ess']:.0f} | "
+                            f"{d:+.2f} | {100 * q:+.0f} % |")
+    return "\n".join(rows)
+
+
+def speed_tables(sp: dict, args) -> tuple[str, str]:
+    ns = sp["ns"]
+    G, R = sp["grads"], sp["runs"]
+    labels = {"exact": "exact GP (dense Cholesky, float32)",
+              "hsgp": f"NumPyro HSGP ({args.hsgp_m}² basis functions, c = {args.hsgp_c})",
+              "pinn_collapsed": "pinnprob, collapsed (field integrated out)",
+              "pinn_latent": "pinnprob, latent (non-centred `field_latent`)"}
+    g = ["| method | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+    for k, lab in labels.items():
+        g.append(f"| {lab} | " + " | ".join(f"{1e3 * G[f'{k}@{n}']['grad_s']:.3g} ms" for n in ns) + " |")
+    g.append("| pinnprob modes kept (`truncate`) | " + " | ".join(str(G[f'modes@{n}']['modes']) for n in ns) + " |")
+    g.append("| `_collapse_pays` picks | " + " | ".join("collapsed" if G[f'modes@{n}']['heuristic_collapsed']
+                                                      else "latent" for n in ns) + " |")
+    e = ["| method | n | run | iterations | steps / iter | divergences | compile s | sampling s | ESS(range) | ESS/s | E[range] |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    names = {"exact": "exact GP", "hsgp": "HSGP", "pinn_heuristic": "pinnprob.fit (heuristic)",
+             "pinn_other": "pinnprob.fit (the other)"}
+    for name, lab in names.items():
+        for n in ns:
+            r = R[f"{name}@{n}"]
+            key = r["method_key"]
+            lab2 = f"{lab}: {'collapsed' if key == 'pinn_collapsed' else 'latent'}" if name.startswith("pinn") else lab
+            if r.get("projected"):
+                e.append(f"| {lab2} | {n} | {r.get('note', 'projected')} | — | {_fmt(r.get('steps'))} | — | — | "
+                         f"{_fmt(r.get('run_s'), 4)} (proj.) | {_fmt(r.get('ess'))} (proj.) | "
+                         f"**{_fmt(r.get('ess_per_s'))}** (proj.) | — |")
+            else:
+                st = f"{r['steps']:.0f}" + (" (implied)" if r.get("steps_implied") else "")
+                e.append(f"| {lab2} | {n} | measured | {r['warmup']} + {r['num_samples']} | {st} | {r['divergences']} | "
+                         f"{r['compile_s']:.1f} | {r['run_s']:.1f} | {r['ess']:.0f} | **{r['ess_per_s']:.3g}** | "
+                         f"{r['range_mean']:.3f} |")
+    return "\n".join(g), "\n".join(e)
+
+
+def write_report(results: dict, args, path: Path):
+    lines = [
+        "# Inference with the generative prior against the exact GP and HSGP",
+        "",
+        f"Produced by `python benchmarks/inference_vs_exact.py{' --quick' if args.quick else ''}` on "
+        f"{platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__} (float32), NumPyro "
+        f"{numpyro.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+        f"total {results['wall_s'] / 60:.1f} min. Prior: `{results['prior']}`.",
+        "",
+        "Data: n uniform sites in [0, 1]², a Matérn field on R² (ν = 1.5, practical range ρ = 0.3, σ = 1) "
+        "drawn exactly by Cholesky of `truth.matern_covariance`, intercept 0, noise sd 0.3, seed "
+        f"{args.seed}. Priors, the same for every method: {PRIOR_TEXT}.",
+        "",
+    ]
+    if "posterior" in results:
+        po = results["posterior"]
+        lines += [
+            f"## 1. The posterior (n = {po['n']})",
+            "",
+            f"One NUTS chain each: exact GPs {po['exact']['run']['warmup']} + {po['exact']['run']['num_samples']}, "
+            f"pinnprob {po['pinnprob']['run']['warmup']} + {po['pinnprob']['run']['num_samples']} "
+            f"(`fit` chose {'collapsed' if po['pinnprob']['run']['collapsed'] else 'latent'}, "
+            f"{po['pinnprob']['run']['modes']} modes). Differences in units of the exact (R²) posterior sd; "
+            "the goal is |Δmean| ≤ 0.2 and |sd ratio − 1| ≤ 20 %. The Monte Carlo error of a mean is about "
+            "sd/√ESS, so with ESS ≈ 200 differences of ±0.1 sd are noise. The box GP uses "
+            f"{po['exact_box']['images']} Neumann images (checked against `truth.box_covariance`: max abs "
+            f"difference {po['box_images_check']:.1e}).",
+            "",
+            posterior_table(po),
+            "",
+        ]
+        if "exact_nu" in po:
+            lines += [
+                f"ν free: both with ν ~ Uniform(1, 2.5), {po['exact_nu']['run']['warmup']} + "
+                f"{po['exact_nu']['run']['num_samples']}; the exact GP evaluates K_ν by quadrature "
+                f"(differentiable in ν). pinnprob ran {'collapsed' if po['pinnprob_nu']['run']['collapsed'] else 'latent'} "
+                f"with {po['pinnprob_nu']['modes']} modes (its heuristic would pick "
+                f"{'collapsed' if po['pinnprob_nu']['heuristic_collapsed'] else 'latent'}); ν rows are compared "
+                "with the exact ν-free posterior.",
+                "",
+            ]
+        lines += ["Run details (seconds exclude compile):", "", "| run | sampling s | compile s | steps/iter | divergences |",
+                  "|---|---|---|---|---|"]
+        for k in ("exact", "exact_box", "pinnprob", "exact_nu", "pinnprob_nu"):
+            if k in po:
+                r = po[k]["run"]
+                lines.append(f"| {k} | {r['run_s']:.1f} | {r['compile_s']:.1f} | {_fmt(r.get('steps'))} | {r['divergences']} |")
+        lines.append("")
+    if "speed" in results:
+        gt, et = speed_tables(results["speed"], args)
+        lines += [
+            "## 2. Speed",
+            "",
+            "Cost of one gradient of the log density (`jax.jit(jax.grad(potential_fn))` from "
+            "`initialize_model`, median of up to 20 blocked calls after warm-up):",
+            "",
+            gt,
+            "",
+            f"ESS per second of `range`: ESS bulk over the seconds of warmup + sampling, compile excluded "
+            f"(compile = the time of a 1 + 1 run). One chain, {args.warmup} + {args.samples} "
+            f"(pinnprob latent: {args.latent_warmup} + {args.latent_samples}). Runs predicted to take more than "
+            f"{args.max_run_s:.0f} s are projected: (warmup + samples) × steps/iter × gradient cost, with the "
+            "steps and ESS per iteration of the stated real run. pinnprob's steps/iter are implied "
+            "(sampling seconds / iterations / gradient cost), as `fit` does not return tree sizes.",
+            "",
+            et,
+            "",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines)
+    if args.notes and Path(args.notes).is_file():
+        text += "\n" + Path(args.notes).read_text()
+    path.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small smoke run (minutes)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="posterior,speed")
+    ap.add_argument("--n-post", type=int, default=400)
+    ap.add_argument("--post-warmup", type=int, default=500)
+    ap.add_argument("--post-samples", type=int, default=1000)
+    ap.add_argument("--post-pinn-warmup", type=int, default=300)
+    ap.add_argument("--post-pinn-samples", type=int, default=300)
+    ap.add_argument("--no-nu-free", dest="nu_free", action="store_false")
+    ap.add_argument("--nu-warmup", type=int, default=150)
+    ap.add_argument("--nu-samples", type=int, default=150)
+    ap.add_argument("--nu-collapsed", choices=("auto", "yes", "no"), default="yes",
+                    help="pinnprob's parameterisation for ν free (auto: fit's heuristic)")
+    ap.add_argument("--ns", default="500,1000,2000")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--latent-warmup", type=int, default=150)
+    ap.add_argument("--latent-samples", type=int, default=150)
+    ap.add_argument("--max-run-s", type=float, default=300.0)
+    ap.add_argument("--hsgp-m", type=int, default=30)
+    ap.add_argument("--hsgp-c", type=float, default=1.2)
+    ap.add_argument("--out", default=None, help="markdown report (default docs/results/inference.md)")
+    ap.add_argument("--json", default=None, help="all numbers as JSON (default next to --out, in /tmp)")
+    ap.add_argument("--notes", default=None, help="markdown appended to the report (hand-written notes)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n_post, args.post_warmup, args.post_samples = 150, 100, 100
+        args.post_pinn_warmup, args.post_pinn_samples = 30, 30
+        args.nu_warmup, args.nu_samples = 30, 30
+        args.ns, args.warmup, args.samples = "200,300", 50, 50
+        args.latent_warmup, args.latent_samples, args.max_run_s = 20, 20, 60.0
+    args.ns = [int(v) for v in str(args.ns).split(",")]
+    out = Path(args.out) if args.out else (Path("/tmp/inference_quick.md") if args.quick
+                                           else ROOT / "docs" / "results" / "inference.md")
+    jpath = Path(args.json) if args.json else Path("/tmp") / (out.stem + ".json")
+    t0 = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    prior = pinnprob.pretrained("matern2d")
+    results = {"prior": repr(prior), "args": {k: v for k, v in vars(args).items()}}
+    parts = args.parts.split(",")
+    if "speed" in parts:
+        results["speed"] = part_speed(prior, args, log)
+        jpath.write_text(json.dumps(results, indent=1, default=str))
+    if "posterior" in parts:
+        results["posterior"] = part_posterior(prior, args, log)
+    results["wall_s"] = time.perf_counter() - t0
+    jpath.write_text(json.dumps(results, indent=1, default=str))
+    write_report(results, args, out)
+    log(f"wrote {out} and {jpath}")
+
+
+if __name__ == "__main__":
+    main()
