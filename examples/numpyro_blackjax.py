@@ -24,7 +24,7 @@ from pinnprob import truth
 from pinnprob.inference import latent_field, pc_priors
 
 SMALL = os.environ.get("PINNPROB_EXAMPLE_SMALL") == "1"
-n, warm, draws = (40, 40, 40) if SMALL else (150, 500, 500)
+n, warm, draws = (30, 20, 10) if SMALL else (150, 500, 500)
 
 # %% [markdown]
 # Synthetic data in the unit square's central part (a buffer keeps the Neumann boundary away).
@@ -40,9 +40,10 @@ y = np.linalg.cholesky(C + 1e-9 * np.eye(n)) @ rng.standard_normal(n) + 0.2 * rn
 # ≥ 0.2 keeps few modes, so the example is quick.
 
 # %%
-prior = pinnprob.pretrained("matern2d").truncate(0.2, nu=1.5)
+min_range = 0.4 if SMALL else 0.2
+prior = pinnprob.pretrained("matern2d").truncate(min_range, nu=1.5)
 range_prior, sigma_prior = pc_priors(range0=0.2, p_range=0.05, sigma0=2.0, p_sigma=0.05)
-range_prior = pinnprob.inference.truncate_to_range(range_prior, 0.2, 1.0, "range")  # warns: mass cut
+range_prior = pinnprob.inference.truncate_to_range(range_prior, min_range, 1.0, "range")  # warns: mass cut
 
 
 def model(y=None):

@@ -18,7 +18,6 @@ r_k with N(0, 1): a decreasing spectral weight, one fix for the pitfall of §5.
 
 from __future__ import annotations
 
-import math
 
 import equinox as eqx
 import jax

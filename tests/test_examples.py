@@ -1,6 +1,5 @@
 """Every script in examples/ runs, with tiny settings."""
 
-import os
 import runpy
 from pathlib import Path
 

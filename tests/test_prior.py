@@ -1,10 +1,8 @@
 """The prior object: sampling, validation of bad input, save / load, corrupted files."""
 
 import json
-import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

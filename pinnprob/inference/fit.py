@@ -192,7 +192,7 @@ def _run_blackjax(model, y, key, num_warmup, num_samples, progress_bar):
 def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
         sigma_prior=None, noise_prior=None, method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
-        mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int = 200, progress_bar: bool = True,
+        mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
         jitter: float = 1e-5):
     """Fit a geostatistical model with a generative field prior; returns ``arviz.InferenceData``.
 
@@ -203,8 +203,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     for Poisson / Bernoulli: P(σ > 2) = 0.05), ν uniform over the prior's range, noise half-normal
     with scale sd(y). Any NumPyro distribution is accepted instead; a range or ν prior that
     reaches beyond the generative prior's range is truncated to it with a warning. ``collapsed``
-    (Gaussian likelihood only) integrates the field out and recovers it afterwards for
-    ``field_draws`` posterior draws; by default it is used when it is cheaper than sampling the
+    (Gaussian likelihood only) integrates the field out and recovers it afterwards, exactly, by
+    Matheron's rule (for every draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it is cheaper than sampling the
     latent (:func:`_collapse_pays`). Only the modes needed down to the range prior's 0.5 %
     quantile are kept (``mode_tol``: the variance fraction allowed to be left out).
     """
@@ -295,7 +295,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
 def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, jitter):
     """Field (and latent) at the data sites for a thinned set of posterior draws, by Matheron's rule."""
     C, S = samples["range"].shape[:2]
-    idx = np.linspace(0, S - 1, min(field_draws, S)).astype(int)
+    idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
 
     @jax.jit
@@ -314,9 +314,7 @@ def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, j
             f, z = one(jax.random.fold_in(key, c * S + s), samples["range"][c, s], nu_, samples["sigma"][c, s],
                        samples["intercept_centered"][c, s], beta, samples["noise"][c, s])
             fields[c, s], latents[c, s] = np.asarray(f), np.asarray(z)
-    keep = np.zeros(S, bool)
-    keep[idx] = True
-    return fields[:, keep], latents[:, keep]
+    return fields, latents  # full (chain, draw) shape, NaN where a draw was not recovered
 
 
 @eqx.filter_jit
