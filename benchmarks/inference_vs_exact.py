@@ -49,7 +49,9 @@ import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 from jax.scipy.special import gammaln, logsumexp  # noqa: E402
-from numpyro.contrib.hsgp.approximation import hsgp_matern  # noqa: E402
+from numpyro.contrib.hsgp.approximation import hsgp_matern, linear_approximation  # noqa: E402
+from numpyro.contrib.hsgp.laplacian import eigenfunctions  # noqa: E402
+from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_matern  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 from numpyro.infer.util import initialize_model  # noqa: E402
 
@@ -189,18 +191,26 @@ def check_box_images(seed: int = 0) -> float:
     return float(np.max(np.abs(mine - ref)))
 
 
-def hsgp_model(X, y, m: int, c: float):
+def hsgp_model(X, y, m: int, c: float, precompute: bool = False):
     """NumPyro's HSGP (Matérn-3/2, m basis functions per dimension, Dirichlet box of half-width
     c × the half-width of the centred data); numpyro's ``length`` ℓ = ρ/2 (κ = √(2ν)/ℓ) and
-    ``alpha`` = σ² (it multiplies the spectral density)."""
+    ``alpha`` = σ² (it multiplies the spectral density). ``precompute=False``: the convenience
+    ``hsgp_matern``, which recomputes the n × m² eigenfunctions at every evaluation;
+    ``True``: the eigenfunctions computed once (``eigenfunctions`` + ``linear_approximation``, the
+    same model), as pinnprob computes its trunk once."""
     lo, hi = X.min(0), X.max(0)
     Xc = jnp.asarray(X - 0.5 * (lo + hi), jnp.float32)
     ell = float(c * 0.5 * np.max(hi - lo))
     y_info = (float(np.mean(y)), float(np.std(y)))
+    phi = eigenfunctions(Xc, ell=ell, m=m) if precompute else None
 
     def model(y=None):
         rho, sigma, noise, icpt = _common_sites(*y_info)
-        f = hsgp_matern(Xc, nu=1.5, alpha=sigma**2, length=rho / 2.0, ell=ell, m=m)
+        if precompute:
+            spd = jnp.sqrt(diag_spectral_density_matern(nu=1.5, alpha=sigma**2, length=rho / 2.0, ell=ell, m=m, dim=2))
+            f = linear_approximation(phi, spd, m=phi.shape[-1], non_centered=True)
+        else:
+            f = hsgp_matern(Xc, nu=1.5, alpha=sigma**2, length=rho / 2.0, ell=ell, m=m)
         numpyro.sample("y", dist.Normal(icpt + f, noise).to_event(1), obs=y)
 
     return model, ell
@@ -259,42 +269,58 @@ def summarise(samples: dict, names) -> dict:
                 "ess": ess_bulk(samples[k])} for k in names if k in samples}
 
 
-def run_numpyro(model, y, warmup: int, samples: int, seed: int):
-    """One NUTS chain; compile measured as the time of a 1 + 1 run, subtracted from the full run."""
+def _supports(model, y):
+    """The support of every latent sample site of ``model`` (to map NUTS's unconstrained z back)."""
+    tr = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(y=jnp.asarray(y, jnp.float32))
+    return {k: v["fn"].support for k, v in tr.items() if v["type"] == "sample" and not v["is_observed"]}
+
+
+def run_nuts(model, y, warmup: int, samples: int, seed: int, keep: int = 16):
+    """One NUTS chain (NumPyro's kernel) stepped by a jitted ``sample`` in a Python loop, so that
+    compilation is separated exactly: ``setup_s`` = init + compile + the first iteration,
+    ``run_s`` = the remaining warmup + sampling iterations, blocked. Records sites of size ≤ ``keep``
+    (constrained), tree sizes and divergences."""
     kw = {"y": jnp.asarray(y, jnp.float32)}
+    supports = _supports(model, y)
+    kernel = NUTS(model)
     t = time.perf_counter()
-    m0 = MCMC(NUTS(model), num_warmup=1, num_samples=1, progress_bar=False)
-    m0.run(jax.random.key(seed), **kw)
-    jax.block_until_ready(m0.get_samples())
-    compile_s = time.perf_counter() - t
-    mc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, progress_bar=False)
+    state = kernel.init(jax.random.key(seed), warmup, model_args=(), model_kwargs=kw)
+    step = jax.jit(lambda s: kernel.sample(s, (), kw))
+    state = jax.block_until_ready(step(state))
+    setup_s = time.perf_counter() - t
+    small = [k for k, v in state.z.items() if np.size(v) <= keep]
+    trace, steps, div = [], [], []
     t = time.perf_counter()
-    mc.run(jax.random.key(seed), extra_fields=("num_steps", "diverging"), **kw)
-    s = jax.block_until_ready(mc.get_samples())
-    total = time.perf_counter() - t
-    ex = mc.get_extra_fields()
-    s = {k: np.asarray(v) for k, v in s.items() if np.ndim(v) == 1}
-    return {"samples": s, "compile_s": compile_s, "total_s": total, "run_s": max(total - compile_s, 1e-9),
-            "steps": float(np.mean(ex["num_steps"])), "divergences": int(np.sum(ex["diverging"])),
+    for i in range(1, warmup + samples):
+        state = step(state)
+        if i >= warmup:
+            trace.append({k: state.z[k] for k in small})
+        steps.append(state.num_steps)
+        div.append(state.diverging)
+    jax.block_until_ready(state)
+    run_s = time.perf_counter() - t
+    z = {k: jnp.stack([d[k] for d in trace]) for k in small}
+    s = {k: np.asarray(numpyro.distributions.transforms.biject_to(supports[k])(v)) for k, v in z.items()}
+    steps = np.asarray(jnp.stack(steps))
+    return {"samples": s, "setup_s": setup_s, "run_s": run_s, "steps": float(np.mean(steps)),
+            "steps_sampling": float(np.mean(steps[warmup - 1:])),
+            "divergences": int(np.sum(np.asarray(jnp.stack(div))[warmup - 1:])),
             "warmup": warmup, "num_samples": samples}
 
 
 def run_pinnprob(prior, X, y, nu, warmup: int, samples: int, seed: int, collapsed=None):
-    """``pinnprob.fit`` (method="nuts", one chain), timed by its own sampling clock (after
-    block_until_ready); compile = the sampling seconds of a 1 + 1 fit."""
+    """``pinnprob.fit`` itself (method="nuts", one chain); ``sampling_s`` is fit's own clock around
+    ``MCMC.run`` (after block_until_ready), compile included."""
     P = priors()
     kw = dict(prior=prior, nu=nu, range_prior=P["range"], sigma_prior=P["sigma"], noise_prior=P["noise"],
               method="nuts", num_chains=1, seed=seed, collapsed=collapsed, progress_bar=False)
-    tiny = pinnprob.fit(X, y, num_warmup=1, num_samples=1, field_draws=1, **kw)
-    compile_s = json.loads(tiny.attrs["pinnprob"])["sampling_seconds"]
     t = time.perf_counter()
     idata = pinnprob.fit(X, y, num_warmup=warmup, num_samples=samples, **kw)
     wall = time.perf_counter() - t
     meta = json.loads(idata.attrs["pinnprob"])
     post = idata.posterior
     s = {k: post[k].values.reshape(-1) for k in ("range", "sigma", "noise", "nu", "intercept") if k in post}
-    return {"samples": s, "compile_s": compile_s, "total_s": meta["sampling_seconds"],
-            "run_s": max(meta["sampling_seconds"] - compile_s, 1e-9), "fit_wall_s": wall,
+    return {"samples": s, "sampling_s": meta["sampling_seconds"], "fit_wall_s": wall,
             "collapsed": bool(meta["collapsed"]), "modes": int(meta["prior_config"].get("max_modes") or -1),
             "divergences": int(idata.sample_stats["diverging"].values.sum()),
             "warmup": warmup, "num_samples": samples}
@@ -311,11 +337,11 @@ def part_posterior(prior, args, log):
     W, S = args.post_warmup, args.post_samples
 
     log(f"[posterior] exact GP on R², ν = 1.5, n = {n}")
-    r = run_numpyro(exact_model(D, y), y, W, S, args.seed)
+    r = run_nuts(exact_model(D, y), y, W, S, args.seed)
     out["exact"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
-    log(f"[posterior] exact GP on the buffered Neumann box (images), ν = 1.5")
+    log("[posterior] exact GP on the buffered Neumann box (images), ν = 1.5")
     model, nimg = exact_box_model(X, y)
-    r = run_numpyro(model, y, W, S, args.seed)
+    r = run_nuts(model, y, W, S, args.seed)
     out["exact_box"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "images": nimg}
     log(f"[posterior] pinnprob.fit(nu=1.5), {args.post_pinn_warmup} + {args.post_pinn_samples}")
     r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed)
@@ -325,7 +351,7 @@ def part_posterior(prior, args, log):
         names = PARAMS + ("nu",)
         Wn, Sn = args.nu_warmup, args.nu_samples
         log(f"[posterior] exact GP on R², ν ~ U(1, 2.5) (K_ν by quadrature), {Wn} + {Sn}")
-        r = run_numpyro(exact_model(D, y, nu_free=True), y, Wn, Sn, args.seed)
+        r = run_nuts(exact_model(D, y, nu_free=True), y, Wn, Sn, args.seed)
         out["exact_nu"] = {**summarise(r["samples"], names), "run": _strip(r)}
         col = None if args.nu_collapsed == "auto" else args.nu_collapsed == "yes"
         log(f"[posterior] pinnprob.fit(nu=None, collapsed={col}), {Wn} + {Sn}")
@@ -343,88 +369,89 @@ def _strip(r: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # part 2: speed
 # ---------------------------------------------------------------------------------------------
-DEFAULT_STEPS = {"exact": 7.0, "hsgp": 127.0, "pinn_collapsed": 7.0, "pinn_latent": 255.0}
+DEFAULT_STEPS = {"exact": 14.0, "hsgp_pre": 255.0, "hsgp": 255.0, "pinn_collapsed": 16.0, "pinn_latent": 255.0}
+METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent")
+
+
+def speed_models(prior, X, y, args):
+    """The four models at one data set (pinnprob's exactly as ``fit`` builds them), plus fit's choice."""
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    m_lat, modes, heur = pinnprob_model(prior, X, y, 1.5, False)
+    m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
+    models = {"exact": exact_model(D, y), "hsgp": hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0],
+              "hsgp_pre": hsgp_model(X, y, args.hsgp_m, args.hsgp_c, precompute=True)[0],
+              "pinn_collapsed": m_col, "pinn_latent": m_lat}
+    return models, {"modes": modes, "heuristic_collapsed": heur}
 
 
 def part_speed(prior, args, log):
+    """Gradient costs, then ESS/s runs (real where affordable, else projected)."""
     ns = args.ns
     data = {n: make_data(n, args.seed + 10 * n) for n in ns}
-    grads = {}
+    grads, info = {}, {}
     for n in ns:
         X, y = data[n]
-        D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
-        models = {"exact": exact_model(D, y), "hsgp": hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0]}
-        m_lat, modes, heur = pinnprob_model(prior, X, y, 1.5, False)
-        m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
-        models["pinn_latent"], models["pinn_collapsed"] = m_lat, m_col
+        models, info[n] = speed_models(prior, X, y, args)
         for name, model in models.items():
+            if name not in args.methods:
+                continue
             g, c, reps = gradient_cost(model, y)
             grads[(name, n)] = {"grad_s": g, "compile_s": c, "reps": reps}
             log(f"[grad] n = {n:5d} {name:15s} {1e3 * g:9.2f} ms (compile {c:.1f} s, {reps} calls)")
-        grads[("modes", n)] = {"modes": modes, "heuristic_collapsed": heur}
+        log(f"[grad] n = {n:5d} pinnprob keeps {info[n]['modes']} modes; fit picks "
+            f"{'collapsed' if info[n]['heuristic_collapsed'] else 'latent'}")
 
-    runs = {}
+    runs, refs = {}, {}  # refs: method -> its last real run, for projections
     W, S = args.warmup, args.samples
-    refs = {}  # method key -> the last real run, for projections
-    for name in ("exact", "hsgp", "pinn_heuristic", "pinn_other"):
+    Wr, Sr = args.reduced_warmup, args.reduced_samples
+    for key in [k for k in METHODS if k in args.methods]:
         for n in ns:
             X, y = data[n]
-            heur = grads[("modes", n)]["heuristic_collapsed"]
-            if name in ("pinn_heuristic", "pinn_other"):
-                collapsed = heur if name == "pinn_heuristic" else not heur
-                key = "pinn_collapsed" if collapsed else "pinn_latent"
-            else:
-                collapsed, key = None, name
-            w, s = (args.latent_warmup, args.latent_samples) if key == "pinn_latent" else (W, S)
             g = grads[(key, n)]["grad_s"]
             ref = refs.get(key)
             steps = ref["steps"] if ref is not None else DEFAULT_STEPS[key]
-            predicted = (w + s) * steps * g
-            entry = {"method_key": key, "grad_s": g, "predicted_s": predicted, "collapsed": collapsed}
-            if predicted <= args.max_run_s:
-                log(f"[run] n = {n:5d} {name:15s} ({key}) {w} + {s}, predicted {predicted:.0f} s")
-                if key in ("exact", "hsgp"):
-                    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
-                    model = exact_model(D, y) if key == "exact" else hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0]
-                    r = run_numpyro(model, y, w, s, args.seed)
-                else:
-                    r = run_pinnprob(prior, X, y, 1.5, w, s, args.seed, collapsed=collapsed)
-                    r["steps"] = r["run_s"] / ((w + s) * g)  # implied gradients per iteration
-                    r["steps_implied"] = True
+            full, reduced = (W + S) * steps * g, (Wr + Sr) * steps * g
+            entry = {"grad_s": g, "predicted_s": full}
+            if full <= args.max_run_s or (ref is None and reduced <= args.first_run_factor * args.max_run_s):
+                w, s = (W, S) if full <= args.max_run_s else (Wr, Sr)
+                log(f"[run] n = {n:5d} {key:15s} {w} + {s}, predicted {(w + s) * steps * g:.0f} s")
+                models, _ = speed_models(prior, X, y, args)
+                r = run_nuts(models[key], y, w, s, args.seed)
                 ess = ess_bulk(r["samples"]["range"])
                 entry.update(_strip(r), ess=ess, ess_per_s=ess / r["run_s"], projected=False,
                              range_mean=float(np.mean(r["samples"]["range"])))
-                refs[key] = {"n": n, "steps": r["steps"], "ess_per_iter": ess / s, "name": name}
-                log(f"      ESS {ess:.0f}, {r['run_s']:.1f} s (+ compile {r['compile_s']:.1f} s), "
-                    f"{r['steps']:.0f} steps/iter, ESS/s {entry['ess_per_s']:.3g}")
+                refs[key] = {"n": n, "steps": r["steps"], "ess_per_iter": ess / s, "name": key}
+                log(f"      ESS {ess:.0f}, {r['run_s']:.1f} s (+ setup/compile {r['setup_s']:.1f} s), "
+                    f"{r['steps']:.0f} steps/iter, {r['divergences']} divergent, ESS/s {entry['ess_per_s']:.3g}")
             else:
-                src = ref
-                if src is None:  # nothing of this method ran: borrow the sampler's behaviour
-                    src = _borrow(runs, key, n)
+                src = ref if ref is not None else _borrow(runs, key, n)
                 if src is None:
                     entry.update(projected=True, ess_per_s=None, note="no reference run")
                 else:
                     t_proj = (W + S) * src["steps"] * g
                     entry.update(projected=True, ess_per_s=src["ess_per_iter"] * S / t_proj, run_s=t_proj,
                                  steps=src["steps"], ess=src["ess_per_iter"] * S,
-                                 note=f"projected: steps & ESS/iter of {src['name']} at n = {src['n']}")
-                log(f"[proj] n = {n:5d} {name:15s} ({key}) predicted {predicted:.0f} s > {args.max_run_s} s: "
+                                 note=f"projected from {src['name']} at n = {src['n']}")
+                log(f"[proj] n = {n:5d} {key:15s} predicted {full:.0f} s > {args.max_run_s:.0f} s: "
                     f"{entry.get('note')}, ESS/s {entry['ess_per_s']}")
-            runs[(name, n)] = entry
-    return {"ns": ns, "grads": {f"{k[0]}@{k[1]}": v for k, v in grads.items()},
+            runs[(key, n)] = entry
+    return {"ns": ns, "info": {str(n): v for n, v in info.items()},
+            "grads": {f"{k[0]}@{k[1]}": v for k, v in grads.items()},
             "runs": {f"{k[0]}@{k[1]}": v for k, v in runs.items()}}
 
 
 def _borrow(runs, key, n):
-    """For a collapsed pinnprob run never made: NUTS on the same 4 parameters with the field
-    integrated out behaves like the exact GP, so borrow its steps and ESS per iteration."""
-    if key != "pinn_collapsed":
+    """For a run never made, borrow steps and ESS per draw from a sampler of the same geometry:
+    collapsed pinnprob (4 parameters, field integrated out) from the exact GP; ``hsgp_matern``
+    from the same HSGP model with its basis precomputed."""
+    src = {"pinn_collapsed": "exact", "hsgp": "hsgp_pre"}.get(key)
+    if src is None:
         return None
-    cands = [(m, v) for (nm, m), v in runs.items() if nm == "exact" and not v.get("projected")]
+    cands = [(m, v) for (nm, m), v in runs.items() if nm == src and not v.get("projected")]
     if not cands:
         return None
     m, v = min(cands, key=lambda mv: abs(mv[0] - n))
-    return {"n": m, "steps": v["steps"], "ess_per_iter": v["ess"] / v["num_samples"], "name": "exact GP"}
+    return {"n": m, "steps": v["steps"], "ess_per_iter": v["ess"] / v["num_samples"], "name": src}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,37 +484,42 @@ def posterior_table(res: dict) -> str:
     return "\n".join(rows)
 
 
+LABELS = {"exact": "exact GP (dense Cholesky)",
+          "hsgp_pre": "NumPyro HSGP, eigenfunctions precomputed",
+          "hsgp": "NumPyro HSGP via `hsgp_matern` (eigenfunctions recomputed per call)",
+          "pinn_collapsed": "pinnprob, collapsed (field integrated out)",
+          "pinn_latent": "pinnprob, latent (non-centred `field_latent`)"}
+
+
 def speed_tables(sp: dict, args) -> tuple[str, str]:
     ns = sp["ns"]
-    G, R = sp["grads"], sp["runs"]
-    labels = {"exact": "exact GP (dense Cholesky, float32)",
-              "hsgp": f"NumPyro HSGP ({args.hsgp_m}² basis functions, c = {args.hsgp_c})",
-              "pinn_collapsed": "pinnprob, collapsed (field integrated out)",
-              "pinn_latent": "pinnprob, latent (non-centred `field_latent`)"}
+    G, R, I = sp["grads"], sp["runs"], sp["info"]
     g = ["| method | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
-    for k, lab in labels.items():
-        g.append(f"| {lab} | " + " | ".join(f"{1e3 * G[f'{k}@{n}']['grad_s']:.3g} ms" for n in ns) + " |")
-    g.append("| pinnprob modes kept (`truncate`) | " + " | ".join(str(G[f'modes@{n}']['modes']) for n in ns) + " |")
-    g.append("| `_collapse_pays` picks | " + " | ".join("collapsed" if G[f'modes@{n}']['heuristic_collapsed']
-                                                      else "latent" for n in ns) + " |")
-    e = ["| method | n | run | iterations | steps / iter | divergences | compile s | sampling s | ESS(range) | ESS/s | E[range] |",
+    for k, lab in LABELS.items():
+        if all(f"{k}@{n}" not in G for n in ns):
+            continue
+        g.append(f"| {lab} | " + " | ".join(f"{1e3 * G[f'{k}@{n}']['grad_s']:.3g} ms" if f"{k}@{n}" in G else "—"
+                                              for n in ns) + " |")
+    g.append("| pinnprob modes kept (`truncate`) | " + " | ".join(str(I[str(n)]["modes"]) for n in ns) + " |")
+    g.append("| `fit` picks (`_collapse_pays`) | " + " | ".join("collapsed" if I[str(n)]["heuristic_collapsed"]
+                                                            else "latent" for n in ns) + " |")
+    e = ["| method | n | run | iterations | steps / iter | divergent | setup + compile s | sampling s | ESS(range) | ESS/s | E[range] |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
-    names = {"exact": "exact GP", "hsgp": "HSGP", "pinn_heuristic": "pinnprob.fit (heuristic)",
-             "pinn_other": "pinnprob.fit (the other)"}
-    for name, lab in names.items():
+    for key, lab in LABELS.items():
         for n in ns:
-            r = R[f"{name}@{n}"]
-            key = r["method_key"]
-            lab2 = f"{lab}: {'collapsed' if key == 'pinn_collapsed' else 'latent'}" if name.startswith("pinn") else lab
+            if f"{key}@{n}" not in R:
+                continue
+            r = R[f"{key}@{n}"]
+            pick = key.startswith("pinn") and (key == "pinn_collapsed") == I[str(n)]["heuristic_collapsed"]
+            lab2 = lab + (" ← fit's choice" if pick else "")
             if r.get("projected"):
                 e.append(f"| {lab2} | {n} | {r.get('note', 'projected')} | — | {_fmt(r.get('steps'))} | — | — | "
                          f"{_fmt(r.get('run_s'), 4)} (proj.) | {_fmt(r.get('ess'))} (proj.) | "
                          f"**{_fmt(r.get('ess_per_s'))}** (proj.) | — |")
             else:
-                st = f"{r['steps']:.0f}" + (" (implied)" if r.get("steps_implied") else "")
-                e.append(f"| {lab2} | {n} | measured | {r['warmup']} + {r['num_samples']} | {st} | {r['divergences']} | "
-                         f"{r['compile_s']:.1f} | {r['run_s']:.1f} | {r['ess']:.0f} | **{r['ess_per_s']:.3g}** | "
-                         f"{r['range_mean']:.3f} |")
+                e.append(f"| {lab2} | {n} | measured | {r['warmup']} + {r['num_samples']} | {r['steps']:.0f} | "
+                         f"{r['divergences']} | {r['setup_s']:.1f} | {r['run_s']:.1f} | {r['ess']:.0f} | "
+                         f"**{r['ess_per_s']:.3g}** | {r['range_mean']:.3f} |")
     return "\n".join(g), "\n".join(e)
 
 
@@ -532,12 +564,18 @@ def write_report(results: dict, args, path: Path):
                 "with the exact ν-free posterior.",
                 "",
             ]
-        lines += ["Run details (seconds exclude compile):", "", "| run | sampling s | compile s | steps/iter | divergences |",
-                  "|---|---|---|---|---|"]
+        lines += ["Run details (exact GPs: sampling seconds without compile, NUTS steps per iteration; "
+                  "pinnprob: `fit`'s own sampling clock, compile included, and `fit`'s total wall time):", "",
+                  "| run | iterations | sampling s | setup + compile s | steps/iter | divergent |", "|---|---|---|---|---|---|"]
         for k in ("exact", "exact_box", "pinnprob", "exact_nu", "pinnprob_nu"):
             if k in po:
                 r = po[k]["run"]
-                lines.append(f"| {k} | {r['run_s']:.1f} | {r['compile_s']:.1f} | {_fmt(r.get('steps'))} | {r['divergences']} |")
+                if "sampling_s" in r:
+                    lines.append(f"| {k} | {r['warmup']} + {r['num_samples']} | {r['sampling_s']:.1f} (incl. compile) | "
+                                 f"(fit wall {r['fit_wall_s']:.1f}) | — | {r['divergences']} |")
+                else:
+                    lines.append(f"| {k} | {r['warmup']} + {r['num_samples']} | {r['run_s']:.1f} | {r['setup_s']:.1f} | "
+                                 f"{r['steps']:.1f} | {r['divergences']} |")
         lines.append("")
     if "speed" in results:
         gt, et = speed_tables(results["speed"], args)
@@ -549,16 +587,32 @@ def write_report(results: dict, args, path: Path):
             "",
             gt,
             "",
-            f"ESS per second of `range`: ESS bulk over the seconds of warmup + sampling, compile excluded "
-            f"(compile = the time of a 1 + 1 run). One chain, {args.warmup} + {args.samples} "
-            f"(pinnprob latent: {args.latent_warmup} + {args.latent_samples}). Runs predicted to take more than "
-            f"{args.max_run_s:.0f} s are projected: (warmup + samples) × steps/iter × gradient cost, with the "
-            "steps and ESS per iteration of the stated real run. pinnprob's steps/iter are implied "
-            "(sampling seconds / iterations / gradient cost), as `fit` does not return tree sizes.",
+            "ESS per second of `range`: ArviZ bulk ESS over the seconds of warmup + sampling. Every method "
+            "runs the same loop: NumPyro's NUTS kernel, `jax.jit(kernel.sample)` stepped from Python and "
+            "blocked at the end, so compile (with init and the first iteration) is measured apart as "
+            "'setup + compile'. pinnprob's models are the ones `fit` builds (its `_build_model`, same mode "
+            f"truncation). One chain, {args.warmup} + {args.samples}; a method whose first run is predicted "
+            f"to exceed {args.max_run_s:.0f} s runs {args.reduced_warmup} + {args.reduced_samples} instead; "
+            "later runs predicted over that are projected: ESS/s = (ESS per draw) / (steps per iteration × "
+            "gradient cost × (warmup + samples) / samples), with the steps and ESS per draw of the stated real run "
+            "(collapsed pinnprob with no run of its own borrows the exact GP's: same 4 parameters, field integrated out).",
             "",
             et,
             "",
         ]
+    lines += [
+        "## How to rerun",
+        "",
+        "```",
+        "python benchmarks/inference_vs_exact.py           # everything, ≈ 45-50 min on a shared 2-core CPU",
+        "python benchmarks/inference_vs_exact.py --quick   # smoke run, ≈ 6 min, writes /tmp/inference_quick.md",
+        "python benchmarks/inference_vs_exact.py --parts speed --ns 500,1000   # one part only",
+        "```",
+        "",
+        "All numbers also go to a JSON file (`--json`, default `/tmp/<report name>.json`); "
+        "`--report-only JSON` rewrites this page from it. `--notes FILE` appends hand-written notes.",
+        "",
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines)
     if args.notes and Path(args.notes).is_file():
@@ -583,27 +637,50 @@ def main(argv=None):
     ap.add_argument("--nu-collapsed", choices=("auto", "yes", "no"), default="yes",
                     help="pinnprob's parameterisation for ν free (auto: fit's heuristic)")
     ap.add_argument("--ns", default="500,1000,2000")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"speed part: any of {','.join(METHODS)}")
+    ap.add_argument("--first-run-factor", type=float, default=3.0,
+                    help="the first run of a method goes ahead (reduced) if predicted ≤ this × --max-run-s")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--samples", type=int, default=300)
-    ap.add_argument("--latent-warmup", type=int, default=150)
-    ap.add_argument("--latent-samples", type=int, default=150)
-    ap.add_argument("--max-run-s", type=float, default=300.0)
+    ap.add_argument("--reduced-warmup", type=int, default=150)
+    ap.add_argument("--reduced-samples", type=int, default=150)
+    ap.add_argument("--max-run-s", type=float, default=270.0)
     ap.add_argument("--hsgp-m", type=int, default=30)
     ap.add_argument("--hsgp-c", type=float, default=1.2)
     ap.add_argument("--out", default=None, help="markdown report (default docs/results/inference.md)")
     ap.add_argument("--json", default=None, help="all numbers as JSON (default next to --out, in /tmp)")
     ap.add_argument("--notes", default=None, help="markdown appended to the report (hand-written notes)")
+    ap.add_argument("--report-only", default=None, metavar="JSON[,JSON...]",
+                    help="rewrite the report from the JSON of earlier runs, without running anything; speed "
+                         "entries of later files (e.g. a --methods run) replace those of earlier ones")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n_post, args.post_warmup, args.post_samples = 150, 100, 100
-        args.post_pinn_warmup, args.post_pinn_samples = 30, 30
-        args.nu_warmup, args.nu_samples = 30, 30
-        args.ns, args.warmup, args.samples = "200,300", 50, 50
-        args.latent_warmup, args.latent_samples, args.max_run_s = 20, 20, 60.0
+        args.n_post, args.post_warmup, args.post_samples = 100, 50, 50
+        args.post_pinn_warmup, args.post_pinn_samples = 20, 20
+        args.nu_warmup, args.nu_samples = 20, 20
+        args.ns, args.warmup, args.samples = "150,250", 40, 40
+        args.reduced_warmup, args.reduced_samples, args.max_run_s = 15, 15, 20.0
     args.ns = [int(v) for v in str(args.ns).split(",")]
+    args.methods = [m for m in str(args.methods).split(",") if m]
     out = Path(args.out) if args.out else (Path("/tmp/inference_quick.md") if args.quick
                                            else ROOT / "docs" / "results" / "inference.md")
     jpath = Path(args.json) if args.json else Path("/tmp") / (out.stem + ".json")
+    if args.report_only:
+        files = args.report_only.split(",")
+        results = json.loads(Path(files[0]).read_text())
+        for extra in files[1:]:
+            more = json.loads(Path(extra).read_text())
+            if "speed" in more:
+                for part in ("grads", "runs", "info"):
+                    results["speed"][part].update(more["speed"][part])
+                results.setdefault("supplements", []).append({"file": extra, "args": more["args"],
+                                                              "wall_s": more["wall_s"]})
+        for k, v in results["args"].items():  # the settings of that run, for the text
+            if k not in ("report_only", "out", "notes", "methods"):
+                setattr(args, k, v)
+        write_report(results, args, out)
+        print(f"wrote {out}")
+        return
     t0 = time.perf_counter()
 
     def log(msg):
