@@ -165,8 +165,9 @@ def exact_box_model(X, y, buffer: float = 0.5):
     covariance by images; ν = 1.5."""
     cmap = fitmod.CoordinateMap.from_data(X, buffer)
     U = cmap.to_unit(X)
-    # longest range the prior allows is 1.0 user units; corr < 1e−7 beyond x = 20
-    cutoff = 20.0 * (1.0 / cmap.scale) / math.sqrt(12.0)
+    # longest range the prior allows is 1.0 user units; corr < 1e−5 beyond x = 13.8: this keeps the
+    # site and its 8 nearest reflections (the next images are 2 away)
+    cutoff = 13.8 * (1.0 / cmap.scale) / math.sqrt(12.0)
     Dimg = jnp.asarray(box_image_distances(U, cutoff), jnp.float32)
     n = X.shape[0]
     y_info = (float(np.mean(y)), float(np.std(y)))
@@ -185,7 +186,7 @@ def check_box_images(seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     U = 0.25 + 0.5 * rng.uniform(size=(50, 2))
     rho = 0.5  # the longest range in unit-box units
-    Dimg = box_image_distances(U, 20.0 * rho / math.sqrt(12.0))
+    Dimg = box_image_distances(U, 13.8 * rho / math.sqrt(12.0))
     mine = np.asarray(jnp.sum(matern32(jnp.asarray(Dimg), rho), 0), np.float64)
     ref = truth.box_covariance(U, U, Box.unit(2, "neumann"), range=rho, sigma=1.0, nu=1.5)
     return float(np.max(np.abs(mine - ref)))
@@ -339,10 +340,11 @@ def part_posterior(prior, args, log):
     log(f"[posterior] exact GP on R², ν = 1.5, n = {n}")
     r = run_nuts(exact_model(D, y), y, W, S, args.seed)
     out["exact"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
-    log("[posterior] exact GP on the buffered Neumann box (images), ν = 1.5")
-    model, nimg = exact_box_model(X, y)
-    r = run_nuts(model, y, W, S, args.seed)
-    out["exact_box"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "images": nimg}
+    if args.box:
+        log(f"[posterior] exact GP on the buffered Neumann box (images), ν = 1.5, {args.box_warmup} + {args.box_samples}")
+        model, nimg = exact_box_model(X, y)
+        r = run_nuts(model, y, args.box_warmup, args.box_samples, args.seed)
+        out["exact_box"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "images": nimg}
     log(f"[posterior] pinnprob.fit(nu=1.5), {args.post_pinn_warmup} + {args.post_pinn_samples}")
     r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed)
     out["pinnprob"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
@@ -350,7 +352,11 @@ def part_posterior(prior, args, log):
     if args.nu_free:
         names = PARAMS + ("nu",)
         Wn, Sn = args.nu_warmup, args.nu_samples
-        log(f"[posterior] exact GP on R², ν ~ U(1, 2.5) (K_ν by quadrature), {Wn} + {Sn}")
+        if args.n_nu != n:
+            X, y = make_data(args.n_nu, args.seed)
+            D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        out["n_nu"] = args.n_nu
+        log(f"[posterior] exact GP on R², ν ~ U(1, 2.5) (K_ν by quadrature), n = {args.n_nu}, {Wn} + {Sn}")
         r = run_nuts(exact_model(D, y, nu_free=True), y, Wn, Sn, args.seed)
         out["exact_nu"] = {**summarise(r["samples"], names), "run": _strip(r)}
         col = None if args.nu_collapsed == "auto" else args.nu_collapsed == "yes"
@@ -466,6 +472,8 @@ def posterior_table(res: dict) -> str:
     rows = ["| method | param | mean | sd | ESS | Δmean / sd_exact | sd / sd_exact − 1 |", "|---|---|---|---|---|---|---|"]
     for key, label in (("exact", "exact GP, R²"), ("exact_box", "exact GP, buffered Neumann box"),
                        ("pinnprob", "pinnprob.fit (ν = 1.5)")):
+        if key not in res:
+            continue
         for p in PARAMS:
             s = res[key][p]
             d = (s["mean"] - ex[p]["mean"]) / ex[p]["sd"]
@@ -484,6 +492,39 @@ def posterior_table(res: dict) -> str:
     return "\n".join(rows)
 
 
+def project_all(sp: dict, args) -> None:
+    """(Re)compute every projected entry from the real runs present (also after merging runs).
+
+    Time = (warmup + samples) × steps/iter × gradient cost at this n × the reference run's overhead
+    factor (its sampling seconds over iterations × steps × its gradient cost: NUTS bookkeeping, and
+    machine noise); ESS = the reference's ESS per draw × samples. The reference is the real run of
+    the same method nearest in n, else a sampler of the same geometry (:func:`_borrow`)."""
+    W, S = args.warmup, args.samples
+    R, G = sp["runs"], sp["grads"]
+    real = {}
+    for k, v in R.items():
+        if not v.get("projected"):
+            key, n = k.split("@")
+            iters = v["warmup"] + v["num_samples"] - 1
+            real.setdefault(key, []).append((int(n), {
+                "n": int(n), "steps": v["steps"], "ess_per_iter": v["ess"] / v["num_samples"], "name": key,
+                "overhead": v["run_s"] / (iters * v["steps"] * G[k]["grad_s"])}))
+    borrow = {"pinn_collapsed": "exact", "hsgp": "hsgp_pre"}
+    for k, v in R.items():
+        if not v.get("projected"):
+            continue
+        key, n = k.split("@")
+        n = int(n)
+        cands = real.get(key) or real.get(borrow.get(key, ""), [])
+        if not cands:
+            v.update(ess_per_s=None, note="no reference run")
+            continue
+        src = min(cands, key=lambda c: (abs(c[0] - n), c[0]))[1]
+        t = (W + S) * src["steps"] * G[k]["grad_s"] * src["overhead"]
+        v.update(run_s=t, steps=src["steps"], ess=src["ess_per_iter"] * S, ess_per_s=src["ess_per_iter"] * S / t,
+                 note=f"projected from {src['name']} at n = {src['n']} (overhead × {src['overhead']:.2f})")
+
+
 LABELS = {"exact": "exact GP (dense Cholesky)",
           "hsgp_pre": "NumPyro HSGP, eigenfunctions precomputed",
           "hsgp": "NumPyro HSGP via `hsgp_matern` (eigenfunctions recomputed per call)",
@@ -492,6 +533,7 @@ LABELS = {"exact": "exact GP (dense Cholesky)",
 
 
 def speed_tables(sp: dict, args) -> tuple[str, str]:
+    project_all(sp, args)
     ns = sp["ns"]
     G, R, I = sp["grads"], sp["runs"], sp["info"]
     g = ["| method | " + " | ".join(f"n = {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
@@ -513,9 +555,9 @@ def speed_tables(sp: dict, args) -> tuple[str, str]:
             pick = key.startswith("pinn") and (key == "pinn_collapsed") == I[str(n)]["heuristic_collapsed"]
             lab2 = lab + (" ← fit's choice" if pick else "")
             if r.get("projected"):
+                t = "—" if r.get("run_s") is None else f"{r['run_s']:.0f} (proj.)"
                 e.append(f"| {lab2} | {n} | {r.get('note', 'projected')} | — | {_fmt(r.get('steps'))} | — | — | "
-                         f"{_fmt(r.get('run_s'), 4)} (proj.) | {_fmt(r.get('ess'))} (proj.) | "
-                         f"**{_fmt(r.get('ess_per_s'))}** (proj.) | — |")
+                         f"{t} | {_fmt(r.get('ess'))} (proj.) | **{_fmt(r.get('ess_per_s'))}** (proj.) | — |")
             else:
                 e.append(f"| {lab2} | {n} | measured | {r['warmup']} + {r['num_samples']} | {r['steps']:.0f} | "
                          f"{r['divergences']} | {r['setup_s']:.1f} | {r['run_s']:.1f} | {r['ess']:.0f} | "
@@ -530,7 +572,7 @@ def write_report(results: dict, args, path: Path):
         f"Produced by `python benchmarks/inference_vs_exact.py{' --quick' if args.quick else ''}` on "
         f"{platform.machine()} with {os.cpu_count()} CPU cores, JAX {jax.__version__} (float32), NumPyro "
         f"{numpyro.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
-        f"total {results['wall_s'] / 60:.1f} min. Prior: `{results['prior']}`.",
+        f"{results.get('timing_note', '')}Prior: `{results['prior']}`.",
         "",
         "Data: n uniform sites in [0, 1]², a Matérn field on R² (ν = 1.5, practical range ρ = 0.3, σ = 1) "
         "drawn exactly by Cholesky of `truth.matern_covariance`, intercept 0, noise sd 0.3, seed "
@@ -547,16 +589,18 @@ def write_report(results: dict, args, path: Path):
             f"(`fit` chose {'collapsed' if po['pinnprob']['run']['collapsed'] else 'latent'}, "
             f"{po['pinnprob']['run']['modes']} modes). Differences in units of the exact (R²) posterior sd; "
             "the goal is |Δmean| ≤ 0.2 and |sd ratio − 1| ≤ 20 %. The Monte Carlo error of a mean is about "
-            "sd/√ESS, so with ESS ≈ 200 differences of ±0.1 sd are noise. The box GP uses "
-            f"{po['exact_box']['images']} Neumann images (checked against `truth.box_covariance`: max abs "
-            f"difference {po['box_images_check']:.1e}).",
+            "sd/√ESS, so with ESS ≈ 200 differences of ±0.1 sd are noise."
+            + (f" The box GP uses {po['exact_box']['images']} Neumann images (checked against "
+               f"`truth.box_covariance` at the longest range: max abs difference {po['box_images_check']:.1e})."
+               if "exact_box" in po else " The exact GP on the box (`--box`) was not run."),
             "",
             posterior_table(po),
             "",
         ]
         if "exact_nu" in po:
             lines += [
-                f"ν free: both with ν ~ Uniform(1, 2.5), {po['exact_nu']['run']['warmup']} + "
+                f"ν free (n = {po.get('n_nu', po['n'])}, own data set): both with ν ~ Uniform(1, 2.5), "
+                f"{po['exact_nu']['run']['warmup']} + "
                 f"{po['exact_nu']['run']['num_samples']}; the exact GP evaluates K_ν by quadrature "
                 f"(differentiable in ν). pinnprob ran {'collapsed' if po['pinnprob_nu']['run']['collapsed'] else 'latent'} "
                 f"with {po['pinnprob_nu']['modes']} modes (its heuristic would pick "
@@ -631,10 +675,15 @@ def main(argv=None):
     ap.add_argument("--post-samples", type=int, default=1000)
     ap.add_argument("--post-pinn-warmup", type=int, default=300)
     ap.add_argument("--post-pinn-samples", type=int, default=300)
+    ap.add_argument("--box", action="store_true",
+                    help="also the exact GP with the box covariance (9 images; ≈ 50× the exact GP's gradient cost)")
+    ap.add_argument("--box-warmup", type=int, default=200)
+    ap.add_argument("--box-samples", type=int, default=200)
     ap.add_argument("--no-nu-free", dest="nu_free", action="store_false")
-    ap.add_argument("--nu-warmup", type=int, default=150)
-    ap.add_argument("--nu-samples", type=int, default=150)
-    ap.add_argument("--nu-collapsed", choices=("auto", "yes", "no"), default="yes",
+    ap.add_argument("--n-nu", type=int, default=200, help="sites for the ν-free comparison")
+    ap.add_argument("--nu-warmup", type=int, default=200)
+    ap.add_argument("--nu-samples", type=int, default=200)
+    ap.add_argument("--nu-collapsed", choices=("auto", "yes", "no"), default="auto",
                     help="pinnprob's parameterisation for ν free (auto: fit's heuristic)")
     ap.add_argument("--ns", default="500,1000,2000")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"speed part: any of {','.join(METHODS)}")
@@ -657,7 +706,7 @@ def main(argv=None):
     if args.quick:
         args.n_post, args.post_warmup, args.post_samples = 100, 50, 50
         args.post_pinn_warmup, args.post_pinn_samples = 20, 20
-        args.nu_warmup, args.nu_samples = 20, 20
+        args.nu_warmup, args.nu_samples, args.n_nu = 20, 20, 100
         args.ns, args.warmup, args.samples = "150,250", 40, 40
         args.reduced_warmup, args.reduced_samples, args.max_run_s = 15, 15, 20.0
     args.ns = [int(v) for v in str(args.ns).split(",")]
@@ -670,6 +719,8 @@ def main(argv=None):
         results = json.loads(Path(files[0]).read_text())
         for extra in files[1:]:
             more = json.loads(Path(extra).read_text())
+            if "posterior" in more:
+                results["posterior"] = more["posterior"]
             if "speed" in more:
                 for part in ("grads", "runs", "info"):
                     results["speed"][part].update(more["speed"][part])
@@ -696,6 +747,7 @@ def main(argv=None):
     if "posterior" in parts:
         results["posterior"] = part_posterior(prior, args, log)
     results["wall_s"] = time.perf_counter() - t0
+    results["timing_note"] = f"This run took {results['wall_s'] / 60:.1f} min. "
     jpath.write_text(json.dumps(results, indent=1, default=str))
     write_report(results, args, out)
     log(f"wrote {out} and {jpath}")
