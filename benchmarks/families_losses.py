@@ -309,7 +309,7 @@ def fig_errors(rows, fl, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("relative Frobenius covariance error (dot: median over 9 θ, bar: min–max)")
-    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax2.barh(y, [r.seconds for r in rows], color=[colors[r.family] for r in rows], alpha=0.8, label="total")
     ax2.barh(y, [r.first_step if r.errors else 0 for r in rows], color="k", alpha=0.35,
@@ -536,7 +536,11 @@ range ρ ∈ [0.2, 0.5] and smoothness ν ∈ [1, 2] (θ drawn uniformly in (log
 Test functions: the K = {K} Laplacian eigenfunctions with |ω| ≤ 16π (`modes_per_dim = {MODES_PER_DIM}`),
 orthonormal, so ⟨W, φ⟩ ~ N(0, I). Every row is `pinnprob.train(PriorConfig(...), progress=False,
 evaluate=False)` with seed 0, {steps} Adam steps (learning rate 3e-3, warm-up + cosine decay,
-gradient clipping — the library defaults), float32. The generator families:
+gradient clipping — the library defaults), float32. Deviations from the `PriorConfig` defaults, all
+to fit the whole table in ~15-25 min on this CPU: `modes_per_dim` 16 (default 128), `steps` 600
+(4000), `batch_size` 4 θ, or 1 θ for the rows whose loss calls a batched LAPACK kernel (32; see the
+deadlock note at the end), `num_samples` 128, or 256 for the moment-matched rows (256), and
+push-forward width 256 (max(64, 128) = 128; see the notes). The generator families:
 
 * **spectral** — `SpectralGenerator`: trunk = the same K eigenfunctions, latent z ∈ R^K, a
   small MLP gives the amplitude a(θ, λ_k); Gaussian; losses are per-mode closed forms
@@ -567,12 +571,13 @@ same error for {MC_SAMPLES:,} exact samples (`truth.cholesky_sample` on the box 
 noise level of the push-forward estimates.
 
 **Timing caveat.** The machine has 2 CPU cores and was shared with other training and test jobs
-during the run (load average 3–9), so every time here is inflated, by roughly 2× and unevenly across
-rows. Compare times within this table, not with other documents. The script sets
+during these runs (1-minute load average between about 0.6 and 9), so every time here is inflated,
+unevenly across rows: in three runs of this script with bitwise-identical errors, the same row's time
+varied by up to 2.8× (low-rank W2: 31 s to 87 s). Compare times within one table, and only roughly. The script sets
 `OPENBLAS_NUM_THREADS=1` before importing JAX: on this machine jaxlib's LAPACK calls (eigh, Cholesky)
 were 10–100× slower with OpenBLAS threads competing with XLA's.
 
-**Rerun.** `python benchmarks/families_losses.py` (reference, ≈ 25 min here; `--steps N` to change the
+**Rerun.** `python benchmarks/families_losses.py` (reference, 12-18 min here; `--steps N` to change the
 steps) or `--quick` (a {meta['quick_steps']}-step smoke test that writes to a temporary folder).
 
 ## Results
@@ -726,7 +731,7 @@ PROSE = """\
    and their remaining error is amortisation error towards the edges of the θ rectangle (worst at
    ρ = 0.2 and ρ = 0.5), not the truncation floor: 600 steps × 4 θ is far below the
    library default (4000 steps × 32 θ). They are also the cheapest rows by an order of magnitude
-   (about 5 ms a step; most of their wall time is the 4-5 s compile).
+   (a few ms a step; the compile is a third to two thirds of their few seconds).
 2. *Sample-based divergences in the whitened residual space fail on every family at this budget.*
    The residual has K = 214 standardised coordinates; the ~64 low-frequency modes that carry almost
    all of the field's variance are a minority of them, and an error on a few coordinates moves a
@@ -745,8 +750,9 @@ PROSE = """\
 3. *The low-rank family fails with every loss here*, for two different reasons (next section): with
    whitened KL / W2 it keeps the wrong modes (the §5 pitfall), and with the field weight — which does
    fix the choice of modes — it puts most of its variance outside the span of the test functions,
-   where no weak-form loss can see it. The sample-based low-rank rows have the same out-of-span
-   variance (column above) and overshoot badly at short ranges (max errors 2-3 at ρ = 0.2, ν = 1).
+   where no weak-form loss can see it. The sample-based low-rank rows under-fill the low modes like
+   the spectral sample rows (22-33 % of their variance at the centre), leave 9-14 % of their variance
+   outside the test span, and overshoot at short ranges (max errors 2-3 at ρ = 0.2, ν = 1).
 4. *Push-forward*: moment-matched KL is the best of its family (error 0.16-0.4 in the middle of the
    range, 0.7-2 at its edges); moment-matched W2 is too weak on the low modes (about a quarter of
    their variance at the centre). Both needed settings
@@ -757,7 +763,8 @@ PROSE = """\
    per θ for the median bandwidth, plus 5 kernels). The low-rank rows pay for evaluating the MLP trunk
    at the 4 096 quadrature points every step and, for KL / W2, a K × K Cholesky / eigendecomposition
    per θ; they run with 1 θ per step because of the deadlock described below, so their s / step is
-   not comparable with the 4-θ rows. Compile time (first step) is 4-15 s per row.
+   not comparable with the 4-θ rows. Compile time (first step) is 2-15 s per row, depending on the
+   loss and on the load.
 
 **Verdict for this setting.** Gaussian spectral generator + closed-form W2 (or KL): the most accurate
 and the fastest; W2 and KL are equivalent here (W2's median is lower, the maxima are equal). No
@@ -806,9 +813,9 @@ NOTES = """\
   width 128 < K = 214 the moment-matched KL is infinite (NaN in float32 at the first step) — the §5
   pitfall again. This table uses width 256.
 * **Moment-matched KL needs more samples than K** (N = 128 < 214 gives a singular Ĉ: NaN), and its
-  relative jitter 1e-6 is below float32 round-off of a K × K second moment (eigenvalues down to
-  −2e-5 × the mean variance were seen), so a rank-deficient Ĉ gives NaN rather than a large finite
-  value. This table uses N = 256 for the moment-matched rows.
+  relative jitter 1e-6 is below float32 round-off of a K × K second moment (with width 128, N = 512:
+  eigenvalues down to −1.9e-5 against a jitter of 1.1e-5 = 1e-6 × the mean variance 11.5), so a
+  rank-deficient Ĉ gives NaN rather than a large finite value. This table uses N = 256 for the moment-matched rows.
 * **Low-rank rank cap.** `LowRankGenerator` has a fixed 64-output trunk (`num_features = 64`), so its
   rank is min(64, `rank`); `PriorConfig.rank` above 64 would be silently capped, and
   `PriorConfig.width` / `depth` are not passed to it.
