@@ -17,7 +17,7 @@ from pinnprob.inference import (
     pc_priors,
     truncate_to_range,
 )
-from pinnprob.inference.collapsed import CollapsedGaussian, conditional_latent
+from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.fit import fit, predict
 
 
@@ -93,6 +93,58 @@ def test_collapsed_likelihood_equals_marginal_gaussian(prior, sites):
         S = d.basis()
         ref = dist.MultivariateNormal(mean, S @ S.T + 0.09 * jnp.eye(25)).log_prob(y)
         np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
+
+
+def test_collapsed_gram_path_equals_marginal_gaussian(prior):
+    """With G = ΦᵀΦ precomputed (n > m), log_prob is the same exact marginal likelihood."""
+    m = prior.latent_dim
+    n = 3 * m
+    assert collapsed_cost(n, m, True)[1] == "gram" and collapsed_cost(25, m, True)[1] == "dense"
+    with jax.enable_x64(True):
+        X = np.random.default_rng(5).uniform(0, 1, (n, 2))
+        d = prior.distribution(X, range=0.45, nu=1.2, sigma=0.8)
+        mean = jnp.linspace(-1, 1, n)
+        G = gram(d.features)
+        c = CollapsedGaussian(d, mean, 0.25, gram=G)
+        assert c._gram_path
+        y = c.sample(jax.random.key(0), (2,))
+        S = d.basis()
+        ref = dist.MultivariateNormal(mean, S @ S.T + 0.0625 * jnp.eye(n)).log_prob(y)
+        np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
+        # and its gradient in the parameters, through the branch network
+        def lp(r, s, noise):
+            f = prior.distribution(X, range=r, nu=1.2, sigma=s)
+            return CollapsedGaussian(f, mean, noise, gram=G).log_prob(y[0])
+
+        def lp_ref(r, s, noise):
+            Sr = prior.distribution(X, range=r, nu=1.2, sigma=s).basis()
+            return dist.MultivariateNormal(mean, Sr @ Sr.T + noise**2 * jnp.eye(n)).log_prob(y[0])
+
+        np.testing.assert_allclose(jax.grad(lp, (0, 1, 2))(0.45, 0.8, 0.25),
+                                   jax.grad(lp_ref, (0, 1, 2))(0.45, 0.8, 0.25), rtol=1e-6)
+    with pytest.raises(ValueError, match="gram must have shape"):
+        CollapsedGaussian(d, mean, 0.25, gram=jnp.eye(3))
+
+
+def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
+    m = prior.latent_dim
+    n = 3 * m
+    X = np.random.default_rng(6).uniform(0, 1, (n, 2))
+    d = prior.distribution(X, range=0.5, nu=1.5, sigma=1.0)
+    resid = np.asarray(d.sample(jax.random.key(1))) + 0.3 * np.random.default_rng(0).standard_normal(n)
+    G = gram(d.features)
+    N = 2000
+    z = np.asarray(jax.vmap(lambda k: conditional_latent(k, d, resid, 0.3, gram=G))(
+        jax.random.split(jax.random.key(2), N)), np.float64)
+    S = np.asarray(d.basis(), np.float64)
+    P = np.eye(m) + S.T @ S / 0.09
+    cov = np.linalg.inv(P)
+    mean = cov @ S.T @ resid / 0.09
+    se = np.sqrt(np.diag(cov) / N)
+    assert np.all(np.abs(z.mean(0) - mean) < 4.5 * se + 1e-4)
+    # posterior variances: sample variance within its Monte Carlo error (chi-square, 2/N relative)
+    v = z.var(0)
+    assert np.all(np.abs(v / np.diag(cov) - 1) < 4.5 * np.sqrt(2 / N) + 1e-3)
 
 
 def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):

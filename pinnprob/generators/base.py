@@ -21,6 +21,9 @@ class Generator(eqx.Module):
     """Interface of a generator. ``gaussian`` is True when u is linear in z ~ N(0, I)."""
 
     gaussian = False
+    # True when the basis is the trunk scaled per column, Ψ(θ) = Φ diag(branch(θ)): then ΦᵀΦ can be
+    # computed once per set of sites and every Gaussian likelihood costs O(m³), not O(n m²)
+    diagonal_branch = False
 
     @property
     def latent_dim(self) -> int:  # pragma: no cover - abstract

@@ -33,6 +33,7 @@ class SpectralGenerator(Generator):
     """Gaussian generator with trunk = box eigenbasis and branch = amplitude network a_w(θ, λ)."""
 
     gaussian = True
+    diagonal_branch = True  # Ψ = Φ diag(a(θ))
     basis: BoxEigenbasis
     net: eqx.nn.MLP
     param_range: ParamRange = eqx.field(static=True)

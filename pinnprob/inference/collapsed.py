@@ -1,30 +1,78 @@
-"""Gaussian observations with a Gaussian generator: the field integrated out, and recovered afterwards."""
+"""Gaussian observations with a Gaussian generator: the field integrated out, and recovered afterwards.
+
+Two exact ways to evaluate N(y | loc, SSᵀ + s²I) with S = σΨ(θ) (n × m):
+
+* from S itself: a dense Cholesky (n ≤ m) or Woodbury with SᵀS (O(n m²) per evaluation);
+* from the Gram matrix G = ΦᵀΦ of the trunk, computed once per set of sites, when the generator's
+  basis is the trunk scaled per column (Ψ = Φ diag(a(θ)), the spectral generator): SᵀS =
+  σ² diag(a) G diag(a), so an evaluation costs O(n m) for Φᵀ(y − loc) plus O(m³/3), however many
+  sites there are. :func:`gram` builds G; :func:`collapsed_cost` says which way is cheaper.
+"""
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
+from jax.scipy.linalg import cho_solve, solve_triangular
+from jaxtyping import Array, Float
 from numpyro.distributions import constraints
 
 from pinnprob.inference.distribution import GenerativeField, _lowrank_gaussian_logpdf
 
-__all__ = ["CollapsedGaussian", "conditional_latent"]
+__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost"]
+
+
+def gram(features: Float[Array, "n m"]) -> Float[Array, "m m"]:
+    """G = ΦᵀΦ of the trunk features at the sites (θ-independent; compute it once)."""
+    return features.T @ features
+
+
+def collapsed_cost(n: int, m: int, with_gram: bool) -> tuple[float, str]:
+    """(flops, path) of one collapsed evaluation: 'dense' (n²m + n³/3), 'gram' (nm + m³/3, after a
+    one-off nm²), or 'woodbury' (nm² + m³/3)."""
+    options = {"dense": n * n * m + n**3 / 3}
+    if with_gram:
+        options["gram"] = n * m + m**3 / 3
+    else:
+        options["woodbury"] = n * m * m + m**3 / 3
+    path = min(options, key=options.get)
+    return options[path], path
+
+
+def _uses_gram(field: GenerativeField, G) -> bool:
+    if G is None:
+        return False
+    if not getattr(field.generator, "diagonal_branch", False):
+        raise TypeError("a Gram matrix applies only to generators with Ψ = Φ diag(branch) (the spectral one)")
+    if field.batch_shape != ():
+        raise ValueError("the Gram path takes an unbatched field")
+    m = field.latent_dim
+    if G.shape != (m, m):
+        raise ValueError(f"gram must have shape ({m}, {m}), got {G.shape}")
+    return collapsed_cost(field.event_shape[0], m, True)[1] == "gram"
 
 
 class CollapsedGaussian(dist.Distribution):
     """y = loc + f + ε, f ~ GenerativeField (Gaussian), ε ~ N(0, noise² I), with f integrated out:
-    y ~ N(loc, σ²ΨΨᵀ + noise² I). ``log_prob`` by Woodbury (O(n m² + m³)) when n > m, by a dense
-    Cholesky (O(n² m + n³)) otherwise. Event shape ``(n,)``."""
+    y ~ N(loc, σ²ΨΨᵀ + noise² I). Event shape ``(n,)``.
+
+    ``log_prob`` by a dense Cholesky (O(n² m + n³)) when n ≤ m, by Woodbury (O(n m² + m³))
+    otherwise; given ``gram`` = ΦᵀΦ (:func:`gram`, spectral generators), by Woodbury on
+    σ² diag(a) G diag(a) (O(n m + m³)) whenever that is cheaper than the dense way."""
 
     arg_constraints = {"loc": constraints.real_vector, "noise": constraints.positive}
     support = constraints.real_vector
-    pytree_data_fields = ("field", "loc", "noise")
+    pytree_data_fields = ("field", "loc", "noise", "gram")
 
-    def __init__(self, field: GenerativeField, loc, noise, *, validate_args=None):
+    def __init__(self, field: GenerativeField, loc, noise, *, gram=None, validate_args=None):
         if not field.gaussian:
             raise TypeError("the collapsed likelihood needs a Gaussian generator")
         self.field, self.loc, self.noise = field, jnp.asarray(loc), jnp.asarray(noise)
+        self.gram = None if gram is None else jnp.asarray(gram)
+        self._gram_path = _uses_gram(field, self.gram)
         super().__init__(batch_shape=(), event_shape=field.event_shape, validate_args=validate_args)
 
     @property
@@ -38,18 +86,49 @@ class CollapsedGaussian(dist.Distribution):
 
     def log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
-        return _lowrank_gaussian_logpdf(value - self.loc, self.field.basis(), self.noise**2)
+        r = value - self.loc
+        if not self._gram_path:
+            return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2)
+        return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram, self.noise**2)
 
 
-def conditional_latent(key, field: GenerativeField, resid, noise):
-    """One draw of z | y for y − mean = σΨz + ε, by Matheron's rule (exact, O(n² m + n³)):
-    z* = z + Sᵀ(SSᵀ + noise² I)^{-1}(resid − S z − noise ε), S = σΨ, z, ε ~ N(0, I)."""
-    S = field.basis()
-    n, m = S.shape
+def _scales(field: GenerativeField) -> Float[Array, " m"]:
+    """d = σ a(θ): the per-column scales of S = Φ diag(d) (diagonal-branch generators)."""
+    return field.sigma * field.generator.branch(jnp.log(field.range), field.nu)
+
+
+def _gram_gaussian_logpdf(r, Phi, d, G, eps):
+    """log N(r | 0, Φ diag(d²) Φᵀ + eps I) from G = ΦᵀΦ, by Woodbury:
+    quad = (rᵀr − bᵀ cap⁻¹ b)/eps, b = d ⊙ Φᵀr, cap = diag(d) G diag(d) + eps I;
+    log det = (n − m) log eps + log det cap."""
+    n, m = Phi.shape
+    cap = d[:, None] * G * d[None, :] + eps * jnp.eye(m)
+    L = jnp.linalg.cholesky(cap)
+    b = d * (r @ Phi)  # (..., m)
+    w = solve_triangular(L, b.reshape(-1, m).T, lower=True).T.reshape(b.shape)
+    quad = (jnp.sum(r**2, -1) - jnp.sum(w**2, -1)) / eps
+    logdet = (n - m) * jnp.log(eps) + 2 * jnp.sum(jnp.log(jnp.diagonal(L)))
+    return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
+
+
+def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
+    """One exact draw of z | y for y − mean = σΨz + ε, z ~ N(0, I_m), ε ~ N(0, noise² I).
+
+    Without ``gram``, by Matheron's rule (O(n² m + n³)): z* = z + Sᵀ(SSᵀ + noise² I)⁻¹(resid − Sz − noise ε),
+    S = σΨ. With ``gram`` = ΦᵀΦ (spectral generators), when cheaper, from the posterior precision
+    P = I + SᵀS/noise² (O(n m + m³)): z* = P⁻¹Sᵀresid/noise² + L⁻ᵀη, LLᵀ = P, η ~ N(0, I)."""
+    n, m = field.event_shape[0], field.latent_dim
     k1, k2 = jax.random.split(key)
+    if _uses_gram(field, None if gram is None else jnp.asarray(gram)):
+        d = _scales(field) / noise
+        P = d[:, None] * gram * d[None, :] + jnp.eye(m)
+        L = jnp.linalg.cholesky(P)
+        mu = cho_solve((L, True), d * (field.features.T @ resid) / noise)
+        return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
+    S = field.basis()
     z = jax.random.normal(k1, (m,))
     e = jax.random.normal(k2, (n,))
     C = S @ S.T + noise**2 * jnp.eye(n)
     L = jnp.linalg.cholesky(C)
-    w = jax.scipy.linalg.cho_solve((L, True), resid - S @ z - noise * e)
+    w = cho_solve((L, True), resid - S @ z - noise * e)
     return z + S.T @ w

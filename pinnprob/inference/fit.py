@@ -28,7 +28,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-from pinnprob.inference.collapsed import CollapsedGaussian, conditional_latent
+from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.reparam import latent_field
@@ -104,9 +104,18 @@ def _check_inputs(X, y, covariates, likelihood, method, prior, nu):
     return X, y, Z
 
 
+def _gram_for(prior, features, collapsed):
+    """ΦᵀΦ when the collapsed likelihood will use it (diagonal-branch generator and cheaper), else None."""
+    if not collapsed or not getattr(prior.generator, "diagonal_branch", False):
+        return None
+    n, m = features.shape
+    return gram(features) if collapsed_cost(n, m, True)[1] == "gram" else None
+
+
 def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, sigma_prior, noise_prior,
                  nu_prior, collapsed, jitter):
     gen = prior.generator
+    G = _gram_for(prior, features, collapsed)  # computed once, outside the model
     ymean, ysd = y_info
     p = 0 if Z is None else Z.shape[1]
     zmean = None if Z is None else jnp.asarray(Z.mean(0))
@@ -131,7 +140,7 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
         if gauss:
             noise = numpyro.sample("noise", noise_prior)
             if collapsed:
-                numpyro.sample("y", CollapsedGaussian(field, eta, noise), obs=y)
+                numpyro.sample("y", CollapsedGaussian(field, eta, noise, gram=G), obs=y)
                 return
             f = numpyro.sample("field", field)
             numpyro.sample("y", dist.Normal(eta + f, noise).to_event(1), obs=y)
@@ -145,12 +154,13 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
     return latent_field(model)
 
 
-def _collapse_pays(n: int, m: int) -> bool:
-    """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm² + m³/3) and NUTS needs about
+def _collapse_pays(n: int, m: int, with_gram: bool = True) -> bool:
+    """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm + m³/3) with the Gram matrix of
+    a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about
     10 of them per draw in 3-4 dimensions; a latent gradient costs about nm + 10⁴m (the branch network)
     and NUTS in m dimensions needs about 100-250, more with strong data (a funnel in (θ, z): see
     docs/results/sbc.md). Collapse unless it is much dearer by that rule of thumb."""
-    collapsed = min(n * n * m + n**3 / 3, n * m * m + m**3 / 3)
+    collapsed = collapsed_cost(n, m, with_gram)[0]
     latent = n * m + 1e4 * m
     return collapsed < 50 * latent
 
@@ -237,7 +247,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     if prior.config.family == "spectral":
         prior = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
     if collapsed is None:
-        collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(X.shape[0], prior.latent_dim)
+        collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(
+            X.shape[0], prior.latent_dim, getattr(prior.generator, "diagonal_branch", False))
     Xu = cmap.to_unit(X)
     features = prior.generator.features(jnp.asarray(Xu))
     model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
@@ -298,12 +309,13 @@ def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, j
     C, S = samples["range"].shape[:2]
     idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
+    G = _gram_for(prior, features, True)
 
     @jax.jit
     def one(k, r, nu_, sig, icpt, beta, noise):
         field = GenerativeField(prior.generator, features, r / cmap.scale, nu_, sig, jitter=jitter)
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        z = conditional_latent(k, field, y - eta, noise)
+        z = conditional_latent(k, field, y - eta, noise, gram=G)
         return field.from_latent(z), z
 
     fields = np.full((C, S, features.shape[0]), np.nan)
