@@ -1,13 +1,28 @@
-"""Command line: ``pinnprob demo`` and ``pinnprob train``."""
+"""Command line: ``pinnprob demo``, ``pinnprob train`` and ``pinnprob fit``.
+
+A user error (a missing file or column, non-numeric values, too few sites, a prior file from
+another version, ...) ends the command with one line ``pinnprob: error: <message>`` on stderr and
+exit status 2; ``--traceback`` shows the full trace instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import logging
+import math
 import sys
+import warnings
 from pathlib import Path
 
-__all__ = ["main"]
+import numpy as np
+
+__all__ = ["grid_over", "main", "numeric_columns", "read_table"]
+
+
+class CLIError(Exception):
+    """A user error with a message meant to be printed as is."""
 
 
 def _demo(args) -> int:
@@ -36,14 +51,14 @@ def _train(args) -> int:
     from pinnprob.config import PriorConfig
 
     if args.default == (args.config is not None):
-        raise SystemExit("pinnprob train: give a CONFIG json file, or --default to retrain the shipped prior")
+        raise CLIError("train: give a CONFIG json file, or --default to retrain the shipped prior")
     path = DEFAULT_CONFIG_FILE if args.default else Path(args.config)
     try:
         config = PriorConfig.from_json(path)
     except FileNotFoundError:
-        raise SystemExit(f"pinnprob train: no such config file: {path}") from None
+        raise CLIError(f"train: no such config file: {path}") from None
     except (ValueError, TypeError, json.JSONDecodeError) as e:
-        raise SystemExit(f"pinnprob train: bad config {path}: {e}") from None
+        raise CLIError(f"train: bad config {path}: {e}") from None
     if args.steps is not None:
         config = config.replace(steps=args.steps)
     prior = pinnprob.train(config, checkpoint=args.checkpoint, resume=args.resume, progress=not args.quiet)
@@ -52,16 +67,259 @@ def _train(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# pinnprob fit: reading and checking the table (pure functions), then the run (the shell)
+
+def read_table(path, sep: str = ","):
+    """The CSV file at ``path`` as a pandas DataFrame; an unreadable file raises :class:`CLIError`."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such file: {str(path)!r}")
+    if not path.is_file():
+        raise CLIError(f"{str(path)!r} is not a file")
+    try:
+        df = pd.read_csv(path, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"{str(path)!r} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        msg = " ".join(str(e).split())
+        raise CLIError(f"could not read {str(path)!r} as a CSV table ({type(e).__name__}: {msg})") from None
+    except OSError as e:
+        raise CLIError(f"could not read {str(path)!r}: {e.strerror or e}") from None
+    if df.shape[1] == 1 and sep == ",":
+        head = str(df.columns[0])
+        for other, name in ((";", "';'"), ("\t", "tabs")):
+            if other in head:
+                raise CLIError(f"{str(path)!r} has a single column {head!r}: is it separated by {name}? "
+                               f"use --sep '{other}'")
+    return df
+
+
+def _missing_column(name, columns, path, what):
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    cols = ", ".join(repr(str(c)) for c in columns)
+    return CLIError(f"{what} column {name!r} is not in {str(path)!r}{hint} (its columns: {cols})")
+
+
+def numeric_columns(df, columns: dict, path, *, allow_missing=()):
+    """Columns of ``df`` as float64 arrays, ``{role: array (n,)}`` for ``columns = {role: name}``.
+
+    Raises :class:`CLIError` naming the column (and the closest existing name) when one is absent,
+    and the column, data row and value when an entry is not a number. Empty cells are an error
+    unless the role is in ``allow_missing``. ``df`` is not modified."""
+    import pandas as pd
+
+    out = {}
+    for role, name in columns.items():
+        if name not in df.columns:
+            raise _missing_column(name, df.columns, path, role if role in ("x", "y", "value") else "covariate")
+        raw = df[name]
+        vals = pd.to_numeric(raw, errors="coerce")
+        bad = vals.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CLIError(f"column {name!r} has a non-numeric value {str(raw.iloc[i])!r} in data row {i + 1} "
+                           f"(line {i + 2} of {str(path)!r})" + (f" and {int(bad.sum()) - 1} more" if bad.sum() > 1
+                                                                  else ""))
+        arr = vals.to_numpy(dtype=np.float64, copy=True)
+        miss = np.flatnonzero(~np.isfinite(arr))
+        if miss.size and role not in allow_missing:
+            rows = ", ".join(str(r + 1) for r in miss[:5]) + (", ..." if miss.size > 5 else "")
+            kind = "NaN coordinates" if role in ("x", "y") else "missing or infinite values"
+            raise CLIError(f"column {name!r} has {miss.size} {kind} (data row(s) {rows}); "
+                           f"drop or fill those rows first")
+        out[role] = arr
+    return out
+
+
+def _read_sites(path, args, *, with_value: bool, sep: str):
+    df = read_table(path, sep)
+    cols = {"x": args.x, "y": args.y}
+    if with_value:
+        cols["value"] = args.value
+    for c in args.covariate:
+        cols[c] = c
+    arrs = numeric_columns(df, cols, path)
+    X = np.stack([arrs["x"], arrs["y"]], 1)
+    Z = np.stack([arrs[c] for c in args.covariate], 1) if args.covariate else None
+    return X, arrs.get("value"), Z
+
+
+def grid_over(X, n: int):
+    """An n × n grid over the bounding box of sites X (k, 2): sites (n², 2), x varying slowest
+    (``np.meshgrid(gx, gy, indexing="ij")`` order), and the grid shape (n, n)."""
+    lo, hi = X.min(0), X.max(0)
+    gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+    G = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
+    return G, (n, n)
+
+
+def _check_fit_args(args):
+    names = [args.x, args.y, args.value, *args.covariate]
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise CLIError(f"column(s) {', '.join(map(repr, dup))} given for more than one role "
+                       "(--x, --y, --value, --covariate must be distinct)")
+    for flag, v, lo in (("--warmup", args.warmup, 0), ("--samples", args.samples, 1), ("--chains", args.chains, 1),
+                        ("--grid", args.grid, 2), ("--svi-steps", args.svi_steps, 1)):
+        if v < lo:
+            raise CLIError(f"{flag} must be at least {lo}, got {v}")
+    if args.nu is not None and not math.isfinite(args.nu):
+        raise CLIError(f"--nu must be a finite number, got {args.nu}")
+    if not (0 <= args.buffer <= 5):
+        raise CLIError(f"--buffer must be in [0, 5], got {args.buffer}")
+
+
+def _check_inside(Xp, X, buffer, path):
+    """Prediction sites must lie in the square fit models: the data's bounding square, centred, with
+    ``buffer`` × its side added on each side."""
+    lo, hi = X.min(0), X.max(0)
+    half = 0.5 * float(np.max(hi - lo)) * (1 + 2 * buffer)
+    c = 0.5 * (lo + hi)
+    out = np.flatnonzero((np.abs(Xp - c) > half).any(1))
+    if out.size:
+        raise CLIError(f"{out.size} site(s) of {str(path)!r} (first: data row {out[0] + 1}) lie outside the "
+                       f"modelled square (the data's extent plus --buffer {buffer:g} on each side); "
+                       "raise --buffer to predict there")
+
+
+def _fit(args) -> int:
+    import pandas as pd
+
+    import pinnprob
+    from pinnprob.plotting import plot_pair, plot_prediction_map, plot_trace
+
+    _check_fit_args(args)
+    X, y, Z = _read_sites(args.data, args, with_value=True, sep=args.sep)
+    if X.shape[0] < 3:
+        raise CLIError(f"{str(args.data)!r} has {X.shape[0]} site(s); a spatial fit needs at least 3")
+    if args.log:
+        bad = np.flatnonzero(y <= 0)
+        if bad.size:
+            raise CLIError(f"--log needs positive values, but column {args.value!r} has {bad.size} value(s) <= 0 "
+                           f"(first: {y[bad[0]]:g} in data row {bad[0] + 1})")
+        y = np.log(y)
+    Xp = Zp = None
+    if args.predict_csv is not None:
+        Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
+        _check_inside(Xp, X, args.buffer, args.predict_csv)
+    prior = None if args.prior is None else pinnprob.load(args.prior)
+
+    if not args.quiet:
+        print(f"fitting {X.shape[0]} sites: {'log ' if args.log else ''}{args.value} ~ intercept"
+              f"{''.join(' + ' + c for c in args.covariate)} + Matérn field (nu "
+              f"{'free' if args.nu is None else f'= {args.nu:g}'}), method {args.method}")
+    idata = pinnprob.fit(X, y, prior=prior, covariates=Z, nu=args.nu, method=args.method, num_warmup=args.warmup,
+                         num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
+                         svi_steps=args.svi_steps, progress_bar=not args.quiet)
+    if Z is not None:
+        idata.posterior = idata.posterior.assign_coords(covariate=list(args.covariate))
+
+    # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
+    if Z is None:
+        sites, shape = grid_over(X, args.grid)
+        if Xp is not None:
+            sites, shape = np.concatenate([sites, Xp]), None
+        cov = None
+    else:
+        sites, shape = (X, None) if Xp is None else (np.concatenate([X, Xp]), None)
+        cov = Z if Xp is None else np.concatenate([Z, Zp])
+    pred = pinnprob.predict(idata, sites, covariates=cov, seed=args.seed)
+    table = {args.x: sites[:, 0], args.y: sites[:, 1]}
+    if cov is not None:
+        table.update({c: cov[:, j] for j, c in enumerate(args.covariate)})
+    if Z is not None or Xp is not None:
+        kind = np.array(["data"] * (len(X) if Z is not None else len(sites) - len(Xp)) +
+                        ["new"] * (0 if Xp is None else len(Xp)))
+        table["site"] = np.where(kind == "data", "data" if Z is not None else "grid", "new")
+    table.update({"mean": pred["mean"], "sd": pred["sd"]})
+    for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
+        table[f"q{round(100 * float(lev)):02d}"] = q
+    if args.log:
+        for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
+            table[f"exp_q{round(100 * float(lev)):02d}"] = np.exp(q)
+
+    import arviz as az
+
+    names = [v for v in ("range", "sigma", "nu", "noise", "intercept", "beta") if v in idata.posterior]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one chain: ArviZ warns that R-hat needs several
+        summary = az.summary(idata, var_names=names)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "summary.csv")
+    pd.DataFrame(table).to_csv(out / "predictions.csv", index=False)
+    scale = f"log {args.value}" if args.log else args.value
+    n_grid = None if shape is None else shape[0] * shape[1]
+    map_sites = sites if n_grid is None else sites[:n_grid]
+    for stat, label in (("mean", "posterior mean"), ("sd", "posterior sd")):
+        v = pred[stat] if n_grid is None else pred[stat][:n_grid]
+        fig = plot_prediction_map(map_sites, v, data_sites=X, grid_shape=shape, title=f"{label} of {scale}",
+                                  label=f"{scale} ({stat})", cmap="viridis" if stat == "mean" else "magma",
+                                  xlabel=args.x, ylabel=args.y)
+        fig.savefig(out / f"map_{stat}.png", dpi=120)
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)  # one chain: "shape validation failed" is expected, not news
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plot_trace(idata).savefig(out / "trace.png", dpi=90)
+        plot_pair(idata).savefig(out / "pair.png", dpi=90)
+    arviz_log.setLevel(level)
+    idata.to_netcdf(str(out / "posterior.nc"))
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(summary)
+    written = "summary.csv, predictions.csv, map_mean.png, map_sd.png, trace.png, pair.png, posterior.nc"
+    print(f"wrote {written} to {out}/")
+    return 0
+
+
+FIT_DESCRIPTION = """\
+Fit a geostatistical model to a CSV table and map the posterior predictive.
+
+The model: VALUE (or log VALUE with --log) = intercept + covariates·beta + f(x, y) + noise, with f a
+Matérn field given by the generative prior (the shipped default, or --prior FILE), noise Gaussian.
+The posterior of range (in the units of the coordinates), sigma, nu, noise, intercept and beta is
+sampled with NUTS (NumPyro; or BlackJAX, or SVI for a quick approximation).
+
+Written to --out:
+  summary.csv      posterior summary (ArviZ) of range, sigma, nu, noise, intercept, beta; also printed
+  predictions.csv  posterior mean, sd and 5/50/95 % quantiles of the signal intercept + covariates·beta + f
+                   (noise-free, on the log scale with --log, plus exp_q* columns) at the prediction sites:
+                   without covariates, a --grid × --grid grid over the data's bounding box; with
+                   covariates, whose values are only known at the data sites, the data sites (column
+                   site = data); --predict-csv FILE adds sites of FILE (same coordinate and covariate
+                   columns; site = new)
+  map_mean.png, map_sd.png   the predictions as maps, data sites overlaid
+  trace.png, pair.png        ArviZ trace and pair plots
+  posterior.nc     the full posterior (ArviZ InferenceData, netCDF)
+
+Example:
+  pinnprob fit meuse.csv --x x --y y --value zinc --log --covariate dist --out meuse-fit
+"""
+
+
 def main(argv=None) -> int:
+    """Run the ``pinnprob`` command line with arguments ``argv`` (default: ``sys.argv[1:]``); returns the
+    exit status (0, or 2 after printing a one-line error for a user error)."""
     p = argparse.ArgumentParser(prog="pinnprob", description="Generative PINN priors for spatial random fields.")
+    p.add_argument("--traceback", action="store_true", help="show the full Python traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="draw fields from the shipped default prior and plot them against the truth")
+    d = sub.add_parser("demo", help="draw fields from the shipped default prior and plot them against the truth",
+                       description="Draw fields from the shipped default prior (or --prior) and write fields.png "
+                                   "and covariance.png (covariance of generated fields against the Matérn truth).")
     d.add_argument("--out", default="pinnprob-demo", help="output folder for the figures (default: %(default)s)")
     d.add_argument("--prior", default=None, help="a prior file instead of the shipped default")
     d.add_argument("--samples", type=int, default=4000, help="fields used for the covariance plot")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
-    t = sub.add_parser("train", help="train a prior from a JSON config (or --default: retrain the shipped one)")
+    t = sub.add_parser("train", help="train a prior from a JSON config (or --default: retrain the shipped one)",
+                       description="Train a generative prior from a JSON file of PriorConfig fields, with a "
+                                   "progress bar, checkpoints and resume.")
     t.add_argument("config", nargs="?", default=None, help="JSON file with PriorConfig fields")
     t.add_argument("--default", action="store_true", help="retrain the shipped matern2d prior from scratch")
     t.add_argument("--out", default="prior.eqx", help="where to save the trained prior (default: %(default)s)")
@@ -70,8 +328,48 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=None, help="override the number of steps")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
+    f = sub.add_parser("fit", help="fit a CSV table of measurements at sites; write a posterior summary and maps",
+                       description=FIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("data", help="CSV file with a header row, one row per site")
+    f.add_argument("--x", required=True, metavar="COL", help="column of the first coordinate (e.g. easting)")
+    f.add_argument("--y", required=True, metavar="COL", help="column of the second coordinate (e.g. northing)")
+    f.add_argument("--value", required=True, metavar="COL", help="column of the measured value")
+    f.add_argument("--covariate", action="append", default=[], metavar="COL",
+                   help="a covariate column (repeat the flag for several)")
+    f.add_argument("--log", action="store_true", help="model log(value); every value must be > 0")
+    f.add_argument("--nu", type=float, default=None,
+                   help="fix the smoothness nu (e.g. 0.5, 1.5); default: estimate it over the prior's range")
+    f.add_argument("--method", choices=("nuts", "blackjax", "svi"), default="nuts",
+                   help="NUTS in NumPyro (default), NUTS in BlackJAX, or SVI (fast, approximate)")
+    f.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: %(default)s)")
+    f.add_argument("--samples", type=int, default=500, help="posterior draws per chain (default: %(default)s)")
+    f.add_argument("--chains", type=int, default=1, help="chains, run one after another (default: %(default)s)")
+    f.add_argument("--svi-steps", type=int, default=3000, help="optimisation steps for --method svi "
+                                                              "(default: %(default)s)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    f.add_argument("--grid", type=int, default=60, help="prediction grid points per side (default: %(default)s)")
+    f.add_argument("--predict-csv", default=None, metavar="FILE",
+                   help="also predict at the sites of FILE (same coordinate and covariate column names)")
+    f.add_argument("--buffer", type=float, default=0.5,
+                   help="modelled square around the data, in units of its extent per side (default: %(default)s)")
+    f.add_argument("--prior", default=None, metavar="FILE", help="a prior file instead of the shipped default")
+    f.add_argument("--sep", default=",", help="column separator of the CSV files (default: ',')")
+    f.add_argument("--out", default="pinnprob-fit", help="output folder (default: %(default)s)")
+    f.add_argument("--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(func=_fit)
     args = p.parse_args(argv)
-    return args.func(args)
+    if args.traceback:
+        return args.func(args)
+    from pinnprob.prior import PriorFileError
+
+    try:
+        return args.func(args)
+    except (CLIError, PriorFileError, ValueError, FileNotFoundError, OSError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename:
+            msg = f"{e.strerror}: {e.filename!r}"
+        print(f"pinnprob: error: {' '.join(str(msg).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Plots: field samples and the covariance of generated fields against the exact truth."""
+"""Plots: field samples, the covariance of generated fields against the exact truth, prediction maps
+and posterior diagnostics (through ArviZ). Pure functions: each returns a matplotlib figure and
+writes nothing."""
 
 from __future__ import annotations
-
 
 import jax
 import numpy as np
 
-__all__ = ["plot_fields", "plot_covariance"]
+__all__ = ["POSTERIOR_VARS", "plot_covariance", "plot_fields", "plot_pair", "plot_prediction_map", "plot_trace"]
+
+POSTERIOR_VARS = ("range", "sigma", "nu", "noise", "intercept", "beta")
 
 
 def _plt():
@@ -79,4 +82,74 @@ def plot_covariance(prior, key, settings, *, num_samples: int = 4000, num_sites:
             ax.set_ylabel("covariance")
             ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_prediction_map(sites, values, *, data_sites=None, grid_shape=None, title=None, label=None,
+                        cmap="viridis", xlabel="x", ylabel="y", ax=None):
+    """A map of ``values`` (n,) at ``sites`` (n, 2), with the data sites (k, 2) overlaid as dots.
+
+    With ``grid_shape=(nx, ny)`` the sites are a regular grid in ``np.meshgrid(gx, gy, indexing="ij")``
+    order (x varies slowest) and the map is an image; otherwise the values are drawn as coloured
+    points. NaN values are left blank (e.g. a mask far from the data). Returns the figure."""
+    plt = _plt()
+    sites = np.asarray(sites, np.float64)
+    values = np.asarray(values, np.float64)
+    if sites.ndim != 2 or sites.shape[1] != 2 or values.shape != (sites.shape[0],):
+        raise ValueError(f"sites must be (n, 2) and values (n,), got {sites.shape} and {values.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    else:
+        fig = ax.figure
+    if grid_shape is not None:
+        nx, ny = grid_shape
+        if nx * ny != sites.shape[0]:
+            raise ValueError(f"grid_shape {grid_shape} does not match {sites.shape[0]} sites")
+        gx = sites.reshape(nx, ny, 2)[:, 0, 0]
+        gy = sites.reshape(nx, ny, 2)[0, :, 1]
+        im = ax.pcolormesh(gx, gy, values.reshape(nx, ny).T, shading="nearest", cmap=cmap)
+    else:
+        im = ax.scatter(sites[:, 0], sites[:, 1], c=values, s=28, cmap=cmap, edgecolors="none")
+    if data_sites is not None:
+        d = np.asarray(data_sites, np.float64)
+        ax.plot(d[:, 0], d[:, 1], "o", ms=2.5, mfc="white", mec="black", mew=0.5, label="data sites")
+    fig.colorbar(im, ax=ax, label=label)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _present(idata, var_names):
+    names = POSTERIOR_VARS if var_names is None else var_names
+    return [v for v in names if v in idata.posterior]
+
+
+def plot_trace(idata, var_names=None):
+    """ArviZ trace plot (density and trace per chain) of the model parameters present in ``idata``
+    (default: range, sigma, nu, noise, intercept, beta). Returns the figure."""
+    import arviz as az
+
+    _plt()
+    axes = az.plot_trace(idata, var_names=_present(idata, var_names), compact=True)
+    fig = np.asarray(axes).ravel()[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def plot_pair(idata, var_names=None):
+    """ArviZ pair plot (scatter of every pair, marginals on the diagonal) of the covariance parameters
+    present in ``idata`` (default: range, sigma, nu, noise); divergent transitions are marked when the
+    sampler recorded them. Returns the figure."""
+    import arviz as az
+
+    _plt()
+    names = _present(idata, ("range", "sigma", "nu", "noise") if var_names is None else var_names)
+    div = "sample_stats" in idata.groups() and "diverging" in idata.sample_stats
+    axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True, divergences=div,
+                        scatter_kwargs={"alpha": 0.4, "s": 6})
+    fig = np.asarray(axes).ravel()[0].figure
     return fig

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from pinnprob.cli import main
@@ -26,9 +27,160 @@ def test_train_from_config_and_resume(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, match", [(None, "no such config"), ("{not json", "bad config"),
                                             ('{"colour": 1}', "unknown configuration keys")])
-def test_train_bad_config_is_one_clear_line(tmp_path, content, match):
+def test_train_bad_config_is_one_clear_line(tmp_path, capsys, content, match):
     path = tmp_path / "c.json"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(SystemExit, match=match):
-        main(["train", str(path)])
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pinnprob: error: ") and match in err and err.count("\n") == 1
+
+
+# --- pinnprob fit: user errors are one line, exit status 2, before any sampling ------------------
+
+def _csv(tmp_path, n=30, name="data.csv", seed=0):
+    """A small table: coordinates in metres, a positive value, a covariate."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 800, n)
+    dist = rng.uniform(0, 1, n)
+    zinc = np.exp(5 + np.sin(x / 200) - dist + 0.1 * rng.normal(size=n))
+    lines = ["east,north,zinc,dist"] + [f"{a:.3f},{b:.3f},{c:.4f},{d:.4f}" for a, b, c, d in zip(x, y, zinc, dist)]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _error_line(capsys, argv):
+    """Run the CLI, check it failed with exactly one stderr line, and return that line."""
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1, cap.err
+    assert lines[0].startswith("pinnprob: error: ")
+    assert "Traceback" not in cap.err
+    return lines[0]
+
+
+@pytest.fixture
+def no_sampling(monkeypatch):
+    """Make any call to pinnprob.fit fail the test: errors must come before sampling."""
+    import pinnprob
+
+    def boom(*a, **k):
+        raise AssertionError("pinnprob.fit was called")
+
+    monkeypatch.setattr(pinnprob, "fit", boom)
+
+
+COLS = ["--x", "east", "--y", "north", "--value", "zinc", "--quiet"]
+
+
+def test_fit_missing_column_suggests_closest(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)
+    line = _error_line(capsys, ["fit", str(path), "--x", "east", "--y", "nort", "--value", "zinc"])
+    assert "'nort'" in line and "did you mean 'north'" in line and "'east', 'north', 'zinc', 'dist'" in line
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--covariate", "Dist"])
+    assert "covariate column 'Dist'" in line and "did you mean 'dist'" in line
+
+
+def test_fit_non_numeric_value_names_column_and_row(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].replace(lines[4].split(",")[2], "n/a?")  # data row 4 is line 5
+    path.write_text("\n".join(lines))
+    line = _error_line(capsys, ["fit", str(path), *COLS])
+    assert "column 'zinc'" in line and "'n/a?'" in line and "data row 4" in line and "line 5" in line
+
+
+def test_fit_nan_coordinates(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)
+    lines = path.read_text().splitlines()
+    parts = lines[3].split(",")
+    lines[3] = ",".join([parts[0], "", *parts[2:]])
+    path.write_text("\n".join(lines))
+    line = _error_line(capsys, ["fit", str(path), *COLS])
+    assert "column 'north'" in line and "NaN coordinates" in line and "data row(s) 3" in line
+
+
+def test_fit_too_few_sites(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path, n=2)
+    assert "needs at least 3" in _error_line(capsys, ["fit", str(path), *COLS])
+
+
+@pytest.mark.parametrize("content, match", [(None, "no such file"), (b"", "is empty"),
+                                            (b"\xff\xfe\x00garbage\n", "could not read"),
+                                            (b"east;north;zinc\n1;2;3\n", "--sep ';'")])
+def test_fit_unreadable_file(tmp_path, capsys, no_sampling, content, match):
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert match in _error_line(capsys, ["fit", str(path), *COLS])
+    assert "is not a file" in _error_line(capsys, ["fit", str(tmp_path), *COLS])  # a folder
+
+
+def test_fit_log_needs_positive_values(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)
+    assert "more than one role" in _error_line(capsys, ["fit", str(path), *COLS, "--log", "--covariate", "zinc"])
+    path.write_text(path.read_text().replace("east,north,zinc,dist", "east,north,dist,zinc"))  # swap names
+    lines = path.read_text().splitlines()
+    parts = lines[2].split(",")
+    lines[2] = ",".join([*parts[:3], "-1.0"])
+    path.write_text("\n".join(lines))
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--log"])
+    assert "--log needs positive values" in line and "data row 2" in line
+
+
+def test_fit_prior_from_another_version(tmp_path, capsys, no_sampling):
+    from pinnprob.api import DEFAULT_CONFIG_FILE
+
+    shipped = DEFAULT_CONFIG_FILE.with_suffix(".eqx").read_bytes()
+    n = int.from_bytes(shipped[9:17], "little")
+    header = json.loads(shipped[17:17 + n])
+    header["format"] = 99
+    hb = json.dumps(header).encode()
+    (tmp_path / "old.eqx").write_bytes(shipped[:9] + len(hb).to_bytes(8, "little") + hb + shipped[17 + n:])
+    line = _error_line(capsys, ["fit", str(_csv(tmp_path)), *COLS, "--prior", str(tmp_path / "old.eqx")])
+    assert "prior format 99" in line and "Retrain" in line
+
+
+def test_fit_predict_csv_checked_before_fitting(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)
+    far = tmp_path / "new.csv"
+    far.write_text("east,north\n500,400\n90000,400\n")
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--predict-csv", str(far)])
+    assert "outside the modelled square" in line and "data row 2" in line
+    far.write_text("east,nord\n500,400\n")
+    assert "did you mean 'nord'" in _error_line(capsys, ["fit", str(path), *COLS, "--predict-csv", str(far)])
+
+
+def test_fit_errors_from_fit_itself_are_one_line(tmp_path, capsys):
+    """Checks inside pinnprob.fit (here: a fixed ν outside the prior's range) reach the user as one line."""
+    path = _csv(tmp_path)
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--nu", "9"])
+    assert "nu = 9.0 is outside" in line
+
+
+def test_fit_end_to_end_writes_outputs(tmp_path, capsys):
+    """A tiny SVI fit through the command line: every output exists and the tables are finite."""
+    import arviz as az
+    import pandas as pd
+
+    path = _csv(tmp_path, n=20)
+    before = path.read_bytes()
+    out = tmp_path / "out"
+    assert main(["fit", str(path), *COLS, "--log", "--nu", "1.5", "--method", "svi", "--svi-steps", "50",
+                 "--samples", "20", "--grid", "8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "range" in printed and "sigma" in printed
+    assert path.read_bytes() == before
+    for name in ("summary.csv", "predictions.csv", "map_mean.png", "map_sd.png", "trace.png", "pair.png",
+                 "posterior.nc"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred.columns) == ["east", "north", "mean", "sd", "q05", "q50", "q95", "exp_q05", "exp_q50", "exp_q95"]
+    assert len(pred) == 64 and np.isfinite(pred.to_numpy()).all() and (pred["sd"] > 0).all()
+    assert (pred["q05"] <= pred["q50"]).all() and (pred["q50"] <= pred["q95"]).all()
+    summ = pd.read_csv(out / "summary.csv", index_col=0)
+    assert set(summ.index) == {"range", "sigma", "noise", "intercept"}
+    assert np.isfinite(summ["mean"]).all()
+    assert "range" in az.from_netcdf(str(out / "posterior.nc")).posterior
