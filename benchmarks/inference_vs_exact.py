@@ -232,8 +232,9 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     p = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
     heuristic = fitmod._collapse_pays(X.shape[0], p.latent_dim)
     feats = p.generator.features(jnp.asarray(cmap.to_unit(X)))
+    gen = fitmod.model_generator(p, pr.range, nu)
     model = fitmod._build_model(p, feats, cmap, (float(y.mean()), float(y.std())), None, "gaussian", nu, R,
-                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5)
+                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5, gen)
     return model, p.latent_dim, heuristic
 
 

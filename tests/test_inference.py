@@ -252,3 +252,27 @@ def test_fit_fixed_nu_outside_range_and_bad_options(prior):
         fit(X, y, prior=prior, likelihood="gamma", **FAST)
     with pytest.raises(ValueError, match="method must be"):
         fit(X, y, prior=prior, method="gibbs", **FAST)
+
+
+def test_tabulated_branch_matches_the_network(prior):
+    """The model's tabulated branch reproduces the network's amplitudes over the whole range prior."""
+    import math
+
+    from pinnprob.generators import TabulatedGenerator
+
+    lo, hi = prior.param_range.range
+    fixed = TabulatedGenerator(prior.generator, (math.log(lo), math.log(hi)), (1.5, 1.5), num_range=49)
+    free = TabulatedGenerator(prior.generator, (math.log(lo), math.log(hi)), prior.param_range.nu, num_range=49)
+    assert fixed.table.shape[0] == 1 and free.table.shape[0] == 31
+    assert fixed.max_error() < 2e-5  # float32 level: cubic Hermite with exact derivatives
+    assert free.max_error() < 5e-4  # linear in ν, h = 0.05
+    # the same field law: basis and gradients through the table agree with the network's
+    X = np.random.default_rng(1).uniform(0, 1, (40, 2))
+    f_net = GenerativeField(prior.generator, prior.generator.features(X), 0.5, 1.5, 1.0)
+    f_tab = GenerativeField(free, free.features(X), 0.5, 1.5, 1.0)
+    np.testing.assert_allclose(f_tab.basis(), f_net.basis(), rtol=1e-3, atol=1e-7)
+    g = lambda gen, r: jnp.sum(GenerativeField(gen, gen.features(X), r, 1.5, 1.0).variance)  # noqa: E731
+    np.testing.assert_allclose(jax.grad(lambda r: g(free, r))(0.5), jax.grad(lambda r: g(prior.generator, r))(0.5),
+                               rtol=2e-3)
+    with pytest.raises(ValueError, match="bad table bounds"):
+        TabulatedGenerator(prior.generator, (0.0, -1.0), (1.5, 1.5))

@@ -4,5 +4,6 @@ from pinnprob.generators.base import FourierFeatures, Generator
 from pinnprob.generators.lowrank import LowRankGenerator
 from pinnprob.generators.pushforward import PushForwardGenerator
 from pinnprob.generators.spectral import SpectralGenerator
+from pinnprob.generators.tabulated import TabulatedGenerator
 
-__all__ = ["FourierFeatures", "Generator", "LowRankGenerator", "PushForwardGenerator", "SpectralGenerator"]
+__all__ = ["FourierFeatures", "Generator", "LowRankGenerator", "PushForwardGenerator", "SpectralGenerator", "TabulatedGenerator"]

@@ -28,6 +28,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
+from pinnprob.generators.tabulated import TabulatedGenerator
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
@@ -112,9 +113,21 @@ def _gram_for(prior, features, collapsed):
     return gram(features) if collapsed_cost(n, m, True)[1] == "gram" else None
 
 
+def model_generator(prior, range_bounds_unit, nu):
+    """The generator the model evaluates: for spectral priors, the branch tabulated over the log-range
+    interval ``range_bounds_unit`` (unit-box units) and ν's range (or the fixed ν), which makes a NUTS
+    gradient several times cheaper at the same law (:class:`~pinnprob.generators.TabulatedGenerator`,
+    interpolation error ~1e-5 in log amplitude); other generators unchanged."""
+    if prior.config.family != "spectral":
+        return prior.generator
+    lo, hi = range_bounds_unit
+    nub = prior.param_range.nu if nu is None else (float(nu), float(nu))
+    return TabulatedGenerator(prior.generator, (math.log(lo), math.log(hi)), nub, num_range=49)
+
+
 def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, sigma_prior, noise_prior,
-                 nu_prior, collapsed, jitter):
-    gen = prior.generator
+                 nu_prior, collapsed, jitter, generator=None):
+    gen = prior.generator if generator is None else generator
     G = _gram_for(prior, features, collapsed)  # computed once, outside the model
     ymean, ysd = y_info
     p = 0 if Z is None else Z.shape[1]
@@ -156,12 +169,13 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
 
 def _collapse_pays(n: int, m: int, with_gram: bool = True) -> bool:
     """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm + m³/3) with the Gram matrix of
-    a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about
-    10 of them per draw in 3-4 dimensions; a latent gradient costs about nm + 10⁴m (the branch network)
-    and NUTS in m dimensions needs about 100-250, more with strong data (a funnel in (θ, z): see
-    docs/results/sbc.md). Collapse unless it is much dearer by that rule of thumb."""
+    a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about 15 of them per
+    draw in 3-4 dimensions; a latent gradient costs about nm + 300m (trunk product, tabulated branch and
+    NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
+    in (θ, z): see docs/results/sbc.md). Collapse unless it is 50× dearer per gradient (measured
+    trade-off: docs/results/inference.md)."""
     collapsed = collapsed_cost(n, m, with_gram)[0]
-    latent = n * m + 1e4 * m
+    latent = n * m + 300 * m
     return collapsed < 50 * latent
 
 
@@ -251,8 +265,9 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
             X.shape[0], prior.latent_dim, getattr(prior.generator, "diagonal_branch", False))
     Xu = cmap.to_unit(X)
     features = prior.generator.features(jnp.asarray(Xu))
+    gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
     model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
-                         likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter)
+                         likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen)
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
