@@ -34,8 +34,12 @@ class LowRankGenerator(Generator):
     param_range: ParamRange = eqx.field(static=True)
 
     def __init__(self, key: PRNGKeyArray, dim: int, param_range: ParamRange, rank: int = 64,
-                 num_features: int = 64, width: int = 128, depth: int = 2,
+                 num_features: int | None = None, width: int = 128, depth: int = 2,
                  num_fourier: int = 128, fourier_scale: float = 8.0):
+        # the covariance t Bᵀ B tᵀ has rank ≤ min(num_features, rank): default to as many trunk outputs as the rank
+        num_features = rank if num_features is None else int(num_features)
+        if num_features < rank:
+            raise ValueError(f"num_features = {num_features} < rank = {rank} would cap the rank at {num_features}")
         k1, k2, k3 = jax.random.split(key, 3)
         self.fourier = FourierFeatures(k1, dim, num_fourier, fourier_scale)
         self.trunk = eqx.nn.MLP(self.fourier.out_size, num_features, width, depth, activation=jax.nn.tanh, key=k2)
