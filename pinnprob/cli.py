@@ -221,20 +221,19 @@ def _fit(args) -> int:
     # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
     if Z is None:
         sites, shape = grid_over(X, args.grid)
-        if Xp is not None:
-            sites, shape = np.concatenate([sites, Xp]), None
-        cov = None
+        kinds = ["grid"] * len(sites)
     else:
-        sites, shape = (X, None) if Xp is None else (np.concatenate([X, Xp]), None)
-        cov = Z if Xp is None else np.concatenate([Z, Zp])
+        sites, shape, kinds = X, None, ["data"] * len(X)
+    cov = Z
+    if Xp is not None:
+        sites, kinds = np.concatenate([sites, Xp]), kinds + ["new"] * len(Xp)
+        cov = None if Z is None else np.concatenate([Z, Zp])
     pred = pinnprob.predict(idata, sites, covariates=cov, seed=args.seed)
     table = {args.x: sites[:, 0], args.y: sites[:, 1]}
     if cov is not None:
         table.update({c: cov[:, j] for j, c in enumerate(args.covariate)})
     if Z is not None or Xp is not None:
-        kind = np.array(["data"] * (len(X) if Z is not None else len(sites) - len(Xp)) +
-                        ["new"] * (0 if Xp is None else len(Xp)))
-        table["site"] = np.where(kind == "data", "data" if Z is not None else "grid", "new")
+        table["site"] = kinds
     table.update({"mean": pred["mean"], "sd": pred["sd"]})
     for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
         table[f"q{round(100 * float(lev)):02d}"] = q
@@ -254,10 +253,9 @@ def _fit(args) -> int:
     summary.to_csv(out / "summary.csv")
     pd.DataFrame(table).to_csv(out / "predictions.csv", index=False)
     scale = f"log {args.value}" if args.log else args.value
-    n_grid = None if shape is None else shape[0] * shape[1]
-    map_sites = sites if n_grid is None else sites[:n_grid]
+    n_map = len(sites) if shape is None else shape[0] * shape[1]  # the grid only, or every site
     for stat, label in (("mean", "posterior mean"), ("sd", "posterior sd")):
-        v = pred[stat] if n_grid is None else pred[stat][:n_grid]
+        map_sites, v = sites[:n_map], pred[stat][:n_map]
         fig = plot_prediction_map(map_sites, v, data_sites=X, grid_shape=shape, title=f"{label} of {scale}",
                                   label=f"{scale} ({stat})", cmap="viridis" if stat == "mean" else "magma",
                                   xlabel=args.x, ylabel=args.y)

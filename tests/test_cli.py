@@ -184,3 +184,50 @@ def test_fit_end_to_end_writes_outputs(tmp_path, capsys):
     assert set(summ.index) == {"range", "sigma", "noise", "intercept"}
     assert np.isfinite(summ["mean"]).all()
     assert "range" in az.from_netcdf(str(out / "posterior.nc")).posterior
+
+
+def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, monkeypatch):
+    """The shell around fit/predict (fakes here, so it is fast): covariates go to fit, predictions are at
+    the data sites plus the --predict-csv sites with their covariates, and the table says which is which."""
+    import arviz as az
+    import pandas as pd
+
+    import pinnprob
+
+    seen = {}
+
+    def fake_fit(X, y, **kw):
+        seen["fit"] = (X.copy(), y.copy(), kw)
+        rng = np.random.default_rng(0)
+        post = {k: rng.uniform(0.5, 1.5, (1, 10)) for k in ("range", "sigma", "nu", "noise", "intercept")}
+        post["beta"] = rng.normal(size=(1, 10, 1))
+        return az.from_dict(posterior=post, dims={"beta": ["covariate"]})
+
+    def fake_predict(idata, X_new, covariates=None, **kw):
+        seen["predict"] = (X_new.copy(), None if covariates is None else np.array(covariates))
+        n = len(X_new)
+        return {"mean": np.arange(n, dtype=float), "sd": np.ones(n), "quantiles": np.stack([np.zeros(n)] * 3),
+                "quantile_levels": np.array([0.05, 0.5, 0.95])}
+
+    monkeypatch.setattr(pinnprob, "fit", fake_fit)
+    monkeypatch.setattr(pinnprob, "predict", fake_predict)
+    path = _csv(tmp_path, n=12)
+    (tmp_path / "new.csv").write_text("east,north,dist\n500,400,0.3\n600,300,0.7\n")
+    out = tmp_path / "out"
+    assert main(["fit", str(path), *COLS, "--covariate", "dist", "--predict-csv", str(tmp_path / "new.csv"),
+                 "--nu", "1.5", "--method", "svi", "--out", str(out)]) == 0
+    data = pd.read_csv(path)
+    X, y, kw = seen["fit"]
+    np.testing.assert_allclose(X, data[["east", "north"]].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y, data["zinc"].to_numpy())
+    np.testing.assert_allclose(kw["covariates"][:, 0], data["dist"].to_numpy())
+    assert kw["nu"] == 1.5 and kw["method"] == "svi"
+    Xp, Zp = seen["predict"]
+    assert Xp.shape == (14, 2) and Zp.shape == (14, 1) and Zp[-1, 0] == 0.7
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred.columns) == ["east", "north", "dist", "site", "mean", "sd", "q05", "q50", "q95"]
+    assert list(pred["site"]) == ["data"] * 12 + ["new"] * 2
+    summ = pd.read_csv(out / "summary.csv", index_col=0)
+    assert "beta[dist]" in summ.index
+    for name in ("map_mean.png", "map_sd.png", "trace.png", "pair.png", "posterior.nc"):
+        assert (out / name).is_file()
