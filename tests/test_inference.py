@@ -276,3 +276,21 @@ def test_tabulated_branch_matches_the_network(prior):
                                rtol=2e-3)
     with pytest.raises(ValueError, match="bad table bounds"):
         TabulatedGenerator(prior.generator, (0.0, -1.0), (1.5, 1.5))
+
+
+def test_truncation_tail_is_the_left_out_spectral_variance():
+    """fit adds the variance of the modes truncate() leaves out to the noise: it must equal the exact
+    spectrum summed over those modes, be near the tolerance at the truncation range, and shrink with range."""
+    from pinnprob import truth
+    from pinnprob.inference.fit import truncation_tail
+
+    full = pinnprob.pretrained("matern2d")
+    b = full.generator.basis
+    short = full.truncate(0.15, tol=0.01, nu=1.5)
+    tail = truncation_tail(b.eigenvalues, short.latent_dim, 2)
+    sd = truth.spectral_std(b, range=0.15, sigma=1.0, nu=1.5)
+    np.testing.assert_allclose(float(tail(0.15, 1.5)), np.sum(sd[short.latent_dim:] ** 2), rtol=1e-4)
+    assert 0.005 < float(tail(0.15, 1.5)) / np.sum(sd**2) <= 0.0101  # truncate() left out ≤ 1 %
+    assert float(tail(0.3, 1.5)) < 0.2 * float(tail(0.15, 1.5))
+    assert np.isfinite(jax.grad(lambda r: tail(r, 1.5))(0.2))
+    assert truncation_tail(b.eigenvalues, b.size, 2) is None

@@ -33,6 +33,7 @@ from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, cond
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.reparam import latent_field
+from pinnprob.spde.matern import to_operator_params
 
 __all__ = ["fit", "predict", "CoordinateMap", "LIKELIHOODS", "METHODS"]
 
@@ -125,8 +126,26 @@ def model_generator(prior, range_bounds_unit, nu):
     return TabulatedGenerator(prior.generator, (math.log(lo), math.log(hi)), nub, num_range=49)
 
 
+def truncation_tail(full_eigenvalues, num_kept: int, dim: int):
+    """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of (range, ν) in
+    unit-box units: Σ_{k ≥ m} τ⁻²(κ² + λ_k)^{-α} over the full trunk's eigenvalues λ_k (the exact SPDE
+    spectrum, which the generator matches). Orthonormal modes average φ_k² = 1 over the unit box,
+    so this is the per-site variance the truncation removes; ``fit`` adds it to the noise variance
+    (the modified predictive process of Finley et al. 2009), so that the nugget does not absorb it.
+    Returns None when nothing was left out."""
+    lam = jnp.asarray(full_eigenvalues)[num_kept:]
+    if lam.size == 0:
+        return None
+
+    def tail(range_unit, nu):
+        kappa, tau, alpha = to_operator_params(range_unit, 1.0, nu, dim)
+        return jnp.exp(jax.nn.logsumexp(-2 * jnp.log(tau) - alpha * jnp.log(kappa**2 + lam)))
+
+    return tail
+
+
 def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, sigma_prior, noise_prior,
-                 nu_prior, collapsed, jitter, generator=None):
+                 nu_prior, collapsed, jitter, generator=None, tail=None):
     gen = prior.generator if generator is None else generator
     G = _gram_for(prior, features, collapsed)  # computed once, outside the model
     ymean, ysd = y_info
@@ -152,11 +171,13 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
         field = GenerativeField(gen, features, range_ / cmap.scale, nu_, sigma, jitter=jitter)
         if gauss:
             noise = numpyro.sample("noise", noise_prior)
+            # the truncated modes' variance, added per site (modified predictive process; truncation_tail)
+            scale = noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(range_ / cmap.scale, nu_))
             if collapsed:
-                numpyro.sample("y", CollapsedGaussian(field, eta, noise, gram=G), obs=y)
+                numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G), obs=y)
                 return
             f = numpyro.sample("field", field)
-            numpyro.sample("y", dist.Normal(eta + f, noise).to_event(1), obs=y)
+            numpyro.sample("y", dist.Normal(eta + f, scale).to_event(1), obs=y)
         else:
             f = numpyro.sample("field", field)
             if likelihood == "poisson":
@@ -258,8 +279,12 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     nu_prior = dist.Uniform(*pr.nu)
     # modes: enough for the shortest range the (truncated) range prior gives mass to
     min_range = float(np.clip(quantile(range_prior, 0.005), lo_user, hi_user)) / cmap.scale
+    tail = None
     if prior.config.family == "spectral":
+        full_eigenvalues = prior.generator.basis.eigenvalues
         prior = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
+        if likelihood == "gaussian":
+            tail = truncation_tail(full_eigenvalues, prior.latent_dim, prior.dim)
     if collapsed is None:
         collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(
             X.shape[0], prior.latent_dim, getattr(prior.generator, "diagonal_branch", False))
@@ -267,7 +292,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     features = prior.generator.features(jnp.asarray(Xu))
     gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
     model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
-                         likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen)
+                         likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen,
+                         tail)
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
@@ -297,7 +323,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
     elapsed = time.perf_counter() - t0
     if collapsed:
-        samples["field"], samples["field_latent"] = _recover_field(prior, features, cmap, samples, yj, Z, nu,
+        samples["field"], samples["field_latent"] = _recover_field(prior, features, cmap, samples, yj, Z, nu, tail,
                                                                    k_field, field_draws, jitter)
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",)}
     if nu is not None:
@@ -319,7 +345,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     return idata
 
 
-def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, jitter):
+def _recover_field(prior, features, cmap, samples, y, Z, nu, tail, key, field_draws, jitter):
     """Field (and latent) at the data sites for a thinned set of posterior draws, by Matheron's rule."""
     C, S = samples["range"].shape[:2]
     idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
@@ -330,7 +356,8 @@ def _recover_field(prior, features, cmap, samples, y, Z, nu, key, field_draws, j
     def one(k, r, nu_, sig, icpt, beta, noise):
         field = GenerativeField(prior.generator, features, r / cmap.scale, nu_, sig, jitter=jitter)
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        z = conditional_latent(k, field, y - eta, noise, gram=G)
+        scale = noise if tail is None else jnp.sqrt(noise**2 + sig**2 * tail(r / cmap.scale, nu_))  # as in the model
+        z = conditional_latent(k, field, y - eta, scale, gram=G)
         return field.from_latent(z), z
 
     fields = np.full((C, S, features.shape[0]), np.nan)
