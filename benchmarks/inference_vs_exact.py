@@ -310,11 +310,11 @@ def run_nuts(model, y, warmup: int, samples: int, seed: int, keep: int = 16):
             "warmup": warmup, "num_samples": samples}
 
 
-def run_pinnprob(prior, X, y, nu, warmup: int, samples: int, seed: int, collapsed=None):
+def run_pinnprob(prior, X, y, nu, warmup: int, samples: int, seed: int, collapsed=None, buffer: float = 0.5):
     """``pinnprob.fit`` itself (method="nuts", one chain); ``sampling_s`` is fit's own clock around
     ``MCMC.run`` (after block_until_ready), compile included."""
     P = priors()
-    kw = dict(prior=prior, nu=nu, range_prior=P["range"], sigma_prior=P["sigma"], noise_prior=P["noise"],
+    kw = dict(prior=prior, nu=nu, range_prior=P["range"], sigma_prior=P["sigma"], noise_prior=P["noise"], buffer=buffer,
               method="nuts", num_chains=1, seed=seed, collapsed=collapsed, progress_bar=False)
     t = time.perf_counter()
     idata = pinnprob.fit(X, y, num_warmup=warmup, num_samples=samples, **kw)
@@ -335,7 +335,7 @@ def part_posterior(prior, args, log):
     n = args.n_post
     X, y = make_data(n, args.seed)
     D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
-    out = {"n": n, "box_images_check": check_box_images()}
+    out = {"n": n, "box_images_check": check_box_images(), "pinn_buffer": args.pinn_buffer}
     W, S = args.post_warmup, args.post_samples
 
     log(f"[posterior] exact GP on R², ν = 1.5, n = {n}")
@@ -347,8 +347,13 @@ def part_posterior(prior, args, log):
         r = run_nuts(model, y, args.box_warmup, args.box_samples, args.seed)
         out["exact_box"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "images": nimg}
     log(f"[posterior] pinnprob.fit(nu=1.5), {args.post_pinn_warmup} + {args.post_pinn_samples}")
-    r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed)
+    r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed, buffer=args.pinn_buffer)
     out["pinnprob"] = {**summarise(r["samples"], PARAMS), "run": _strip(r)}
+    if args.small_buffer_posterior:
+        log(f"[posterior] pinnprob.fit(nu=1.5, buffer={args.small_buffer}), {args.post_pinn_warmup} + {args.post_pinn_samples}")
+        r = run_pinnprob(prior, X, y, 1.5, args.post_pinn_warmup, args.post_pinn_samples, args.seed,
+                         buffer=args.small_buffer)
+        out["pinnprob_b"] = {**summarise(r["samples"], PARAMS), "run": _strip(r), "buffer": args.small_buffer}
 
     if args.nu_free:
         names = PARAMS + ("nu",)
@@ -362,11 +367,26 @@ def part_posterior(prior, args, log):
         out["exact_nu"] = {**summarise(r["samples"], names), "run": _strip(r)}
         col = None if args.nu_collapsed == "auto" else args.nu_collapsed == "yes"
         log(f"[posterior] pinnprob.fit(nu=None, collapsed={col}), {Wn} + {Sn}")
-        r = run_pinnprob(prior, X, y, None, Wn, Sn, args.seed, collapsed=col)
-        _, m_free, heur = pinnprob_model(prior, X, y, None, True)
+        r = run_pinnprob(prior, X, y, None, Wn, Sn, args.seed, collapsed=col, buffer=args.pinn_buffer)
+        _, m_free, heur = pinnprob_model(prior, X, y, None, True, buffer=args.pinn_buffer)
         out["pinnprob_nu"] = {**summarise(r["samples"], names), "run": _strip(r), "heuristic_collapsed": heur,
                               "modes": m_free}
+        if args.small_buffer_posterior:
+            log(f"[posterior] pinnprob.fit(nu=None, buffer={args.small_buffer}), {Wn} + {Sn}")
+            r = run_pinnprob(prior, X, y, None, Wn, Sn, args.seed, collapsed=col, buffer=args.small_buffer)
+            out["pinnprob_nu_b"] = {**summarise(r["samples"], names), "run": _strip(r), "buffer": args.small_buffer}
     return out
+
+
+def part_hsgp_posterior(args, log):
+    """NumPyro's HSGP (eigenfunctions precomputed, m = --hsgp-m per dimension, c = --hsgp-c) on the
+    posterior part's data set, for its accuracy against the exact GP."""
+    X, y = make_data(args.n_post, args.seed)
+    model, _ = hsgp_model(X, y, args.hsgp_m, args.hsgp_c, precompute=True)
+    log(f"[posterior] HSGP (m = {args.hsgp_m}, c = {args.hsgp_c}), n = {args.n_post}, "
+        f"{args.post_warmup} + {args.post_samples}")
+    r = run_nuts(model, y, args.post_warmup, args.post_samples, args.seed)
+    return {**summarise(r["samples"], PARAMS), "run": _strip(r), "m": args.hsgp_m, "c": args.hsgp_c}
 
 
 def _strip(r: dict) -> dict:
@@ -376,19 +396,23 @@ def _strip(r: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # part 2: speed
 # ---------------------------------------------------------------------------------------------
-DEFAULT_STEPS = {"exact": 14.0, "hsgp_pre": 255.0, "hsgp": 255.0, "pinn_collapsed": 16.0, "pinn_latent": 255.0}
-METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent")
+DEFAULT_STEPS = {"exact": 14.0, "hsgp_pre": 255.0, "hsgp": 255.0, "pinn_collapsed": 16.0, "pinn_latent": 300.0,
+                 "pinn_collapsed_b": 16.0, "pinn_latent_b": 300.0}
+METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent", "pinn_collapsed_b", "pinn_latent_b")
 
 
 def speed_models(prior, X, y, args):
-    """The four models at one data set (pinnprob's exactly as ``fit`` builds them), plus fit's choice."""
+    """The models at one data set (pinnprob's exactly as ``fit`` builds them, at fit's default buffer
+    0.5 and, suffix ``_b``, at ``--small-buffer``), plus fit's choice and the modes kept."""
     D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
     m_lat, modes, heur = pinnprob_model(prior, X, y, 1.5, False)
     m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
+    m_lat_b, modes_b, heur_b = pinnprob_model(prior, X, y, 1.5, False, buffer=args.small_buffer)
+    m_col_b, _, _ = pinnprob_model(prior, X, y, 1.5, True, buffer=args.small_buffer)
     models = {"exact": exact_model(D, y), "hsgp": hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0],
               "hsgp_pre": hsgp_model(X, y, args.hsgp_m, args.hsgp_c, precompute=True)[0],
-              "pinn_collapsed": m_col, "pinn_latent": m_lat}
-    return models, {"modes": modes, "heuristic_collapsed": heur}
+              "pinn_collapsed": m_col, "pinn_latent": m_lat, "pinn_collapsed_b": m_col_b, "pinn_latent_b": m_lat_b}
+    return models, {"modes": modes, "heuristic_collapsed": heur, "modes_b": modes_b, "heuristic_collapsed_b": heur_b}
 
 
 def part_speed(prior, args, log):
@@ -411,7 +435,7 @@ def part_speed(prior, args, log):
     runs, refs = {}, {}  # refs: method -> its last real run, for projections
     W, S = args.warmup, args.samples
     Wr, Sr = args.reduced_warmup, args.reduced_samples
-    for key in [k for k in METHODS if k in args.methods]:
+    for key in [k for k in METHODS if k in args.methods and k not in args.grad_only]:
         for n in ns:
             X, y = data[n]
             g = grads[(key, n)]["grad_s"]
@@ -426,7 +450,8 @@ def part_speed(prior, args, log):
                 r = run_nuts(models[key], y, w, s, args.seed)
                 ess = ess_bulk(r["samples"]["range"])
                 entry.update(_strip(r), ess=ess, ess_per_s=ess / r["run_s"], projected=False,
-                             range_mean=float(np.mean(r["samples"]["range"])))
+                             range_mean=float(np.mean(r["samples"]["range"])),
+                             range_sd=float(np.std(r["samples"]["range"], ddof=1)))
                 refs[key] = {"n": n, "steps": r["steps"], "ess_per_iter": ess / s, "name": key}
                 log(f"      ESS {ess:.0f}, {r['run_s']:.1f} s (+ setup/compile {r['setup_s']:.1f} s), "
                     f"{r['steps']:.0f} steps/iter, {r['divergences']} divergent, ESS/s {entry['ess_per_s']:.3g}")
@@ -451,7 +476,7 @@ def _borrow(runs, key, n):
     """For a run never made, borrow steps and ESS per draw from a sampler of the same geometry:
     collapsed pinnprob (4 parameters, field integrated out) from the exact GP; ``hsgp_matern``
     from the same HSGP model with its basis precomputed."""
-    src = {"pinn_collapsed": "exact", "hsgp": "hsgp_pre"}.get(key)
+    src = {"pinn_collapsed": "exact", "pinn_collapsed_b": "exact", "hsgp": "hsgp_pre"}.get(key)
     if src is None:
         return None
     cands = [(m, v) for (nm, m), v in runs.items() if nm == src and not v.get("projected")]
@@ -472,7 +497,8 @@ def posterior_table(res: dict) -> str:
     ex = res["exact"]
     rows = ["| method | param | mean | sd | ESS | Δmean / sd_exact | sd / sd_exact − 1 |", "|---|---|---|---|---|---|---|"]
     for key, label in (("exact", "exact GP, R²"), ("exact_box", "exact GP, buffered Neumann box"),
-                       ("pinnprob", "pinnprob.fit (ν = 1.5)")):
+                       ("pinnprob", f"pinnprob.fit (ν = 1.5, buffer {res.get('pinn_buffer', 0.5):g})"),
+                       ("pinnprob_b", f"pinnprob.fit (ν = 1.5, buffer {res.get('pinnprob_b', {}).get('buffer', 0):g})")):
         if key not in res:
             continue
         for p in PARAMS:
@@ -481,9 +507,21 @@ def posterior_table(res: dict) -> str:
             q = s["sd"] / ex[p]["sd"] - 1
             rows.append(f"| {label} | {p} | {s['mean']:.4f} | {s['sd']:.4f} | {s['ess']:.0f} | "
                         f"{d:+.2f} | {100 * q:+.0f} % |")
+    if "hsgp" in res:
+        h = res["hsgp"]
+        for p in PARAMS:
+            s = h[p]
+            d = (s["mean"] - ex[p]["mean"]) / ex[p]["sd"]
+            q = s["sd"] / ex[p]["sd"] - 1
+            rows.append(f"| NumPyro HSGP (m = {h['m']}, c = {h['c']:g}) | {p} | {s['mean']:.4f} | {s['sd']:.4f} | "
+                        f"{s['ess']:.0f} | {d:+.2f} | {100 * q:+.0f} % |")
     if "exact_nu" in res:
         ex = res["exact_nu"]
-        for key, label in (("exact_nu", "exact GP, R², ν ~ U(1, 2.5)"), ("pinnprob_nu", "pinnprob.fit (ν free)")):
+        for key, label in (("exact_nu", "exact GP, R², ν ~ U(1, 2.5)"),
+                           ("pinnprob_nu", f"pinnprob.fit (ν free, buffer {res.get('pinn_buffer', 0.5):g})"),
+                           ("pinnprob_nu_b", f"pinnprob.fit (ν free, buffer {res.get('pinnprob_nu_b', {}).get('buffer', 0):g})")):
+            if key not in res:
+                continue
             for p in PARAMS + ("nu",):
                 s = res[key][p]
                 d = (s["mean"] - ex[p]["mean"]) / ex[p]["sd"]
@@ -510,7 +548,7 @@ def project_all(sp: dict, args) -> None:
             real.setdefault(key, []).append((int(n), {
                 "n": int(n), "steps": v["steps"], "ess_per_iter": v["ess"] / v["num_samples"], "name": key,
                 "overhead": v["run_s"] / (iters * v["steps"] * G[k]["grad_s"])}))
-    borrow = {"pinn_collapsed": "exact", "hsgp": "hsgp_pre"}
+    borrow = {"pinn_collapsed": "exact", "pinn_collapsed_b": "exact", "hsgp": "hsgp_pre"}
     for k, v in R.items():
         if not v.get("projected"):
             continue
@@ -530,7 +568,9 @@ LABELS = {"exact": "exact GP (dense Cholesky)",
           "hsgp_pre": "NumPyro HSGP, eigenfunctions precomputed",
           "hsgp": "NumPyro HSGP via `hsgp_matern` (eigenfunctions recomputed per call)",
           "pinn_collapsed": "pinnprob, collapsed (field integrated out)",
-          "pinn_latent": "pinnprob, latent (non-centred `field_latent`)"}
+          "pinn_latent": "pinnprob, latent (non-centred `field_latent`)",
+          "pinn_collapsed_b": "pinnprob, collapsed, smaller buffer",
+          "pinn_latent_b": "pinnprob, latent, smaller buffer"}
 
 
 def speed_tables(sp: dict, args) -> tuple[str, str]:
@@ -546,23 +586,28 @@ def speed_tables(sp: dict, args) -> tuple[str, str]:
     g.append("| pinnprob modes kept (`truncate`) | " + " | ".join(str(I[str(n)]["modes"]) for n in ns) + " |")
     g.append("| `fit` picks (`_collapse_pays`) | " + " | ".join("collapsed" if I[str(n)]["heuristic_collapsed"]
                                                             else "latent" for n in ns) + " |")
-    e = ["| method | n | run | iterations | steps / iter | divergent | setup + compile s | sampling s | ESS(range) | ESS/s | E[range] |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    if "modes_b" in I[str(ns[0])]:
+        g.append(f"| pinnprob modes kept, buffer {args.small_buffer:g} | " + " | ".join(str(I[str(n)]["modes_b"]) for n in ns) + " |")
+        g.append(f"| `fit` picks, buffer {args.small_buffer:g} | " + " | ".join(
+            "collapsed" if I[str(n)]["heuristic_collapsed_b"] else "latent" for n in ns) + " |")
+    e = ["| method | n | run | iterations | steps / iter | divergent | setup + compile s | sampling s | ESS(range) | ESS/s | E[range] | sd[range] |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, lab in LABELS.items():
         for n in ns:
             if f"{key}@{n}" not in R:
                 continue
             r = R[f"{key}@{n}"]
-            pick = key.startswith("pinn") and (key == "pinn_collapsed") == I[str(n)]["heuristic_collapsed"]
+            hk = "heuristic_collapsed_b" if key.endswith("_b") else "heuristic_collapsed"
+            pick = key.startswith("pinn") and key.startswith("pinn_collapsed") == I[str(n)].get(hk)
             lab2 = lab + (" ← fit's choice" if pick else "")
             if r.get("projected"):
                 t = "—" if r.get("run_s") is None else f"{r['run_s']:.0f} (proj.)"
                 e.append(f"| {lab2} | {n} | {r.get('note', 'projected')} | — | {_fmt(r.get('steps'))} | — | — | "
-                         f"{t} | {_fmt(r.get('ess'))} (proj.) | **{_fmt(r.get('ess_per_s'))}** (proj.) | — |")
+                         f"{t} | {_fmt(r.get('ess'))} (proj.) | **{_fmt(r.get('ess_per_s'))}** (proj.) | — | — |")
             else:
                 e.append(f"| {lab2} | {n} | measured | {r['warmup']} + {r['num_samples']} | {r['steps']:.0f} | "
                          f"{r['divergences']} | {r['setup_s']:.1f} | {r['run_s']:.1f} | {r['ess']:.0f} | "
-                         f"**{r['ess_per_s']:.3g}** | {r['range_mean']:.3f} |")
+                         f"**{r['ess_per_s']:.3g}** | {r['range_mean']:.3f} | {_fmt(r.get('range_sd'))} |")
     return "\n".join(g), "\n".join(e)
 
 
@@ -580,7 +625,7 @@ def write_report(results: dict, args, path: Path):
         f"{args.seed}. Priors, the same for every method: {PRIOR_TEXT}.",
         "",
     ]
-    if "posterior" in results:
+    if "exact" in results.get("posterior", {}):
         po = results["posterior"]
         lines += [
             f"## 1. The posterior (n = {po['n']})",
@@ -588,7 +633,10 @@ def write_report(results: dict, args, path: Path):
             f"One NUTS chain each: exact GPs {po['exact']['run']['warmup']} + {po['exact']['run']['num_samples']}, "
             f"pinnprob {po['pinnprob']['run']['warmup']} + {po['pinnprob']['run']['num_samples']} "
             f"(`fit` chose {'collapsed' if po['pinnprob']['run']['collapsed'] else 'latent'}, "
-            f"{po['pinnprob']['run']['modes']} modes). Differences in units of the exact (R²) posterior sd; "
+            f"{po['pinnprob']['run']['modes']} modes"
+            + (f"; with buffer {po['pinnprob_b']['buffer']:g}: {'collapsed' if po['pinnprob_b']['run']['collapsed'] else 'latent'}, "
+               f"{po['pinnprob_b']['run']['modes']} modes" if "pinnprob_b" in po else "")
+            + "). Differences in units of the exact (R²) posterior sd; "
             "the goal is |Δmean| ≤ 0.2 and |sd ratio − 1| ≤ 20 %. The Monte Carlo error of a mean is about "
             "sd/√ESS, so with ESS ≈ 200 differences of ±0.1 sd are noise."
             + (f" The box GP uses {po['exact_box']['images']} Neumann images (checked against "
@@ -612,7 +660,7 @@ def write_report(results: dict, args, path: Path):
         lines += ["Run details (exact GPs: sampling seconds without compile, NUTS steps per iteration; "
                   "pinnprob: `fit`'s own sampling clock, compile included, and `fit`'s total wall time):", "",
                   "| run | iterations | sampling s | setup + compile s | steps/iter | divergent |", "|---|---|---|---|---|---|"]
-        for k in ("exact", "exact_box", "pinnprob", "exact_nu", "pinnprob_nu"):
+        for k in ("exact", "exact_box", "pinnprob", "pinnprob_b", "exact_nu", "pinnprob_nu", "pinnprob_nu_b"):
             if k in po:
                 r = po[k]["run"]
                 if "sampling_s" in r:
@@ -688,6 +736,11 @@ def main(argv=None):
                     help="pinnprob's parameterisation for ν free (auto: fit's heuristic)")
     ap.add_argument("--ns", default="500,1000,2000")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"speed part: any of {','.join(METHODS)}")
+    ap.add_argument("--grad-only", default="", help="methods whose gradient cost is measured but that are not run")
+    ap.add_argument("--small-buffer-posterior", action="store_true",
+                    help="posterior part: also pinnprob with --small-buffer")
+    ap.add_argument("--pinn-buffer", type=float, default=0.5, help="fit's buffer in the posterior part")
+    ap.add_argument("--small-buffer", type=float, default=0.2, help="the buffer of the *_b pinnprob variants")
     ap.add_argument("--first-run-factor", type=float, default=3.0,
                     help="the first run of a method goes ahead (reduced) if predicted ≤ this × --max-run-s")
     ap.add_argument("--warmup", type=int, default=300)
@@ -712,6 +765,7 @@ def main(argv=None):
         args.reduced_warmup, args.reduced_samples, args.max_run_s = 15, 15, 20.0
     args.ns = [int(v) for v in str(args.ns).split(",")]
     args.methods = [m for m in str(args.methods).split(",") if m]
+    args.grad_only = [m for m in str(args.grad_only).split(",") if m]
     out = Path(args.out) if args.out else (Path("/tmp/inference_quick.md") if args.quick
                                            else ROOT / "docs" / "results" / "inference.md")
     jpath = Path(args.json) if args.json else Path("/tmp") / (out.stem + ".json")
@@ -721,7 +775,9 @@ def main(argv=None):
         for extra in files[1:]:
             more = json.loads(Path(extra).read_text())
             if "posterior" in more:
-                results["posterior"] = more["posterior"]
+                keep = results.get("posterior", {})
+                results["posterior"] = {**keep, **more["posterior"]} if "exact" not in more["posterior"] else \
+                    {**more["posterior"], **({"hsgp": keep["hsgp"]} if "hsgp" in keep and "hsgp" not in more["posterior"] else {})}
             if "speed" in more:
                 for part in ("grads", "runs", "info"):
                     results["speed"][part].update(more["speed"][part])
@@ -747,6 +803,8 @@ def main(argv=None):
         jpath.write_text(json.dumps(results, indent=1, default=str))
     if "posterior" in parts:
         results["posterior"] = part_posterior(prior, args, log)
+    if "hsgp_posterior" in parts:
+        results.setdefault("posterior", {})["hsgp"] = part_hsgp_posterior(args, log)
     results["wall_s"] = time.perf_counter() - t0
     results["timing_note"] = f"This run took {results['wall_s'] / 60:.1f} min. "
     jpath.write_text(json.dumps(results, indent=1, default=str))

@@ -193,11 +193,12 @@ def _collapse_pays(n: int, m: int, with_gram: bool = True) -> bool:
     a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about 15 of them per
     draw in 3-4 dimensions; a latent gradient costs about nm + 300m (trunk product, tabulated branch and
     NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
-    in (θ, z): see docs/results/sbc.md). Collapse unless it is 50× dearer per gradient (measured
-    trade-off: docs/results/inference.md)."""
+    in (θ, z): see docs/results/sbc.md). Collapse when a collapsed gradient is cheap outright
+    (≤ 5·10⁸ flops, tens of ms: its few-parameter posterior mixes more reliably) or less than 50× a
+    latent one (measured trade-off: docs/results/inference.md)."""
     collapsed = collapsed_cost(n, m, with_gram)[0]
     latent = n * m + 300 * m
-    return collapsed < 50 * latent
+    return collapsed <= 5e8 or collapsed < 50 * latent
 
 
 def _run_blackjax(model, y, key, num_warmup, num_samples, progress_bar):
