@@ -52,7 +52,7 @@ from jax.scipy.special import gammaln, logsumexp  # noqa: E402
 from numpyro.contrib.hsgp.approximation import hsgp_matern, linear_approximation  # noqa: E402
 from numpyro.contrib.hsgp.laplacian import eigenfunctions  # noqa: E402
 from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_matern  # noqa: E402
-from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer import NUTS  # noqa: E402
 from numpyro.infer.util import initialize_model  # noqa: E402
 
 import pinnprob  # noqa: E402
