@@ -40,10 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln, logsumexp
 from numpyro.infer import MCMC, NUTS
 
 import pinnprob
+from pinnprob import truth
 from pinnprob.datasets import meuse
 from pinnprob.inference.priors import PCRange, pc_sigma, truncate_to_range
 
@@ -77,25 +77,6 @@ def priors(X, y, prior):
 # ---------------------------------------------------------------------------------------------
 # exact GP: Matérn on R², any ν, dense Cholesky
 # ---------------------------------------------------------------------------------------------
-def log_matern_corr(x, nu, T: float = 14.0, N: int = 40):
-    """log of the Matérn correlation 2^{1−ν}/Γ(ν) x^ν K_ν(x), x > 0, differentiable in x and ν, with
-    K_ν(x) = ∫₀^∞ exp(−x cosh t) cosh(νt) dt by the trapezoidal rule (step 0.35; the integrand is
-    analytic in a strip, so the error is ~1e−12; the cut at T = 14 is negligible for x ≥ 1e−4)."""
-    h = T / N
-    t = jnp.arange(N + 1) * h
-    logw = jnp.log(h) + jnp.where(t == 0, jnp.log(0.5), 0.0)
-    logcosh = nu * t + jnp.log1p(jnp.exp(-2 * nu * t)) - jnp.log(2.0)
-    logK = logsumexp(-x[..., None] * jnp.cosh(t) + logcosh + logw, axis=-1)
-    return (1 - nu) * jnp.log(2.0) - gammaln(nu) + nu * jnp.log(x) + logK
-
-
-def matern_corr(D, rho, nu):
-    """Matérn correlation at distances D (any shape) for practical range ρ = √(8ν)/κ; 1 at D = 0."""
-    x = jnp.sqrt(8.0 * nu) / rho * D
-    safe = jnp.maximum(x, 1e-4)
-    return jnp.where(x < 1e-4, 1.0, jnp.exp(log_matern_corr(safe, nu)))
-
-
 def _dist(A, B):
     return jnp.sqrt(jnp.maximum(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1), 0.0))
 
@@ -121,7 +102,7 @@ def exact_gp_model(X, y, z, P):
         icpt = numpyro.sample("intercept_centered", dist.Normal(ymean, 2 * ysd))
         beta = numpyro.sample("beta", dist.Normal(0.0, 2 * ysd / zsd))
         numpyro.deterministic("intercept", icpt - beta * zmean)
-        K = sigma**2 * matern_corr(D, rho, nu) + (noise**2 + 1e-6) * jnp.eye(n)
+        K = sigma**2 * truth.matern_correlation_jax(D, range=rho, nu=nu) + (noise**2 + 1e-6) * jnp.eye(n)
         numpyro.sample("y", dist.MultivariateNormal(icpt + beta * zc, scale_tril=jnp.linalg.cholesky(K)), obs=y)
 
     return model
@@ -146,8 +127,8 @@ def exact_gp_predict(s, X, y, z, Xt, zt, seed):
 
     @jax.jit
     def one(key, rho, sigma, nu, noise, icpt, beta):
-        K = sigma**2 * matern_corr(D, rho, nu) + (noise**2 + 1e-6) * jnp.eye(n)
-        k = sigma**2 * matern_corr(Dt, rho, nu)  # (n_test, n)
+        K = sigma**2 * truth.matern_correlation_jax(D, range=rho, nu=nu) + (noise**2 + 1e-6) * jnp.eye(n)
+        k = sigma**2 * truth.matern_correlation_jax(Dt, range=rho, nu=nu)  # (n_test, n)
         L = jnp.linalg.cholesky(K)
         r = yj - icpt - beta * jnp.asarray(z)
         alpha = jax.scipy.linalg.cho_solve((L, True), r)

@@ -176,10 +176,10 @@ def _check_fit_args(args):
 def _check_inside(Xp, X, buffer, path):
     """Prediction sites must lie in the square fit models: the data's bounding square, centred, with
     ``buffer`` × its side added on each side."""
-    lo, hi = X.min(0), X.max(0)
-    half = 0.5 * float(np.max(hi - lo)) * (1 + 2 * buffer)
-    c = 0.5 * (lo + hi)
-    out = np.flatnonzero((np.abs(Xp - c) > half).any(1))
+    from pinnprob.inference.fit import CoordinateMap
+
+    U = CoordinateMap.from_data(X, buffer).to_unit(Xp)
+    out = np.flatnonzero(((U < 0) | (U > 1)).any(1))
     if out.size:
         raise CLIError(f"{out.size} site(s) of {str(path)!r} (first: data row {out[0] + 1}) lie outside the "
                        f"modelled square (the data's extent plus --buffer {buffer:g} on each side); "

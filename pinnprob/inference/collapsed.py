@@ -45,7 +45,7 @@ def collapsed_cost(n: int, m: int, with_gram: bool) -> tuple[float, str]:
 def _uses_gram(field: GenerativeField, G) -> bool:
     if G is None:
         return False
-    if not getattr(field.generator, "diagonal_branch", False):
+    if not field.generator.diagonal_branch:
         raise TypeError("a Gram matrix applies only to generators with Ψ = Φ diag(branch) (the spectral one)")
     if field.batch_shape != ():
         raise ValueError("the Gram path takes an unbatched field")

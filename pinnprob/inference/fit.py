@@ -108,7 +108,7 @@ def _check_inputs(X, y, covariates, likelihood, method, prior, nu):
 
 def _gram_for(prior, features, collapsed):
     """ΦᵀΦ when the collapsed likelihood will use it (diagonal-branch generator and cheaper), else None."""
-    if not collapsed or not getattr(prior.generator, "diagonal_branch", False):
+    if not collapsed or not prior.generator.diagonal_branch:
         return None
     n, m = features.shape
     return gram(features) if collapsed_cost(n, m, True)[1] == "gram" else None
@@ -144,10 +144,20 @@ def truncation_tail(full_eigenvalues, num_kept: int, dim: int):
     return tail
 
 
+def _obs_scale(noise, sigma, range_unit, nu, tail):
+    """sd of y given the field: the noise, plus the truncated modes' variance when ``tail`` is given
+    (modified predictive process; :func:`truncation_tail`)."""
+    return noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(range_unit, nu))
+
+
+_UNSET = object()
+
+
 def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, sigma_prior, noise_prior,
-                 nu_prior, collapsed, jitter, generator=None, tail=None):
+                 nu_prior, collapsed, jitter, generator=None, tail=None, gram=_UNSET):
     gen = prior.generator if generator is None else generator
-    G = _gram_for(prior, features, collapsed)  # computed once, outside the model
+    # ΦᵀΦ, once, outside the model (``fit`` passes the one it also uses to recover the field)
+    G = _gram_for(prior, features, collapsed) if gram is _UNSET else gram
     ymean, ysd = y_info
     p = 0 if Z is None else Z.shape[1]
     zmean = None if Z is None else jnp.asarray(Z.mean(0))
@@ -171,8 +181,7 @@ def _build_model(prior, features, cmap, y_info, Z, likelihood, nu, range_prior, 
         field = GenerativeField(gen, features, range_ / cmap.scale, nu_, sigma, jitter=jitter)
         if gauss:
             noise = numpyro.sample("noise", noise_prior)
-            # the truncated modes' variance, added per site (modified predictive process; truncation_tail)
-            scale = noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(range_ / cmap.scale, nu_))
+            scale = _obs_scale(noise, sigma, range_ / cmap.scale, nu_, tail)
             if collapsed:
                 numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G), obs=y)
                 return
@@ -288,13 +297,14 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
             tail = truncation_tail(full_eigenvalues, prior.latent_dim, prior.dim)
     if collapsed is None:
         collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(
-            X.shape[0], prior.latent_dim, getattr(prior.generator, "diagonal_branch", False))
+            X.shape[0], prior.latent_dim, prior.generator.diagonal_branch)
     Xu = cmap.to_unit(X)
     features = prior.generator.features(jnp.asarray(Xu))
     gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
+    G = _gram_for(prior, features, collapsed)
     model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
                          likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen,
-                         tail)
+                         tail, G)
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
@@ -324,7 +334,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
     elapsed = time.perf_counter() - t0
     if collapsed:
-        samples["field"], samples["field_latent"] = _recover_field(prior, features, cmap, samples, yj, Z, nu, tail,
+        samples["field"], samples["field_latent"] = _recover_field(gen, G, features, cmap, samples, yj, Z, nu, tail,
                                                                    k_field, field_draws, jitter)
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",)}
     if nu is not None:
@@ -346,23 +356,22 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     return idata
 
 
-def _recover_field(prior, features, cmap, samples, y, Z, nu, tail, key, field_draws, jitter):
-    """Field (and latent) at the data sites for a thinned set of posterior draws, by Matheron's rule."""
+def _recover_field(gen, G, features, cmap, samples, y, Z, nu, tail, key, field_draws, jitter):
+    """Field (and latent) at the data sites for the posterior draws (all, or ``field_draws`` evenly
+    spaced), by an exact draw of z | y under the model's own generator ``gen`` and Gram matrix ``G``."""
     C, S = samples["range"].shape[:2]
     idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
-    G = _gram_for(prior, features, True)
 
     @jax.jit
     def one(k, r, nu_, sig, icpt, beta, noise):
-        field = GenerativeField(prior.generator, features, r / cmap.scale, nu_, sig, jitter=jitter)
+        field = GenerativeField(gen, features, r / cmap.scale, nu_, sig, jitter=jitter)
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        scale = noise if tail is None else jnp.sqrt(noise**2 + sig**2 * tail(r / cmap.scale, nu_))  # as in the model
-        z = conditional_latent(k, field, y - eta, scale, gram=G)
+        z = conditional_latent(k, field, y - eta, _obs_scale(noise, sig, r / cmap.scale, nu_, tail), gram=G)
         return field.from_latent(z), z
 
     fields = np.full((C, S, features.shape[0]), np.nan)
-    latents = np.full((C, S, prior.latent_dim), np.nan)
+    latents = np.full((C, S, gen.latent_dim), np.nan)
     for c in range(C):
         for j, s in enumerate(idx):
             nu_ = samples["nu"][c, s] if nu is None else float(nu)
