@@ -204,9 +204,10 @@ def hsgp_model(X, y, m: int, c: float, precompute: bool = False):
 # ---------------------------------------------------------------------------------------------
 # pinnprob: the model fit() builds, for gradient costs
 # ---------------------------------------------------------------------------------------------
-def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: float = 0.01):
+def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: float = 0.01, separable=None):
     """The NumPyro model ``pinnprob.fit`` samples (same steps as fit(): coordinate map, truncation
-    of the range prior and of the modes, ``_build_model``); returns (model, modes kept, heuristic)."""
+    of the range prior and of the modes, ``_build_model``); returns (model, modes kept, heuristic).
+    ``separable``: trunk products from the 1-D tables (None: as fit decides; False: dense Φ)."""
     cmap = fitmod.CoordinateMap.from_data(X, buffer)
     pr = prior.param_range
     lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
@@ -215,7 +216,12 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     min_range = float(np.clip(quantile(R, 0.005), lo_user, hi_user)) / cmap.scale
     p = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
     heuristic = fitmod._collapse_pays(X.shape[0], p.latent_dim)
-    feats = p.generator.features(jnp.asarray(cmap.to_unit(X)))
+    U = jnp.asarray(cmap.to_unit(X))
+    feats = p.generator.features(U)
+    if separable is None:
+        separable = not collapsed and p.generator.separable_trunk  # as fit()
+    if separable:
+        feats = p.generator.separable_features(U)
     gen = fitmod.model_generator(p, pr.range, nu)
     model = fitmod._build_model(p, feats, cmap, (float(y.mean()), float(y.std())), None, "gaussian", nu, R,
                                 P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5, gen)
@@ -381,8 +387,9 @@ def _strip(r: dict) -> dict:
 # part 2: speed
 # ---------------------------------------------------------------------------------------------
 DEFAULT_STEPS = {"exact": 14.0, "hsgp_pre": 255.0, "hsgp": 255.0, "pinn_collapsed": 16.0, "pinn_latent": 300.0,
-                 "pinn_collapsed_b": 16.0, "pinn_latent_b": 300.0}
-METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent", "pinn_collapsed_b", "pinn_latent_b")
+                 "pinn_collapsed_b": 16.0, "pinn_latent_b": 300.0, "pinn_latent_dense": 300.0}
+METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent", "pinn_collapsed_b", "pinn_latent_b",
+           "pinn_latent_dense")
 
 
 def speed_models(prior, X, y, args):
@@ -393,9 +400,11 @@ def speed_models(prior, X, y, args):
     m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
     m_lat_b, modes_b, heur_b = pinnprob_model(prior, X, y, 1.5, False, buffer=args.small_buffer)
     m_col_b, _, _ = pinnprob_model(prior, X, y, 1.5, True, buffer=args.small_buffer)
+    m_lat_d, _, _ = pinnprob_model(prior, X, y, 1.5, False, separable=False)
     models = {"exact": exact_model(D, y), "hsgp": hsgp_model(X, y, args.hsgp_m, args.hsgp_c)[0],
               "hsgp_pre": hsgp_model(X, y, args.hsgp_m, args.hsgp_c, precompute=True)[0],
-              "pinn_collapsed": m_col, "pinn_latent": m_lat, "pinn_collapsed_b": m_col_b, "pinn_latent_b": m_lat_b}
+              "pinn_collapsed": m_col, "pinn_latent": m_lat, "pinn_collapsed_b": m_col_b, "pinn_latent_b": m_lat_b,
+              "pinn_latent_dense": m_lat_d}
     return models, {"modes": modes, "heuristic_collapsed": heur, "modes_b": modes_b, "heuristic_collapsed_b": heur_b}
 
 
@@ -554,7 +563,8 @@ LABELS = {"exact": "exact GP (dense Cholesky)",
           "pinn_collapsed": "pinnprob, collapsed (field integrated out)",
           "pinn_latent": "pinnprob, latent (non-centred `field_latent`)",
           "pinn_collapsed_b": "pinnprob, collapsed, smaller buffer",
-          "pinn_latent_b": "pinnprob, latent, smaller buffer"}
+          "pinn_latent_b": "pinnprob, latent, smaller buffer",
+          "pinn_latent_dense": "pinnprob, latent, dense trunk Φ (before the separable product)"}
 
 
 def speed_tables(sp: dict, args) -> tuple[str, str]:

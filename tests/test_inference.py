@@ -59,6 +59,30 @@ def test_log_prob_matches_dense_gaussian_both_paths(prior, sites):
             np.testing.assert_allclose(d.log_prob(v), ref, rtol=1e-6)
 
 
+def test_separable_and_dense_trunks_give_the_same_field(prior, sites):
+    """prior.distribution keeps the spectral trunk as 1-D tables by default: same samples, log_prob, latent map."""
+    from pinnprob.testfunctions import SeparableFeatures
+
+    ds = prior.distribution(sites, range=0.4, nu=1.7, sigma=1.3)
+    dd = prior.distribution(sites, range=0.4, nu=1.7, sigma=1.3, separable=False)
+    assert isinstance(ds.features, SeparableFeatures) and not isinstance(dd.features, SeparableFeatures)
+    v = ds.sample(jax.random.key(4), (3,))
+    np.testing.assert_allclose(v, dd.sample(jax.random.key(4), (3,)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ds.log_prob(v), dd.log_prob(v), rtol=1e-5)
+    z = jax.random.normal(jax.random.key(5), (prior.latent_dim,))
+    g = lambda d: jax.grad(lambda r: jnp.sum(GenerativeField(d.generator, d.features, r, 1.7, 1.3).from_latent(z) ** 2))(0.4)  # noqa: E731
+    np.testing.assert_allclose(g(ds), g(dd), rtol=1e-4)
+
+
+def test_separable_needs_an_eigenbasis_trunk(sites):
+    cfg = pinnprob.PriorConfig(family="lowrank", modes_per_dim=4, steps=1, batch_size=1, num_samples=8,
+                               train_range=((0.2, 0.5), (1.0, 2.0)))
+    lr = pinnprob.train(cfg, progress=False, evaluate=False)
+    assert lr.distribution(sites, range=0.3, nu=1.5).features.shape[0] == 25  # dense by default
+    with pytest.raises(ValueError, match="separable=True needs a tensor-product eigenbasis"):
+        lr.distribution(sites, range=0.3, nu=1.5, separable=True)
+
+
 def test_pushforward_log_prob_says_how_to_reparameterise(sites):
     cfg = pinnprob.PriorConfig(family="pushforward", modes_per_dim=4, steps=1, batch_size=1, num_samples=8,
                                train_range=((0.2, 0.5), (1.0, 2.0)))
@@ -219,13 +243,33 @@ def test_fit_returns_inference_data_in_user_units(prior, method):
         assert recovered.sum() == 3 and recovered[0] and recovered[-1]  # evenly spaced draws, aligned
     pred = predict(idata, X[:7], covariates=cov[:7], return_draws=True)
     assert pred["mean"].shape == (7,) and pred["quantiles"].shape == (3, 7) and np.all(pred["sd"] > 0)
+    # at the data sites, each predictive draw is that draw's intercept + β·covariate + field
+    # (the field from the fit, predict's from the separable trunk and the network branch)
+    ok = ~np.isnan(post["field_latent"].values[0, :, 0])
+    expect = (post["intercept"].values[0, ok][:, None] + np.outer(post["beta"].values[0, ok, 0], cov[:7])
+              + post["field"].values[0, ok, :7])
+    np.testing.assert_allclose(pred["draws"], expect, rtol=0, atol=1e-3 * np.abs(expect).max())
 
 
 def test_fit_free_nu_and_poisson_latent(prior):
     X, y, _ = _data(30, seed=2)
     counts = np.random.default_rng(0).poisson(np.exp(0.3 * y))
     idata = fit(X, counts, prior=prior, likelihood="poisson", range_prior=dist.Uniform(4.0, 12.0), **FAST)
-    assert "nu" in idata.posterior and "field_latent" in idata.posterior and "noise" not in idata.posterior
+    post = idata.posterior
+    assert "nu" in post and "field_latent" in post and "noise" not in post
+    # the latent path multiplies by the separable trunk; the field it reports is σ Φ (a(θ) ⊙ z), Φ dense
+    import json
+
+    from pinnprob.inference.fit import CoordinateMap
+
+    cmap = CoordinateMap(**json.loads(idata.attrs["pinnprob"])["coordinate_map"])
+    p = idata._pinnprob_prior
+    Phi = p.generator.features(jnp.asarray(cmap.to_unit(X)))
+    for i in (0, 9):
+        r, nu, sig = (float(post[k].values[0, i]) for k in ("range", "nu", "sigma"))
+        a = p.generator.branch(jnp.log(r / cmap.scale), nu)
+        f = sig * Phi @ (a * post["field_latent"].values[0, i])
+        np.testing.assert_allclose(post["field"].values[0, i], f, rtol=0, atol=2e-3 * float(jnp.max(jnp.abs(f))))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,9 @@ class Generator(eqx.Module):
     # True when the basis is the trunk scaled per column, Ψ(θ) = Φ diag(branch(θ)): then ΦᵀΦ can be
     # computed once per set of sites and every Gaussian likelihood costs O(m³), not O(n m²)
     diagonal_branch = False
+    # True when the trunk is a tensor-product eigenbasis that ``separable_features`` can return as its
+    # 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): cheaper products Φw for large n·m
+    separable_trunk = False
 
     @property
     def latent_dim(self) -> int:  # pragma: no cover - abstract

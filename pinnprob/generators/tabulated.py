@@ -42,6 +42,7 @@ class TabulatedGenerator(Generator):
 
     gaussian = True
     diagonal_branch = True
+    separable_trunk = True
     base: SpectralGenerator
     table: Float[Array, "V R m"]
     dtable: Float[Array, "V R m"]
@@ -88,6 +89,9 @@ class TabulatedGenerator(Generator):
 
     def features(self, X):
         return self.base.features(X)
+
+    def separable_features(self, X):
+        return self.base.separable_features(X)
 
     def combine(self, features, b, z):
         return self.base.combine(features, b, z)

@@ -21,13 +21,15 @@ from jaxtyping import Array, Float
 from numpyro.distributions import constraints
 
 from pinnprob.inference.distribution import GenerativeField, _lowrank_gaussian_logpdf
+from pinnprob.testfunctions.eigen import dense_features
 
 __all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost"]
 
 
-def gram(features: Float[Array, "n m"]) -> Float[Array, "m m"]:
-    """G = ΦᵀΦ of the trunk features at the sites (θ-independent; compute it once)."""
-    return features.T @ features
+def gram(features) -> Float[Array, "m m"]:
+    """G = ΦᵀΦ of the trunk features at the sites, (n, m) dense or separable (θ-independent; compute it once)."""
+    Phi = dense_features(features)
+    return Phi.T @ Phi
 
 
 def collapsed_cost(n: int, m: int, with_gram: bool) -> tuple[float, str]:
@@ -89,7 +91,8 @@ class CollapsedGaussian(dist.Distribution):
         r = value - self.loc
         if not self._gram_path:
             return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2)
-        return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram, self.noise**2)
+        return _gram_gaussian_logpdf(r, dense_features(self.field.features), _scales(self.field), self.gram,
+                                     self.noise**2)
 
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:
@@ -123,7 +126,7 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
         d = _scales(field) / noise
         P = d[:, None] * gram * d[None, :] + jnp.eye(m)
         L = jnp.linalg.cholesky(P)
-        mu = cho_solve((L, True), d * (field.features.T @ resid) / noise)
+        mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / noise)  # Φᵀresid, dense or separable Φ
         return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
     S = field.basis()
     z = jax.random.normal(k1, (m,))

@@ -22,8 +22,9 @@ class GenerativeField(dist.Distribution):
     """Law of the field (u(x_1), ..., u(x_n)) of a generative prior, event shape ``(n,)``.
 
     ``u = σ g(X; z, θ)``, z ~ N(0, I_m), θ = (log range, ν) in unit-box units. Build it with
-    :meth:`pinnprob.GenerativePrior.distribution`. The trunk features of the sites are computed
-    once here; each evaluation then costs one branch pass and an O(n m) product.
+    :meth:`pinnprob.GenerativePrior.distribution`. ``features`` are the trunk features of the sites,
+    an (n, m) array or :class:`~pinnprob.testfunctions.SeparableFeatures`; each evaluation then
+    costs one branch pass and an O(n m) product.
 
     * ``sample`` runs the generator.
     * ``log_prob`` is exact for Gaussian generators: N(0, σ²ΨΨᵀ + ε σ² I) with the documented

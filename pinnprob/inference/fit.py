@@ -302,7 +302,12 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     features = prior.generator.features(jnp.asarray(Xu))
     gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
     G = _gram_for(prior, features, collapsed)
-    model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
+    # the latent path multiplies by Φ at every gradient: from its 1-D tables when the trunk is separable,
+    # a NUTS gradient 1.2-5× cheaper than with the dense Φ at n = 100-2000 (memory-bound there;
+    # benchmarks/inference_vs_exact.py, docs/results/inference.md)
+    model_features = (prior.generator.separable_features(jnp.asarray(Xu))
+                      if not collapsed and prior.generator.separable_trunk else features)
+    model = _build_model(prior, model_features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
                          likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen,
                          tail, G)
     key = jax.random.key(seed)
@@ -432,7 +437,8 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     out = np.empty((len(sel), len(Xn)))
     gen = prior.generator
     for start in range(0, len(Xn), chunk):
-        feats = gen.features(jnp.asarray(U[start:start + chunk]))
+        Uc = jnp.asarray(U[start:start + chunk])  # separable: chunk × 2√m numbers instead of chunk × m
+        feats = gen.separable_features(Uc) if gen.separable_trunk else gen.features(Uc)
         for i, (c, s) in enumerate(sel):
             nu_ = meta["nu_fixed"] if meta["nu_fixed"] is not None else get("nu", c, s)
             f = np.asarray(_field_at(gen, feats, get("range", c, s) / cmap.scale, float(nu_), get("sigma", c, s),

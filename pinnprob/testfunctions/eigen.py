@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, Int
 
 from pinnprob.domain import Box
 
-__all__ = ["BoxEigenbasis"]
+__all__ = ["BoxEigenbasis", "SeparableFeatures", "dense_features"]
 
 
 def _frequency_1d(m: np.ndarray, L: float, bc: str) -> np.ndarray:
@@ -31,6 +31,19 @@ def _frequency_1d(m: np.ndarray, L: float, bc: str) -> np.ndarray:
     if bc == "periodic":
         return 2.0 * math.pi * np.ceil(m / 2.0) / L
     return math.pi * m / L
+
+
+def _eigenfunction_1d(m, x, L: float, bc: str):
+    """The 1-D eigenfunction number m (integer array) at x, broadcast (see the module notes)."""
+    if bc == "neumann":
+        c = jnp.where(m == 0, 1.0 / math.sqrt(L), math.sqrt(2.0 / L))
+        return c * jnp.cos(math.pi * m * x / L)
+    if bc == "dirichlet":
+        return math.sqrt(2.0 / L) * jnp.sin(math.pi * m * x / L)
+    # periodic: m = 0 const, odd m cos, even m sin
+    j = jnp.ceil(m / 2.0)
+    arg = 2.0 * math.pi * j * x / L
+    return jnp.where(m == 0, 1.0 / math.sqrt(L), math.sqrt(2.0 / L) * jnp.where(m % 2 == 1, jnp.cos(arg), jnp.sin(arg)))
 
 
 class BoxEigenbasis(eqx.Module):
@@ -66,27 +79,28 @@ class BoxEigenbasis(eqx.Module):
     def size(self) -> int:
         return int(self.eigenvalues.shape[0])
 
+    def _num_per_axis(self) -> tuple[int, ...]:
+        """1 + the largest 1-D index on each axis: the shape of the tensor-product grid of modes."""
+        return tuple(int(np.max(np.asarray(self.modes[:, i]))) + 1 for i in range(self.domain.dim))
+
+    def tables(self, X: Float[Array, "n d"]) -> list[Float[Array, "n M"]]:
+        """The 1-D eigenfunctions f_j(x_i), j = 0 .. M_i − 1, on each axis i: shape (n, M_i) each.
+        M_i comes from the concrete mode indices, so call this outside ``jit``."""
+        return [_eigenfunction_1d(jnp.arange(M)[None, :], X[:, i : i + 1], L, self.domain.bc)
+                for i, (L, M) in enumerate(zip(self.domain.lengths, self._num_per_axis(), strict=True))]
+
     def factors(self, X: Float[Array, "n d"]) -> list[Float[Array, "n K"]]:
         """The 1-D factors f_{m_i}(x_i) for each axis i, each of shape (n, K)."""
-        out = []
-        for i, L in enumerate(self.domain.lengths):
-            m = self.modes[:, i][None, :]
-            x = X[:, i : i + 1]
-            if self.domain.bc == "neumann":
-                c = jnp.where(m == 0, 1.0 / math.sqrt(L), math.sqrt(2.0 / L))
-                f = c * jnp.cos(math.pi * m * x / L)
-            elif self.domain.bc == "dirichlet":
-                f = math.sqrt(2.0 / L) * jnp.sin(math.pi * m * x / L)
-            else:  # periodic: m = 0 const, odd m cos, even m sin
-                j = jnp.ceil(m / 2.0)
-                arg = 2.0 * math.pi * j * x / L
-                f = jnp.where(
-                    m == 0,
-                    1.0 / math.sqrt(L),
-                    math.sqrt(2.0 / L) * jnp.where(m % 2 == 1, jnp.cos(arg), jnp.sin(arg)),
-                )
-            out.append(f)
-        return out
+        return [_eigenfunction_1d(self.modes[:, i][None, :], X[:, i : i + 1], L, self.domain.bc)
+                for i, L in enumerate(self.domain.lengths)]
+
+    def separable(self, X: Float[Array, "n d"]) -> "SeparableFeatures":
+        """Φ(X) kept as its 1-D tables (:class:`SeparableFeatures`): products with it cost
+        n·Π M_i in matrix products instead of reading the n × K matrix."""
+        X = jnp.asarray(X)
+        shape = self._num_per_axis()
+        flat = np.ravel_multi_index(tuple(np.asarray(self.modes).T), shape)
+        return SeparableFeatures(tuple(self.tables(X)), jnp.asarray(flat, jnp.int32), shape)
 
     def __call__(self, X: Float[Array, "n d"]) -> Float[Array, "n K"]:
         """Φ_ik = φ_k(x_i)."""
@@ -95,3 +109,63 @@ class BoxEigenbasis(eqx.Module):
         for f in self.factors(X):
             out = f if out is None else out * f
         return out
+
+
+class SeparableFeatures(eqx.Module):
+    """The trunk features Φ(X) (n × K) of a tensor-product eigenbasis, kept as the 1-D tables
+    T_i (n × M_i) and the flat index of each mode in the grid Π M_i.
+
+    Φ_nk = Π_i T_i[n, m_ki], so Φw = contract(T_1, ..., T_d; W) with W the grid holding w at the
+    modes: matrix products of cost n·Π M_i (≈ 1.3 n K for a disk of modes) whose operands fit in
+    cache, where Φw with a dense Φ is memory-bound (it reads n·K numbers per product; 2-4× slower
+    for n·K ≳ 10⁶ on a CPU: benchmarks/inference_vs_exact.py). ``dense()`` builds Φ.
+    """
+
+    tables: tuple[Float[Array, "n M"], ...]
+    flat_index: Int[Array, " K"]
+    grid: tuple[int, ...] = eqx.field(static=True)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.tables[0].shape[0]), int(self.flat_index.shape[0]))
+
+    def _grid(self, w: Float[Array, " K"]) -> Float[Array, "..."]:
+        # the modes are distinct, so a scatter-set (its adjoint is a gather)
+        return jnp.zeros(math.prod(self.grid), w.dtype).at[self.flat_index].set(w, unique_indices=True).reshape(self.grid)
+
+    def __matmul__(self, w: Float[Array, " K"]) -> Float[Array, " n"]:
+        """Φ w, by contracting the last axis with a matrix product, then the others row by row."""
+        if w.ndim != 1:
+            raise ValueError(f"SeparableFeatures @ w takes w of shape (K,), got {w.shape}")
+        W = self._grid(w)
+        n, Md = self.tables[0].shape[0], self.grid[-1]
+        V = (self.tables[-1] @ W.reshape(-1, Md).T).reshape((n,) + self.grid[:-1])  # (n, M_1 .. M_{d-1})
+        for T in reversed(self.tables[:-1]):
+            V = jnp.einsum("n...j,nj->n...", V, T)
+        return V
+
+    def __rmatmul__(self, r: Float[Array, " n"]) -> Float[Array, " K"]:
+        """rᵀΦ (= Φᵀr), shape (K,)."""
+        if r.ndim != 1:
+            raise ValueError(f"r @ SeparableFeatures takes r of shape (n,), got {r.shape}")
+        n = self.tables[0].shape[0]
+        if len(self.tables) == 1:
+            G = r @ self.tables[0]
+        else:
+            V = r[:, None] * self.tables[0]  # (n, M_1), then (n, M_1, .., M_{d-1})
+            for T in self.tables[1:-1]:
+                V = jnp.einsum("n...,nj->n...j", V, T)
+            G = V.reshape(n, -1).T @ self.tables[-1]  # (Π M_{<d}, M_d)
+        return G.reshape(-1)[self.flat_index]
+
+    def dense(self) -> Float[Array, "n K"]:
+        """Φ itself, (n, K)."""
+        out = None
+        for T, i in zip(self.tables, jnp.unravel_index(self.flat_index, self.grid), strict=True):
+            out = T[:, i] if out is None else out * T[:, i]
+        return out
+
+
+def dense_features(features) -> Float[Array, "n K"]:
+    """Φ as an array, whether given dense or as :class:`SeparableFeatures`."""
+    return features.dense() if isinstance(features, SeparableFeatures) else features
