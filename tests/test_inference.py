@@ -74,6 +74,25 @@ def test_separable_and_dense_trunks_give_the_same_field(prior, sites):
     np.testing.assert_allclose(g(ds), g(dd), rtol=1e-4)
 
 
+def test_distribution_inside_jit(prior, sites):
+    """Inside a jitted model (NUTS) the prior is a closure constant: separable tables, same values; a prior
+    passed as a traced argument falls back to the dense trunk."""
+    import equinox as eqx
+
+    z = jax.random.normal(jax.random.key(6), (prior.latent_dim,))
+    ref = prior.distribution(sites, range=0.4, nu=1.5, separable=False).from_latent(z)
+    closed = jax.jit(lambda r: prior.distribution(sites, range=r, nu=1.5).from_latent(z))(0.4)
+    def with_modes(m):  # the prior with its mode indices as a traced argument
+        return pinnprob.GenerativePrior(eqx.tree_at(lambda g: g.basis.modes, prior.generator, m), prior.config)
+
+    modes = jnp.asarray(prior.generator.basis.modes)
+    traced = jax.jit(lambda m, r: with_modes(m).distribution(sites, range=r, nu=1.5).from_latent(z))(modes, 0.4)
+    np.testing.assert_allclose(closed, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(traced, ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(jax.errors.TracerArrayConversionError):
+        jax.jit(lambda m: with_modes(m).distribution(sites, range=0.4, nu=1.5, separable=True).features.shape)(modes)
+
+
 def test_separable_needs_an_eigenbasis_trunk(sites):
     cfg = pinnprob.PriorConfig(family="lowrank", modes_per_dim=4, steps=1, batch_size=1, num_samples=8,
                                train_range=((0.2, 0.5), (1.0, 2.0)))

@@ -303,8 +303,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
     G = _gram_for(prior, features, collapsed)
     # the latent path multiplies by Φ at every gradient: from its 1-D tables when the trunk is separable,
-    # a NUTS gradient 1.2-5× cheaper than with the dense Φ at n = 100-2000 (memory-bound there;
-    # benchmarks/inference_vs_exact.py, docs/results/inference.md)
+    # a NUTS gradient up to 2× cheaper than with the dense Φ at n = 1000-2000 on a quiet CPU, more when
+    # memory bandwidth is shared (the dense product is memory-bound; docs/results/inference.md)
     model_features = (prior.generator.separable_features(jnp.asarray(Xu))
                       if not collapsed and prior.generator.separable_trunk else features)
     model = _build_model(prior, model_features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,

@@ -81,7 +81,8 @@ class BoxEigenbasis(eqx.Module):
 
     def _num_per_axis(self) -> tuple[int, ...]:
         """1 + the largest 1-D index on each axis: the shape of the tensor-product grid of modes."""
-        return tuple(int(np.max(np.asarray(self.modes[:, i]))) + 1 for i in range(self.domain.dim))
+        # numpy first: a jnp slice of the (concrete) modes inside a trace would itself be a tracer
+        return tuple(int(m) + 1 for m in np.max(np.asarray(self.modes), axis=0))
 
     def tables(self, X: Float[Array, "n d"]) -> list[Float[Array, "n M"]]:
         """The 1-D eigenfunctions f_j(x_i), j = 0 .. M_i − 1, on each axis i: shape (n, M_i) each.
@@ -96,7 +97,9 @@ class BoxEigenbasis(eqx.Module):
 
     def separable(self, X: Float[Array, "n d"]) -> "SeparableFeatures":
         """Φ(X) kept as its 1-D tables (:class:`SeparableFeatures`): products with it cost
-        n·Π M_i in matrix products instead of reading the n × K matrix."""
+        n·Π M_i in matrix products instead of reading the n × K matrix. Needs concrete mode
+        indices (the grid shape is static): raises ``jax.errors.TracerArrayConversionError`` when
+        the basis itself is a traced argument; X may be traced."""
         X = jnp.asarray(X)
         shape = self._num_per_axis()
         flat = np.ravel_multi_index(tuple(np.asarray(self.modes).T), shape)
@@ -117,8 +120,9 @@ class SeparableFeatures(eqx.Module):
 
     Φ_nk = Π_i T_i[n, m_ki], so Φw = contract(T_1, ..., T_d; W) with W the grid holding w at the
     modes: matrix products of cost n·Π M_i (≈ 1.3 n K for a disk of modes) whose operands fit in
-    cache, where Φw with a dense Φ is memory-bound (it reads n·K numbers per product; 2-4× slower
-    for n·K ≳ 10⁶ on a CPU: benchmarks/inference_vs_exact.py). ``dense()`` builds Φ.
+    cache, where Φw with a dense Φ is memory-bound (it reads n·K numbers per product: a NUTS gradient
+    2× dearer at n = 2000, K = 2946 on a quiet CPU, more under shared memory bandwidth;
+    docs/results/inference.md). ``dense()`` builds Φ.
     """
 
     tables: tuple[Float[Array, "n M"], ...]
