@@ -207,7 +207,7 @@ def hsgp_model(X, y, m: int, c: float, precompute: bool = False):
 def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: float = 0.01, separable=None):
     """The NumPyro model ``pinnprob.fit`` samples (same steps as fit(): coordinate map, truncation
     of the range prior and of the modes, ``_build_model``); returns (model, modes kept, heuristic).
-    ``separable``: trunk products from the 1-D tables (None: as fit decides; False: dense Φ)."""
+    ``separable=False``: the latent path with the dense Φ instead of fit's separable tables."""
     cmap = fitmod.CoordinateMap.from_data(X, buffer)
     pr = prior.param_range
     lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
@@ -217,14 +217,12 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     p = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
     heuristic = fitmod._collapse_pays(X.shape[0], p.latent_dim)
     U = jnp.asarray(cmap.to_unit(X))
-    feats = p.generator.features(U)
-    if separable is None:
-        separable = not collapsed and p.generator.separable_trunk  # as fit()
-    if separable:
-        feats = p.generator.separable_features(U)
+    # as fit(): dense Φ for the collapsed path, the product features (separable tables) for the latent one
+    feats = p.generator.features(U) if collapsed or separable is False else p.generator.product_features(U)
     gen = fitmod.model_generator(p, pr.range, nu)
+    tail = fitmod.truncation_tail(prior.generator.basis.eigenvalues, p.latent_dim, p.dim)
     model = fitmod._build_model(p, feats, cmap, (float(y.mean()), float(y.std())), None, "gaussian", nu, R,
-                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5, gen)
+                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5, gen, tail)
     return model, p.latent_dim, heuristic
 
 

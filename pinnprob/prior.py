@@ -137,17 +137,8 @@ class GenerativePrior:
         if separable and not self.generator.separable_trunk:
             raise ValueError(f"separable=True needs a tensor-product eigenbasis trunk; the {self.config.family!r} "
                              "generator has none")
-        feats = None
-        if separable or (separable is None and self.generator.separable_trunk):
-            try:
-                feats = self.generator.separable_features(X)
-            except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-                if separable:
-                    raise
-                # the prior itself is a traced argument (e.g. of eqx.filter_jit): the tables' grid
-                # shape cannot be read, so use the dense trunk
-        if feats is None:
-            feats = self.generator.features(X)
+        use_sep = self.generator.separable_trunk if separable is None else separable
+        feats = self.generator.separable_features(X) if use_sep else self.generator.features(X)
         return GenerativeField(self.generator, feats, jnp.asarray(range, float),
                                jnp.asarray(nu, float), jnp.asarray(sigma, float), jitter=jitter)
 

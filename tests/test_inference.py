@@ -75,9 +75,11 @@ def test_separable_and_dense_trunks_give_the_same_field(prior, sites):
 
 
 def test_distribution_inside_jit(prior, sites):
-    """Inside a jitted model (NUTS) the prior is a closure constant: separable tables, same values; a prior
-    passed as a traced argument falls back to the dense trunk."""
+    """Inside a jitted model (NUTS) the prior is a closure constant, or even a traced argument: the
+    separable tables (their grid shape is static) give the same values."""
     import equinox as eqx
+
+    from pinnprob.testfunctions import SeparableFeatures
 
     z = jax.random.normal(jax.random.key(6), (prior.latent_dim,))
     ref = prior.distribution(sites, range=0.4, nu=1.5, separable=False).from_latent(z)
@@ -89,8 +91,9 @@ def test_distribution_inside_jit(prior, sites):
     traced = jax.jit(lambda m, r: with_modes(m).distribution(sites, range=r, nu=1.5).from_latent(z))(modes, 0.4)
     np.testing.assert_allclose(closed, ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(traced, ref, rtol=1e-4, atol=1e-5)
-    with pytest.raises(jax.errors.TracerArrayConversionError):
-        jax.jit(lambda m: with_modes(m).distribution(sites, range=0.4, nu=1.5, separable=True).features.shape)(modes)
+    feats = jax.jit(lambda m: with_modes(m).distribution(sites, range=0.4, nu=1.5).features)(modes)
+    assert isinstance(feats, SeparableFeatures)
+    np.testing.assert_allclose(feats.dense(), prior.generator.features(sites), rtol=0, atol=1e-6)
 
 
 def test_separable_needs_an_eigenbasis_trunk(sites):

@@ -28,6 +28,11 @@ class Generator(eqx.Module):
     # 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): cheaper products Φw for large n·m
     separable_trunk = False
 
+    def product_features(self, X: Float[Array, "n d"]):
+        """Trunk features for products Φw (the latent path, predictions): the separable tables when
+        the trunk has them, else the dense features."""
+        return self.separable_features(X) if self.separable_trunk else self.features(X)
+
     @property
     def latent_dim(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

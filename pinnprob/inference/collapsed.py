@@ -91,8 +91,7 @@ class CollapsedGaussian(dist.Distribution):
         r = value - self.loc
         if not self._gram_path:
             return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2)
-        return _gram_gaussian_logpdf(r, dense_features(self.field.features), _scales(self.field), self.gram,
-                                     self.noise**2)
+        return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram, self.noise**2)
 
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:
@@ -103,11 +102,11 @@ def _scales(field: GenerativeField) -> Float[Array, " m"]:
 def _gram_gaussian_logpdf(r, Phi, d, G, eps):
     """log N(r | 0, Φ diag(d²) Φᵀ + eps I) from G = ΦᵀΦ, by Woodbury:
     quad = (rᵀr − bᵀ cap⁻¹ b)/eps, b = d ⊙ Φᵀr, cap = diag(d) G diag(d) + eps I;
-    log det = (n − m) log eps + log det cap."""
+    log det = (n − m) log eps + log det cap. Φ dense or separable, r (..., n)."""
     n, m = Phi.shape
     cap = d[:, None] * G * d[None, :] + eps * jnp.eye(m)
     L = jnp.linalg.cholesky(cap)
-    b = d * (r @ Phi)  # (..., m)
+    b = d * jnp.vectorize(lambda ri: ri @ Phi, signature="(n)->(m)")(r)  # (..., m)
     w = solve_triangular(L, b.reshape(-1, m).T, lower=True).T.reshape(b.shape)
     quad = (jnp.sum(r**2, -1) - jnp.sum(w**2, -1)) / eps
     logdet = (n - m) * jnp.log(eps) + 2 * jnp.sum(jnp.log(jnp.diagonal(L)))

@@ -298,16 +298,14 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     if collapsed is None:
         collapsed = likelihood == "gaussian" and prior.gaussian and _collapse_pays(
             X.shape[0], prior.latent_dim, prior.generator.diagonal_branch)
-    Xu = cmap.to_unit(X)
-    features = prior.generator.features(jnp.asarray(Xu))
+    Xu = jnp.asarray(cmap.to_unit(X))
+    # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
+    # it, from its 1-D tables when the trunk is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000
+    # on a quiet CPU, more when memory bandwidth is shared (docs/results/inference.md)
+    features = prior.generator.features(Xu) if collapsed else prior.generator.product_features(Xu)
     gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
     G = _gram_for(prior, features, collapsed)
-    # the latent path multiplies by Φ at every gradient: from its 1-D tables when the trunk is separable,
-    # a NUTS gradient up to 2× cheaper than with the dense Φ at n = 1000-2000 on a quiet CPU, more when
-    # memory bandwidth is shared (the dense product is memory-bound; docs/results/inference.md)
-    model_features = (prior.generator.separable_features(jnp.asarray(Xu))
-                      if not collapsed and prior.generator.separable_trunk else features)
-    model = _build_model(prior, model_features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
+    model = _build_model(prior, features, cmap, (float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z,
                          likelihood, nu, range_prior, sigma_prior, noise_prior, nu_prior, collapsed, jitter, gen,
                          tail, G)
     key = jax.random.key(seed)
@@ -437,8 +435,7 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     out = np.empty((len(sel), len(Xn)))
     gen = prior.generator
     for start in range(0, len(Xn), chunk):
-        Uc = jnp.asarray(U[start:start + chunk])  # separable: chunk × 2√m numbers instead of chunk × m
-        feats = gen.separable_features(Uc) if gen.separable_trunk else gen.features(Uc)
+        feats = gen.product_features(jnp.asarray(U[start:start + chunk]))  # separable: chunk × 2√m numbers
         for i, (c, s) in enumerate(sel):
             nu_ = meta["nu_fixed"] if meta["nu_fixed"] is not None else get("nu", c, s)
             f = np.asarray(_field_at(gen, feats, get("range", c, s) / cmap.scale, float(nu_), get("sigma", c, s),

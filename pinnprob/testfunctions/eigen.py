@@ -51,11 +51,18 @@ class BoxEigenbasis(eqx.Module):
 
     ``modes`` holds the 1-D index of each factor, shape (K, d); ``eigenvalues``
     holds λ_k, shape (K,). Call it on points X of shape (n, d) to get Φ of shape (n, K).
+    ``grid`` (static, from the concrete modes at construction) is 1 + the largest 1-D index on
+    each axis: the shape of the tensor-product grid of modes that :meth:`separable` uses.
     """
 
     domain: Box
     modes: Int[Array, "K d"]
     eigenvalues: Float[Array, " K"]
+    grid: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(self, domain: Box, modes, eigenvalues):
+        self.domain, self.modes, self.eigenvalues = domain, modes, eigenvalues
+        self.grid = tuple(int(m) + 1 for m in np.max(np.asarray(modes), axis=0))
 
     @classmethod
     def create(cls, domain: Box, num_per_dim: int, max_frequency: float | None = None) -> "BoxEigenbasis":
@@ -79,16 +86,10 @@ class BoxEigenbasis(eqx.Module):
     def size(self) -> int:
         return int(self.eigenvalues.shape[0])
 
-    def _num_per_axis(self) -> tuple[int, ...]:
-        """1 + the largest 1-D index on each axis: the shape of the tensor-product grid of modes."""
-        # numpy first: a jnp slice of the (concrete) modes inside a trace would itself be a tracer
-        return tuple(int(m) + 1 for m in np.max(np.asarray(self.modes), axis=0))
-
     def tables(self, X: Float[Array, "n d"]) -> list[Float[Array, "n M"]]:
-        """The 1-D eigenfunctions f_j(x_i), j = 0 .. M_i − 1, on each axis i: shape (n, M_i) each.
-        M_i comes from the concrete mode indices, so call this outside ``jit``."""
+        """The 1-D eigenfunctions f_j(x_i), j = 0 .. grid_i − 1, on each axis i: shape (n, grid_i) each."""
         return [_eigenfunction_1d(jnp.arange(M)[None, :], X[:, i : i + 1], L, self.domain.bc)
-                for i, (L, M) in enumerate(zip(self.domain.lengths, self._num_per_axis(), strict=True))]
+                for i, (L, M) in enumerate(zip(self.domain.lengths, self.grid, strict=True))]
 
     def factors(self, X: Float[Array, "n d"]) -> list[Float[Array, "n K"]]:
         """The 1-D factors f_{m_i}(x_i) for each axis i, each of shape (n, K)."""
@@ -97,13 +98,10 @@ class BoxEigenbasis(eqx.Module):
 
     def separable(self, X: Float[Array, "n d"]) -> "SeparableFeatures":
         """Φ(X) kept as its 1-D tables (:class:`SeparableFeatures`): products with it cost
-        n·Π M_i in matrix products instead of reading the n × K matrix. Needs concrete mode
-        indices (the grid shape is static): raises ``jax.errors.TracerArrayConversionError`` when
-        the basis itself is a traced argument; X may be traced."""
+        n·Π grid_i in matrix products instead of reading the n × K matrix."""
         X = jnp.asarray(X)
-        shape = self._num_per_axis()
-        flat = np.ravel_multi_index(tuple(np.asarray(self.modes).T), shape)
-        return SeparableFeatures(tuple(self.tables(X)), jnp.asarray(flat, jnp.int32), shape)
+        flat = jnp.ravel_multi_index(tuple(jnp.asarray(self.modes).T), self.grid, mode="clip")
+        return SeparableFeatures(tuple(self.tables(X)), flat.astype(jnp.int32), self.grid)
 
     def __call__(self, X: Float[Array, "n d"]) -> Float[Array, "n K"]:
         """Φ_ik = φ_k(x_i)."""
