@@ -162,7 +162,7 @@ def pinnprob_predict(idata, prior, Xt, zt, seed):
     ok = ~np.isnan(post["field_latent"].values).any(-1)  # predict's draws, in its (chain, draw) order
     if ok.sum() != draws.shape[0]:
         raise RuntimeError(f"predict returned {draws.shape[0]} draws for {ok.sum()} posterior draws")
-    kept = idata._pinnprob_prior
+    kept = fitmod.fit_prior(idata)[0]
     tail = fitmod.truncation_tail(prior.generator.basis.eigenvalues, kept.latent_dim, kept.dim)
     scale = json.loads(idata.attrs["pinnprob"])["coordinate_map"]["scale"]
     sd = np.asarray(jax.vmap(lambda *a: fitmod._obs_scale(*a, tail))(

@@ -21,7 +21,7 @@ from numpyro.infer.util import initialize_model
 
 import pinnprob
 from pinnprob import truth
-from pinnprob.inference import latent_field, pc_priors
+from pinnprob.inference import latent_field, pc_priors, to_arviz
 
 SMALL = os.environ.get("PINNPROB_EXAMPLE_SMALL") == "1"
 n, warm, draws = (30, 20, 10) if SMALL else (150, 500, 500)
@@ -83,5 +83,6 @@ def one(state, key):
 
 _, positions = jax.lax.scan(one, state, jax.random.split(jax.random.key(3), draws))
 samples = jax.vmap(info.postprocess_fn)(positions)
-idata_blackjax = az.from_dict(posterior={k: np.asarray(v)[None] for k, v in samples.items()})
+# to_arviz builds the ArviZ object of the installed ArviZ: InferenceData (0.x) or DataTree (≥ 1.0)
+idata_blackjax = to_arviz({"posterior": {k: np.asarray(v)[None] for k, v in samples.items()}})
 print(az.summary(idata_blackjax, var_names=["range", "sigma", "noise"]))

@@ -7,6 +7,10 @@
 
 __version__ = "0.1.0"
 
+from pinnprob._imports import load_lazy_proxies  # noqa: E402  (before any jax / numpyro submodule import)
+
+load_lazy_proxies()
+
 from pinnprob.api import pretrained, train  # noqa: E402
 from pinnprob.config import PriorConfig  # noqa: E402
 from pinnprob.domain import Box  # noqa: E402

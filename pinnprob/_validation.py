@@ -59,9 +59,9 @@ def _scalar(value, name: str) -> float | None:
     return v
 
 
-def check_params(param_range: ParamRange, *, range, nu, sigma) -> None:
-    """Validate (range, ν, σ): finite scalars, σ > 0, (range, ν) inside the prior's range."""
-    r, n, s = _scalar(range, "range"), _scalar(nu, "nu"), _scalar(sigma, "sigma")
+def check_params(param_range: ParamRange, rho, nu, sigma) -> None:
+    """Validate (range ρ, ν, σ): finite scalars, σ > 0, (ρ, ν) inside the prior's range."""
+    r, n, s = _scalar(rho, "range"), _scalar(nu, "nu"), _scalar(sigma, "sigma")
     if s is not None and s <= 0:
         raise ValueError(f"sigma must be > 0, got {s}")
     if r is not None and r <= 0:

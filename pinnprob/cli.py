@@ -214,9 +214,8 @@ def _fit(args) -> int:
               f"{'free' if args.nu is None else f'= {args.nu:g}'}), method {args.method}")
     idata = pinnprob.fit(X, y, prior=prior, covariates=Z, nu=args.nu, method=args.method, num_warmup=args.warmup,
                          num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
-                         svi_steps=args.svi_steps, progress_bar=not args.quiet)
-    if Z is not None:
-        idata.posterior = idata.posterior.assign_coords(covariate=list(args.covariate))
+                         svi_steps=args.svi_steps, progress_bar=not args.quiet,
+                         covariate_names=list(args.covariate) if Z is not None else None)
 
     # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
     if Z is None:
@@ -243,7 +242,10 @@ def _fit(args) -> int:
 
     import arviz as az
 
-    names = [v for v in ("range", "sigma", "nu", "noise", "intercept", "beta") if v in idata.posterior]
+    from pinnprob.inference.arviz_data import group
+
+    post = group(idata, "posterior")
+    names = [v for v in ("range", "sigma", "nu", "noise", "intercept", "beta") if v in post]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one chain: ArviZ warns that R-hat needs several
         summary = az.summary(idata, var_names=names)
@@ -294,7 +296,8 @@ Written to --out:
                    columns; site = new)
   map_mean.png, map_sd.png   the predictions as maps, data sites overlaid
   trace.png, pair.png        ArviZ trace and pair plots
-  posterior.nc     the full posterior (ArviZ InferenceData, netCDF)
+  posterior.nc     the full posterior, with the prior it used (ArviZ InferenceData or DataTree, netCDF;
+                   read it back with arviz.from_netcdf and pass it to pinnprob.predict)
 
 Example:
   pinnprob fit meuse.csv --x x --y y --value zinc --log --covariate dist --out meuse-fit

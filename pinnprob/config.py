@@ -101,10 +101,12 @@ def _as_range(r) -> tuple:
     return ((a, b), (c, e))
 
 
-def _basis(config: PriorConfig) -> BoxEigenbasis:
+def _basis(config: PriorConfig, truncated: bool = True) -> BoxEigenbasis:
+    """The eigenbasis of the configuration: every mode below π·modes_per_dim, then (``truncated``)
+    only the first ``max_modes``."""
     M = config.modes_per_dim
     b = BoxEigenbasis.create(config.domain, M, max_frequency=math.pi * M)
-    if config.max_modes is not None and config.max_modes < b.size:
+    if truncated and config.max_modes is not None and config.max_modes < b.size:
         b = BoxEigenbasis(b.domain, b.modes[: config.max_modes], b.eigenvalues[: config.max_modes])
     return b
 
@@ -114,7 +116,10 @@ def build_generator(config: PriorConfig, key=None):
     key = jax.random.key(config.seed) if key is None else key
     pr = ParamRange(*config.train_range)
     if config.family == "spectral":
-        return SpectralGenerator(key, _basis(config), pr, width=config.width, depth=config.depth)
+        # built on the full basis, then truncated: the branch's frequency scaling (a static field) is
+        # set from the full basis, as it was when the prior was trained
+        gen = SpectralGenerator(key, _basis(config, truncated=False), pr, width=config.width, depth=config.depth)
+        return gen.with_basis(_basis(config)) if config.max_modes is not None else gen
     if config.family == "lowrank":
         return LowRankGenerator(key, config.dim, pr, rank=config.rank)
     return PushForwardGenerator(key, _basis(config), pr, latent_dim=config.latent_dim,

@@ -27,11 +27,11 @@ class ParamRange(NamedTuple):
         b = 2.0 * (jnp.asarray(nu) - self.nu[0]) / max(self.nu[1] - self.nu[0], 1e-12) - 1.0
         return jnp.stack(jnp.broadcast_arrays(a, b), axis=-1)
 
-    def contains(self, range: float, nu: float, rtol: float = 1e-6) -> bool:
+    def contains(self, rho: float, nu: float, rtol: float = 1e-6) -> bool:
         """Whether (ρ, ν) lies in the range (with a relative tolerance for round-off)."""
         r_lo, r_hi = self.range
         n_lo, n_hi = self.nu
-        return (r_lo * (1 - rtol) <= range <= r_hi * (1 + rtol)) and (
+        return (r_lo * (1 - rtol) <= rho <= r_hi * (1 + rtol)) and (
             n_lo - rtol * abs(n_lo) <= nu <= n_hi + rtol * abs(n_hi)
         )
 

@@ -124,18 +124,35 @@ def plot_prediction_map(sites, values, *, data_sites=None, grid_shape=None, titl
 
 
 def _present(idata, var_names):
+    from pinnprob.inference.arviz_data import group
+
     names = POSTERIOR_VARS if var_names is None else var_names
-    return [v for v in names if v in idata.posterior]
+    post = group(idata, "posterior")
+    return [v for v in names if v in post]
+
+
+def _figure(plotted):
+    """The matplotlib figure of an ArviZ plot: axes (ArviZ 0.x) or a PlotCollection (ArviZ ≥ 1.0)."""
+    viz = getattr(plotted, "viz", None)
+    if viz is not None:
+        return viz["figure"].item()
+    return np.asarray(plotted).ravel()[0].figure
 
 
 def plot_trace(idata, var_names=None):
     """ArviZ trace plot (density and trace per chain) of the model parameters present in ``idata``
-    (default: range, sigma, nu, noise, intercept, beta). Returns the figure."""
+    (InferenceData or DataTree; default: range, sigma, nu, noise, intercept, beta). Returns the figure."""
     import arviz as az
 
+    from pinnprob.inference.arviz_data import arviz_major, as_installed
+
     _plt()
-    axes = az.plot_trace(idata, var_names=_present(idata, var_names), compact=True)
-    fig = np.asarray(axes).ravel()[0].figure
+    idata = as_installed(idata)
+    names = _present(idata, var_names)
+    if arviz_major() >= 1:
+        fig = _figure(az.plot_trace_dist(idata, var_names=names, compact=True, backend="matplotlib"))
+    else:
+        fig = _figure(az.plot_trace(idata, var_names=names, compact=True))
     fig.tight_layout()
     return fig
 
@@ -146,10 +163,15 @@ def plot_pair(idata, var_names=None):
     sampler recorded them. Returns the figure."""
     import arviz as az
 
+    from pinnprob.inference.arviz_data import arviz_major, as_installed, group, has_group
+
     _plt()
+    idata = as_installed(idata)
     names = _present(idata, ("range", "sigma", "nu", "noise") if var_names is None else var_names)
-    div = "sample_stats" in idata.groups() and "diverging" in idata.sample_stats
+    div = has_group(idata, "sample_stats") and "diverging" in group(idata, "sample_stats")
+    if arviz_major() >= 1:
+        return _figure(az.plot_pair(idata, var_names=names, marginal=True, backend="matplotlib",
+                                    visuals={"divergence": div}))
     axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True, divergences=div,
                         scatter_kwargs={"alpha": 0.4, "s": 6})
-    fig = np.asarray(axes).ravel()[0].figure
-    return fig
+    return _figure(axes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -17,7 +19,7 @@ from pinnprob._validation import check_params, check_sites
 from pinnprob.config import PriorConfig, build_generator
 from pinnprob.params import ParamRange
 
-__all__ = ["GenerativePrior", "PriorFileError", "load", "FORMAT_VERSION"]
+__all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"PINNPROB\n"
@@ -74,17 +76,20 @@ class GenerativePrior:
         For spectral generators, modes whose joint variance is below ``mode_tol`` of the total at
         this (range, ν) are skipped (they change no covariance by more than ``mode_tol``); set
         ``mode_tol=0`` to use every mode."""
+        return self._draw(key, X, range, nu, sigma, num_samples, site_chunk, sample_chunk, mode_tol)
+
+    def _draw(self, key, X, rho, nu, sigma, num_samples, site_chunk, sample_chunk, mode_tol):
         X = check_sites(X, self.dim)
-        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
+        check_params(self.param_range, rho, nu, sigma)
         if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        log_range, nu_, sigma_ = math.log(float(range)), float(nu), float(sigma)
-        gen = self._active(log_range, nu_, mode_tol)
+        log_rho, nu_, sigma_ = math.log(float(rho)), float(nu), float(sigma)
+        gen = self._active(log_rho, nu_, mode_tol)
         out = []
-        for c, start in enumerate(builtins_range(0, num_samples, sample_chunk)):
+        for c, start in enumerate(range(0, num_samples, sample_chunk)):
             S = min(sample_chunk, num_samples - start)
             kc = jax.random.fold_in(key, c)
-            out.append(self._sample_chunk(gen, kc, X, log_range, nu_, sigma_, S, site_chunk))
+            out.append(self._sample_chunk(gen, kc, X, log_rho, nu_, sigma_, S, site_chunk))
         return jnp.concatenate(out, axis=0)
 
     def _active(self, log_range: float, nu: float, tol: float):
@@ -106,21 +111,25 @@ class GenerativePrior:
     def _sample_chunk(self, gen, key, X, log_range, nu, sigma, S, site_chunk):
         Z = jax.random.normal(key, (S, gen.latent_dim))
         pieces = []
-        for start in builtins_range(0, X.shape[0], site_chunk):
+        for start in range(0, X.shape[0], site_chunk):
             pieces.append(_sample_sites(gen, Z, X[start:start + site_chunk], log_range, nu, sigma))
         return jnp.concatenate(pieces, axis=1)
 
     def covariance(self, X, *, range, nu, sigma=1.0) -> Float[Array, "n n"]:
         """The generator's exact covariance σ² Ψ Ψᵀ at X (Gaussian generators only)."""
+        return self._covariance(X, range, nu, sigma)
+
+    def _covariance(self, X, rho, nu, sigma):
         if not self.gaussian:
             raise TypeError("covariance() is exact only for Gaussian generators; estimate it from sample()")
         X = check_sites(X, self.dim)
-        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
-        Psi = self.generator.basis_matrix(X, math.log(float(range)), float(nu))
+        check_params(self.param_range, rho, nu, sigma)
+        Psi = self.generator.basis_matrix(X, math.log(float(rho)), float(nu))
         return float(sigma) ** 2 * Psi @ Psi.T
 
     # -- NumPyro ---------------------------------------------------------------------------------
-    def distribution(self, X, *, range, nu, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None):
+    def distribution(self, X, *, range, nu, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None,
+                     validate_args: bool | None = None):
         """The field at sites X (n, d) as a NumPyro distribution (event shape (n,)).
 
         ``range``, ``nu``, ``sigma`` may be traced (sampled in a model); concrete values are
@@ -128,19 +137,24 @@ class GenerativePrior:
         ``separable`` (default: whenever the generator's trunk is a tensor-product eigenbasis)
         keeps them as 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): n·Σ M_i
         numbers instead of n·m, and cheaper products for large n·m, with the same values.
+        ``validate_args`` as in NumPyro (``log_prob`` then gives −inf for values off the support).
         See :class:`pinnprob.inference.GenerativeField`.
         """
+        return self._distribution(X, range, nu, sigma, jitter, separable, validate_args)
+
+    def _distribution(self, X, rho, nu, sigma, jitter, separable, validate_args):
         from pinnprob.inference.distribution import GenerativeField
 
         X = check_sites(X, self.dim)
-        check_params(self.param_range, range=range, nu=nu, sigma=sigma)
+        check_params(self.param_range, rho, nu, sigma)
         if separable and not self.generator.separable_trunk:
             raise ValueError(f"separable=True needs a tensor-product eigenbasis trunk; the {self.config.family!r} "
                              "generator has none")
         use_sep = self.generator.separable_trunk if separable is None else separable
         feats = self.generator.separable_features(X) if use_sep else self.generator.features(X)
-        return GenerativeField(self.generator, feats, jnp.asarray(range, float),
-                               jnp.asarray(nu, float), jnp.asarray(sigma, float), jitter=jitter)
+        dtype = jnp.result_type(float)  # float32, or float64 with jax_enable_x64
+        return GenerativeField(self.generator, feats, jnp.asarray(rho, dtype), jnp.asarray(nu, dtype),
+                               jnp.asarray(sigma, dtype), jitter=jitter, validate_args=validate_args)
 
     def truncate(self, min_range: float, tol: float = 1e-2, nu: float | None = None) -> "GenerativePrior":
         """A cheaper prior with only the lowest-frequency modes needed down to ``min_range``.
@@ -165,12 +179,23 @@ class GenerativePrior:
 
         return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)
 
-    # -- I/O ----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write weights, configuration and package version to one file (atomically)."""
+    # -- identity and I/O ------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the configuration and the generator's arrays (as float32 / int32): equal for
+        the same prior in float32 and in float64, different for other weights or architecture."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for leaf in jax.tree_util.tree_leaves(eqx.filter(self.generator, eqx.is_array)):
+            a = np.asarray(leaf)
+            a = a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else a.astype(np.int32)
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    def to_bytes(self) -> bytes:
+        """The prior as the bytes of a prior file (:meth:`save`); :func:`from_bytes` reads them."""
         from pinnprob import __version__
 
-        path = Path(path)
         header = {
             "format": FORMAT_VERSION,
             "pinnprob_version": __version__,
@@ -178,20 +203,22 @@ class GenerativePrior:
             "history": {k: v for k, v in self.history.items() if k in ("train_seconds", "eval")},
         }
         hb = json.dumps(header).encode()
+        buf = io.BytesIO()
+        buf.write(_MAGIC)
+        buf.write(len(hb).to_bytes(8, "little"))
+        buf.write(hb)
+        eqx.tree_serialise_leaves(buf, self.generator)
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights, configuration and package version to one file (atomically)."""
+        path = Path(path)
+        data = self.to_bytes()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(_MAGIC)
-            f.write(len(hb).to_bytes(8, "little"))
-            f.write(hb)
-            eqx.tree_serialise_leaves(f, self.generator)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
         return path
-
-
-import builtins  # noqa: E402  (``range`` is a keyword argument name above)
-
-builtins_range = builtins.range
 
 
 @eqx.filter_jit
@@ -202,37 +229,56 @@ def _sample_sites(gen, Z, X, log_range, nu, sigma):
     return sigma * jax.vmap(lambda z: gen(X, z, log_range, nu))(Z)
 
 
-def load(path: str | os.PathLike) -> GenerativePrior:
-    """Read a prior written by :meth:`GenerativePrior.save`; a bad file raises :class:`PriorFileError`."""
+def _deserialise_leaf(f, like):
+    """Read one array leaf and cast it to the dtype of ``like`` (the template built in the running
+    precision), so that a prior saved in float32 loads in float64 and the other way round; a shape
+    or kind (float / integer) mismatch is left for equinox to report."""
+    if isinstance(like, (jax.Array, np.ndarray)):
+        arr = np.load(f)
+        if arr.shape == like.shape and np.issubdtype(arr.dtype, np.floating) == jnp.issubdtype(like.dtype, jnp.floating):
+            arr = arr.astype(like.dtype)
+        return jnp.asarray(arr) if isinstance(like, jax.Array) else arr
+    return eqx.default_deserialise_filter_spec(f, like)
+
+
+def from_bytes(data: bytes, source: str = "<bytes>") -> GenerativePrior:
+    """Read a prior from the bytes of a prior file (:meth:`GenerativePrior.to_bytes`); a bad payload
+    raises :class:`PriorFileError` naming ``source``. Arrays take the running precision (float32, or
+    float64 with ``jax_enable_x64``), whatever precision they were saved in."""
     from pinnprob import __version__
 
-    path = Path(path)
-    if not path.is_file():
-        raise PriorFileError(f"no prior file at {str(path)!r}")
+    f = io.BytesIO(data)
     try:
-        with open(path, "rb") as f:
-            if f.read(len(_MAGIC)) != _MAGIC:
-                raise PriorFileError(f"{str(path)!r} is not a pinnprob prior file (bad magic bytes)")
-            n = int.from_bytes(f.read(8), "little")
-            if not 0 < n < 10_000_000:
-                raise PriorFileError(f"{str(path)!r} is corrupted (bad header length)")
-            header = json.loads(f.read(n).decode())
-            fmt = header.get("format")
-            if fmt != FORMAT_VERSION:
-                raise PriorFileError(
-                    f"{str(path)!r} has prior format {fmt} (written by pinnprob {header.get('pinnprob_version')}); "
-                    f"this pinnprob {__version__} reads format {FORMAT_VERSION}. Retrain it or use a matching version."
-                )
-            config = PriorConfig.from_dict(header["config"])
-            template = build_generator(config)
-            generator = eqx.tree_deserialise_leaves(f, template)
-            if f.read(1):
-                raise PriorFileError(f"{str(path)!r} is corrupted (trailing bytes after the weights)")
+        if f.read(len(_MAGIC)) != _MAGIC:
+            raise PriorFileError(f"{source} is not a pinnprob prior file (bad magic bytes)")
+        n = int.from_bytes(f.read(8), "little")
+        if not 0 < n < 10_000_000:
+            raise PriorFileError(f"{source} is corrupted (bad header length)")
+        header = json.loads(f.read(n).decode())
+        fmt = header.get("format")
+        if fmt != FORMAT_VERSION:
+            raise PriorFileError(
+                f"{source} has prior format {fmt} (written by pinnprob {header.get('pinnprob_version')}); "
+                f"this pinnprob {__version__} reads format {FORMAT_VERSION}. Retrain it or use a matching version."
+            )
+        config = PriorConfig.from_dict(header["config"])
+        template = build_generator(config)
+        generator = eqx.tree_deserialise_leaves(f, template, filter_spec=_deserialise_leaf)
+        if f.read(1):
+            raise PriorFileError(f"{source} is corrupted (trailing bytes after the weights)")
     except PriorFileError:
         raise
     except Exception as e:  # truncated file, bad JSON, shape mismatch in the weights, ...
-        raise PriorFileError(f"{str(path)!r} could not be read as a pinnprob prior: {type(e).__name__}: {e}") from e
+        raise PriorFileError(f"{source} could not be read as a pinnprob prior: {type(e).__name__}: {e}") from e
     leaves = jax.tree_util.tree_leaves(eqx.filter(generator, eqx.is_inexact_array))
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
-        raise PriorFileError(f"{str(path)!r} is corrupted (non-finite weights)")
+        raise PriorFileError(f"{source} is corrupted (non-finite weights)")
     return GenerativePrior(generator, config, header.get("history"))
+
+
+def load(path: str | os.PathLike) -> GenerativePrior:
+    """Read a prior written by :meth:`GenerativePrior.save`; a bad file raises :class:`PriorFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PriorFileError(f"no prior file at {str(path)!r}")
+    return from_bytes(path.read_bytes(), repr(str(path)))

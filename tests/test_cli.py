@@ -183,16 +183,22 @@ def test_fit_end_to_end_writes_outputs(tmp_path, capsys):
     summ = pd.read_csv(out / "summary.csv", index_col=0)
     assert set(summ.index) == {"range", "sigma", "noise", "intercept"}
     assert np.isfinite(summ["mean"]).all()
-    assert "range" in az.from_netcdf(str(out / "posterior.nc")).posterior
+    # posterior.nc carries the prior: read back, it predicts the grid of predictions.csv again
+    import pinnprob
+
+    back = az.from_netcdf(str(out / "posterior.nc"))
+    again = pinnprob.predict(back, pred[["east", "north"]].to_numpy())
+    np.testing.assert_allclose(again["mean"], pred["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again["sd"], pred["sd"], rtol=1e-5, atol=1e-6)
 
 
 def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, monkeypatch):
     """The shell around fit/predict (fakes here, so it is fast): covariates go to fit, predictions are at
     the data sites plus the --predict-csv sites with their covariates, and the table says which is which."""
-    import arviz as az
     import pandas as pd
 
     import pinnprob
+    from pinnprob.inference.arviz_data import to_arviz
 
     seen = {}
 
@@ -201,7 +207,7 @@ def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, mo
         rng = np.random.default_rng(0)
         post = {k: rng.uniform(0.5, 1.5, (1, 10)) for k in ("range", "sigma", "nu", "noise", "intercept")}
         post["beta"] = rng.normal(size=(1, 10, 1))
-        return az.from_dict(posterior=post, dims={"beta": ["covariate"]})
+        return to_arviz({"posterior": post}, dims={"beta": ["covariate"]}, coords={"covariate": kw["covariate_names"]})
 
     def fake_predict(idata, X_new, covariates=None, **kw):
         seen["predict"] = (X_new.copy(), None if covariates is None else np.array(covariates))

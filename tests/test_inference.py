@@ -18,7 +18,8 @@ from pinnprob.inference import (
     truncate_to_range,
 )
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
-from pinnprob.inference.fit import fit, predict
+from pinnprob.inference.arviz_data import group
+from pinnprob.inference.fit import fit, fit_prior, predict
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +254,7 @@ def test_fit_returns_inference_data_in_user_units(prior, method):
     idata = fit(X, y, prior=prior, covariates=cov, nu=1.5, range_prior=rp, method=method, **kw)
     np.testing.assert_array_equal(X, Xc)  # data untouched
     np.testing.assert_array_equal(y, yc)
-    post = idata.posterior
+    post = group(idata, "posterior")
     for v in ("range", "sigma", "noise", "intercept", "beta", "field"):
         assert v in post, v
     assert "nu" not in post
@@ -277,7 +278,7 @@ def test_fit_free_nu_and_poisson_latent(prior):
     X, y, _ = _data(30, seed=2)
     counts = np.random.default_rng(0).poisson(np.exp(0.3 * y))
     idata = fit(X, counts, prior=prior, likelihood="poisson", range_prior=dist.Uniform(4.0, 12.0), **FAST)
-    post = idata.posterior
+    post = group(idata, "posterior")
     assert "nu" in post and "field_latent" in post and "noise" not in post
     # the latent path multiplies by the separable trunk; the field it reports is σ Φ (a(θ) ⊙ z), Φ dense
     import json
@@ -285,7 +286,7 @@ def test_fit_free_nu_and_poisson_latent(prior):
     from pinnprob.inference.fit import CoordinateMap
 
     cmap = CoordinateMap(**json.loads(idata.attrs["pinnprob"])["coordinate_map"])
-    p = idata._pinnprob_prior
+    p = fit_prior(idata)[0]
     Phi = p.generator.features(jnp.asarray(cmap.to_unit(X)))
     for i in (0, 9):
         r, nu, sig = (float(post[k].values[0, i]) for k in ("range", "nu", "sigma"))

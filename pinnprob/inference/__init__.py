@@ -1,5 +1,6 @@
 """Generative priors inside NumPyro models: distribution, reparameterisation, priors, fitting."""
 
+from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.distribution import GenerativeField, LatentOnlyError
 from pinnprob.inference.priors import PCRange, Truncated, pc_priors, pc_sigma, truncate_to_range
 from pinnprob.inference.reparam import LatentFieldReparam, latent_field
@@ -13,5 +14,6 @@ __all__ = [
     "latent_field",
     "pc_priors",
     "pc_sigma",
+    "to_arviz",
     "truncate_to_range",
 ]

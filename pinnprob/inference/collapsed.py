@@ -19,6 +19,7 @@ import numpyro.distributions as dist
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jaxtyping import Array, Float
 from numpyro.distributions import constraints
+from numpyro.distributions.util import validate_sample
 
 from pinnprob.inference.distribution import GenerativeField, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import dense_features
@@ -67,15 +68,20 @@ class CollapsedGaussian(dist.Distribution):
 
     arg_constraints = {"loc": constraints.real_vector, "noise": constraints.positive}
     support = constraints.real_vector
-    pytree_data_fields = ("field", "loc", "noise", "gram")
+    pytree_data_fields = ("field", "loc", "noise", "gram")  # everything it holds (NumPyro's pytree contract)
 
     def __init__(self, field: GenerativeField, loc, noise, *, gram=None, validate_args=None):
         if not field.gaussian:
             raise TypeError("the collapsed likelihood needs a Gaussian generator")
         self.field, self.loc, self.noise = field, jnp.asarray(loc), jnp.asarray(noise)
         self.gram = None if gram is None else jnp.asarray(gram)
-        self._gram_path = _uses_gram(field, self.gram)
+        _uses_gram(field, self.gram)  # validates gram's shape and the generator's kind
         super().__init__(batch_shape=(), event_shape=field.event_shape, validate_args=validate_args)
+
+    @property
+    def _gram_path(self) -> bool:
+        """Whether log_prob goes through the Gram matrix: decided from static shapes alone."""
+        return self.gram is not None and collapsed_cost(self.event_shape[0], self.field.latent_dim, True)[1] == "gram"
 
     @property
     def mean(self):
@@ -86,6 +92,7 @@ class CollapsedGaussian(dist.Distribution):
         f = self.field.sample(k1, sample_shape)
         return self.loc + f + self.noise * jax.random.normal(k2, f.shape)
 
+    @validate_sample
     def log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
         r = value - self.loc

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.distributions import constraints
-from numpyro.distributions.util import promote_shapes
+from numpyro.distributions.util import promote_shapes, validate_sample
 
 __all__ = ["GenerativeField", "LatentOnlyError"]
 
@@ -32,24 +33,36 @@ class GenerativeField(dist.Distribution):
       computed by a dense Cholesky when n ≤ m and by Woodbury when n > m.
     * For push-forward generators ``log_prob`` raises :class:`LatentOnlyError`; use the latent
       reparameterisation (:func:`pinnprob.inference.latent_field`).
+
+    A pytree by NumPyro's contract: ``jax.jit`` can take and return it, and
+    ``numpyro.distributions.batch_util.vmap_over(d, range=0, nu=0, sigma=0)`` gives the axes that map
+    it over a batch of parameters.
     """
 
     arg_constraints = {"range": constraints.positive, "nu": constraints.positive, "sigma": constraints.positive}
     support = constraints.real_vector
     reparametrized_params = ["range", "nu", "sigma"]
-    pytree_data_fields = ("range", "nu", "sigma", "features", "generator")
-    pytree_aux_fields = ("jitter",)
+    # NumPyro rebuilds a distribution from its declared fields alone (``tree_unflatten``). The generator
+    # is kept split: its arrays are data (they may be traced, and ``vmap_over`` leaves them unmapped), the
+    # rest of it (activation functions, static shapes; hashable) is auxiliary.
+    pytree_data_fields = ("range", "nu", "sigma", "features", "_generator_arrays")
+    pytree_aux_fields = ("jitter", "_generator_static")
 
     def __init__(self, generator, features, range, nu, sigma=1.0, *, jitter: float = 1e-5, validate_args=None):
-        self.generator = generator
+        self._generator_arrays, self._generator_static = eqx.partition(generator, eqx.is_array)
         self.features = features
         self.jitter = float(jitter)
-        self.range, self.nu, self.sigma = promote_shapes(range, nu, sigma)
-        batch_shape = jax.lax.broadcast_shapes(jnp.shape(range), jnp.shape(nu), jnp.shape(sigma))
-        self.range = jnp.broadcast_to(self.range, batch_shape)
-        self.nu = jnp.broadcast_to(self.nu, batch_shape)
-        self.sigma = jnp.broadcast_to(self.sigma, batch_shape)
+        rho, nu, sigma = promote_shapes(range, nu, sigma)
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(rho), jnp.shape(nu), jnp.shape(sigma))
+        self.range = jnp.broadcast_to(rho, batch_shape)
+        self.nu = jnp.broadcast_to(nu, batch_shape)
+        self.sigma = jnp.broadcast_to(sigma, batch_shape)
         super().__init__(batch_shape=batch_shape, event_shape=(features.shape[0],), validate_args=validate_args)
+
+    @property
+    def generator(self):
+        """The generator u(x; z, θ) (reassembled from its arrays and static part)."""
+        return eqx.combine(self._generator_arrays, self._generator_static)
 
     # -- pieces ---------------------------------------------------------------------------------
     @property
@@ -108,6 +121,7 @@ class GenerativeField(dist.Distribution):
         S = self.basis()
         return jnp.sum(S**2, -1) + self.jitter * self.sigma[..., None] ** 2
 
+    @validate_sample
     def log_prob(self, value):
         if not self.gaussian:
             raise LatentOnlyError(

@@ -13,10 +13,12 @@ simulations at new sites, chunked.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
 import warnings
+import zlib
 from dataclasses import asdict, dataclass
 
 import equinox as eqx
@@ -29,13 +31,14 @@ from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
 from pinnprob.generators.tabulated import TabulatedGenerator
+from pinnprob.inference.arviz_data import group, root_attrs, to_arviz
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.reparam import latent_field
 from pinnprob.spde.matern import to_operator_params
 
-__all__ = ["fit", "predict", "CoordinateMap", "LIKELIHOODS", "METHODS"]
+__all__ = ["fit", "predict", "fit_prior", "CoordinateMap", "LIKELIHOODS", "METHODS"]
 
 LIKELIHOODS = ("gaussian", "poisson", "bernoulli")
 METHODS = ("nuts", "blackjax", "svi")
@@ -249,8 +252,9 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
         sigma_prior=None, noise_prior=None, method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
-        jitter: float = 1e-5):
-    """Fit a geostatistical model with a generative field prior; returns ``arviz.InferenceData``.
+        jitter: float = 1e-5, covariate_names=None):
+    """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
+    installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
     ``X`` (n, 2) in the user's units, ``y`` (n,). Posterior variables: ``range`` (user units),
     ``sigma``, ``nu`` (when free), ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
@@ -263,13 +267,25 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     Matheron's rule (for every draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it is cheaper than sampling the
     latent (:func:`_collapse_pays`). Only the modes needed down to the range prior's 0.5 %
     quantile are kept (``mode_tol``: the variance fraction allowed to be left out).
-    """
-    import arviz as az
 
+    The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
+    model's settings, and the prior the model used (its weights, compressed, and the fingerprint of
+    the ``prior`` passed here), so that a fit written with ``to_netcdf`` and read back predicts as
+    before. ``covariate_names`` label the ``covariate`` dimension of ``beta`` (default: the columns
+    of a pandas ``covariates`` table, else 0, 1, ...).
+    """
     from pinnprob.api import pretrained
 
     prior = pretrained("matern2d") if prior is None else prior
+    base_fingerprint = prior.fingerprint
+    if covariate_names is None and hasattr(covariates, "columns"):
+        covariate_names = [str(c) for c in covariates.columns]
     X, y, Z = _check_inputs(X, y, covariates, likelihood, method, prior, nu)
+    if covariate_names is not None:
+        covariate_names = [str(c) for c in covariate_names]
+        if Z is None or len(covariate_names) != Z.shape[1]:
+            raise ValueError(f"covariate_names has {len(covariate_names)} name(s) for "
+                             f"{0 if Z is None else Z.shape[1]} covariate(s)")
     if collapsed and not (likelihood == "gaussian" and prior.gaussian):
         raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
     cmap = CoordinateMap.from_data(X, buffer)
@@ -342,21 +358,51 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",)}
     if nu is not None:
         posterior.pop("nu", None)
-    attrs = {
-        "pinnprob": json.dumps({
-            "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": nu, "collapsed": collapsed,
-            "prior_config": prior.config.to_dict(), "covariates": 0 if Z is None else Z.shape[1],
-            "method": method, "sampling_seconds": elapsed,
-        })
+    meta = {
+        "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": nu, "collapsed": collapsed,
+        "prior_config": prior.config.to_dict(), "prior_fingerprint": base_fingerprint,
+        "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
+        "method": method, "sampling_seconds": elapsed,
     }
+    attrs = {"pinnprob": json.dumps(meta),
+             # the (truncated) prior the model used, for predict() after a round trip through a file
+             "pinnprob_prior": base64.b64encode(zlib.compress(prior.to_bytes(), 6)).decode("ascii")}
     sample_stats = {k: np.asarray(v) for k, v in stats.items() if k != "elbo_loss"}
-    idata = az.from_dict(
-        posterior=posterior, sample_stats=sample_stats or None, observed_data={"y": y},
-        constant_data={"X": X, **({"covariates": Z} if Z is not None else {})},
-        dims={"field": ["site"], "field_latent": ["mode"], "beta": ["covariate"]}, attrs=attrs,
+    constant = {"X": X, **({"covariates": Z} if Z is not None else {})}
+    return to_arviz(
+        {"posterior": posterior, "sample_stats": sample_stats, "observed_data": {"y": y}, "constant_data": constant},
+        dims={"field": ["site"], "field_latent": ["mode"], "beta": ["covariate"], "X": ["site", "coordinate"],
+              "covariates": ["site", "covariate"], "y": ["site"]},
+        coords=None if covariate_names is None else {"covariate": covariate_names}, attrs=attrs,
     )
-    idata._pinnprob_prior = prior  # the (truncated) prior, for predict() in the same session
-    return idata
+
+
+def fit_prior(idata, prior=None):
+    """The prior a fit's model used (the truncated one), read from the fit's attributes, and the fit's
+    settings. ``prior``, when given, must be the prior that was passed to :func:`fit` (same
+    fingerprint), else ValueError: a fit never predicts with a prior other than its own."""
+    from pinnprob.prior import PriorFileError, from_bytes
+
+    attrs = root_attrs(idata)
+    if "pinnprob" not in attrs:
+        raise ValueError("this ArviZ data was not made by pinnprob.fit: it has no 'pinnprob' attribute")
+    meta = json.loads(attrs["pinnprob"])
+    fp = meta.get("prior_fingerprint")
+    if prior is not None and prior.fingerprint != fp:
+        raise ValueError(f"the prior passed to predict is not the one this fit used (fingerprint "
+                         f"{prior.fingerprint[:12]}…, the fit's {str(fp)[:12]}…); pass that prior, or none to "
+                         "use the copy stored in the fit")
+    blob = attrs.get("pinnprob_prior")
+    if blob is None:
+        raise ValueError("this fit carries no prior (its 'pinnprob_prior' attribute is missing, e.g. stripped "
+                         "when it was saved); refit it with this version of pinnprob")
+    try:
+        stored = from_bytes(zlib.decompress(base64.b64decode(blob)), "the prior stored in this fit")
+    except (ValueError, zlib.error) as e:
+        raise PriorFileError(f"the prior stored in this fit could not be read: {e}") from e
+    if stored.fingerprint != meta.get("stored_prior_fingerprint"):
+        raise PriorFileError("the prior stored in this fit does not match its fingerprint (corrupted attributes)")
+    return stored, meta
 
 
 def _recover_field(gen, G, features, cmap, samples, y, Z, nu, tail, key, field_draws, jitter):
@@ -385,33 +431,27 @@ def _recover_field(gen, G, features, cmap, samples, y, Z, nu, tail, key, field_d
     return fields, latents  # full (chain, draw) shape, NaN where a draw was not recovered
 
 
+_DRAW_BATCH = 32
+
+
 @eqx.filter_jit
-def _field_at(gen, feats, range_unit, nu, sigma, z):
-    return GenerativeField(gen, feats, range_unit, nu, sigma).from_latent(z)
+def _fields_at(gen, feats, range_unit, nu, sigma, Z):
+    """σ g(X; z, θ) for a batch of S posterior draws: ``range_unit``, ``nu``, ``sigma`` (S,) and Z (S, m)
+    as arrays (so one compilation serves every draw), → (S, n)."""
+    return jax.vmap(lambda r, v, s, z: GenerativeField(gen, feats, r, v, s).from_latent(z))(range_unit, nu, sigma, Z)
 
 
 def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
             chunk: int = 20_000, seed: int = 0, return_draws: bool = False):
     """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
 
+    ``idata`` is what :func:`fit` returned, in memory or read back from a file, with the prior it
+    stores; ``prior``, if given, is checked to be the one the fit used (:func:`fit_prior`).
     Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
     and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
     posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``.
     """
-    from pinnprob.prior import GenerativePrior
-
-    meta = json.loads(idata.attrs["pinnprob"])
-    if prior is None:
-        prior = getattr(idata, "_pinnprob_prior", None)
-    if prior is None:  # e.g. InferenceData read back from disk: rebuild the default prior it used
-        from pinnprob.api import pretrained
-        from pinnprob.config import PriorConfig, _basis
-
-        base = pretrained("matern2d")
-        cfg = PriorConfig.from_dict(meta["prior_config"])
-        if cfg.replace(max_modes=None, valid_range=None) != base.config.replace(valid_range=None):
-            raise ValueError("this fit used a custom prior: pass it as predict(..., prior=...)")
-        prior = GenerativePrior(base.generator.with_basis(_basis(cfg)), cfg)
+    prior, meta = fit_prior(idata, prior)
     cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
     Xn = np.array(X_new, dtype=np.float64, copy=True)
     if Xn.ndim != 2 or Xn.shape[1] != prior.dim or not np.all(np.isfinite(Xn)):
@@ -424,26 +464,35 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     if p and covariates is None:
         raise ValueError(f"the model has {p} covariate(s): pass covariates for the new sites")
     Zn = None if not p else np.atleast_2d(np.asarray(covariates, np.float64).reshape(len(Xn), -1))
-    post = idata.posterior
+    post = group(idata, "posterior")
     lat = post["field_latent"].values
     ok = ~np.isnan(lat).any(-1)
     C, S = ok.shape
-    sel = [(c, s) for c in range(C) for s in range(S) if ok[c, s]]
+    sel = np.argwhere(ok)  # (draws, 2): chain, draw
+    if len(sel) == 0:
+        raise ValueError("the fit has no posterior draw with a recovered field (field_latent is all NaN)")
     if num_draws is not None:
-        sel = [sel[i] for i in np.linspace(0, len(sel) - 1, min(num_draws, len(sel))).astype(int)]
-    get = lambda name, c, s: float(post[name].values[c, s])  # noqa: E731
+        sel = sel[np.linspace(0, len(sel) - 1, min(num_draws, len(sel))).astype(int)]
+    ci, di = sel[:, 0], sel[:, 1]
+    dtype = jnp.result_type(float)
+    take = lambda name: jnp.asarray(post[name].values[ci, di], dtype)  # noqa: E731  (draws,) + shape
+    nus = take("nu") if meta["nu_fixed"] is None else jnp.full(len(sel), float(meta["nu_fixed"]), dtype)
+    theta = (take("range") / cmap.scale, nus, take("sigma"), jnp.asarray(lat[ci, di], dtype))
+    icpt = post["intercept"].values[ci, di]
+    beta = post["beta"].values[ci, di] if p else None  # (draws, p)
     out = np.empty((len(sel), len(Xn)))
     gen = prior.generator
+    # draws in batches of a fixed size (the last one padded), so that one compilation serves them all and
+    # the branch's activations stay bounded (batch × modes × width numbers)
+    nb = min(_DRAW_BATCH, len(sel))
+    pad = -len(sel) % nb
+    theta = tuple(jnp.concatenate([t, jnp.repeat(t[-1:], pad, axis=0)]) for t in theta)
     for start in range(0, len(Xn), chunk):
         feats = gen.product_features(jnp.asarray(U[start:start + chunk]))  # separable: chunk × 2√m numbers
-        for i, (c, s) in enumerate(sel):
-            nu_ = meta["nu_fixed"] if meta["nu_fixed"] is not None else get("nu", c, s)
-            f = np.asarray(_field_at(gen, feats, get("range", c, s) / cmap.scale, float(nu_), get("sigma", c, s),
-                                     jnp.asarray(lat[c, s])))
-            eta = get("intercept", c, s)
-            if p:
-                eta = eta + Zn[start:start + chunk] @ post["beta"].values[c, s]
-            out[i, start:start + chunk] = eta + f
+        eta = icpt[:, None] + (0.0 if beta is None else beta @ Zn[start:start + chunk].T)
+        f = np.concatenate([np.asarray(_fields_at(gen, feats, *(t[b:b + nb] for t in theta)))
+                            for b in range(0, len(sel), nb)])[:len(sel)]
+        out[:, start:start + chunk] = eta + f
     res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),
            "quantile_levels": np.asarray(quantiles)}
     if return_draws:

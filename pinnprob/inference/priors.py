@@ -23,6 +23,8 @@ class PCRange(dist.Distribution):
     arg_constraints = {"range0": constraints.positive, "prob": constraints.open_interval(0.0, 1.0)}
     support = constraints.positive
     reparametrized_params = ["range0"]
+    pytree_data_fields = ("range0", "prob")
+    pytree_aux_fields = ("dim",)
 
     def __init__(self, range0, prob, dim: int = 2, *, validate_args=None):
         self.range0, self.prob = promote_shapes(range0, prob)
@@ -66,13 +68,14 @@ class Truncated(dist.Distribution):
 
     arg_constraints = {}
     reparametrized_params = []
+    pytree_data_fields = ("base", "low", "high", "_flo", "_fhi")
 
-    def __init__(self, base, low: float, high: float, *, validate_args=None):
+    def __init__(self, base, low, high, *, validate_args=None):
         self.base = base
-        self._flo, self._fhi = base.cdf(jnp.asarray(float(low))), base.cdf(jnp.asarray(float(high)))
+        self._flo, self._fhi = base.cdf(jnp.asarray(low, float)), base.cdf(jnp.asarray(high, float))
         # the support is [low, high] ∩ the base's support (arrays: this may run inside a trace)
-        self.low = jnp.maximum(float(low), base.icdf(self._flo))
-        self.high = jnp.minimum(float(high), base.icdf(self._fhi))
+        self.low = jnp.maximum(low, base.icdf(self._flo))
+        self.high = jnp.minimum(high, base.icdf(self._fhi))
         super().__init__(batch_shape=base.batch_shape, validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
@@ -90,26 +93,29 @@ class Truncated(dist.Distribution):
     def icdf(self, q):
         return jnp.clip(self.base.icdf(self._flo + q * (self._fhi - self._flo)), self.low, self.high)
 
+    @validate_sample
     def log_prob(self, value):
         inside = (value >= self.low) & (value <= self.high)
         lp = self.base.log_prob(jnp.clip(value, self.low, self.high)) - jnp.log(self._fhi - self._flo)
         return jnp.where(inside, lp, -jnp.inf)
 
 
-def _mass_inside(base, low, high, key=jax.random.key(0), n=200_000) -> float:
+def _mass_inside(base, low, high, key=None, n=200_000) -> float:
+    """P(low ≤ X ≤ high), by the CDF, else from ``n`` samples drawn with ``key`` (default key 0)."""
     try:
         return float(base.cdf(jnp.asarray(high)) - base.cdf(jnp.asarray(low)))
     except (NotImplementedError, AttributeError):
-        x = base.sample(key, (n,))
+        x = base.sample(jax.random.key(0) if key is None else key, (n,))
         return float(jnp.mean((x >= low) & (x <= high)))
 
 
-def quantile(d, q: float, key=jax.random.key(0), n=200_000) -> float:
-    """The q-quantile of a univariate distribution (by icdf, else from samples)."""
+def quantile(d, q: float, key=None, n=200_000) -> float:
+    """The q-quantile of a univariate distribution (by icdf, else from ``n`` samples drawn with ``key``,
+    default key 0)."""
     try:
         return float(d.icdf(jnp.asarray(q)))
     except (NotImplementedError, AttributeError):
-        return float(jnp.quantile(d.sample(key, (n,)), q))
+        return float(jnp.quantile(d.sample(jax.random.key(0) if key is None else key, (n,)), q))
 
 
 def truncate_to_range(base, low: float, high: float, name: str):

@@ -44,9 +44,9 @@ def nu_from_alpha(alpha: ArrayLike, d: int) -> Array:
     return jnp.asarray(alpha) - d / 2.0
 
 
-def kappa_from_range(range: ArrayLike, nu: ArrayLike) -> Array:
+def kappa_from_range(rho: ArrayLike, nu: ArrayLike) -> Array:
     """κ = √(8ν)/ρ, with ρ the practical range (correlation ≈ 0.13 at distance ρ)."""
-    return jnp.sqrt(8.0 * jnp.asarray(nu)) / jnp.asarray(range)
+    return jnp.sqrt(8.0 * jnp.asarray(nu)) / jnp.asarray(rho)
 
 
 def range_from_kappa(kappa: ArrayLike, nu: ArrayLike) -> Array:
@@ -71,9 +71,9 @@ def sigma_from_tau(tau: ArrayLike, kappa: ArrayLike, nu: ArrayLike, d: int) -> A
     return jnp.exp(0.5 * _log_sigma2_times_tau2(kappa, nu, d)) / tau
 
 
-def to_operator_params(range: ArrayLike, sigma: ArrayLike, nu: ArrayLike, d: int) -> tuple[Array, Array, Array]:
+def to_operator_params(rho: ArrayLike, sigma: ArrayLike, nu: ArrayLike, d: int) -> tuple[Array, Array, Array]:
     """(ρ, σ, ν) → (κ, τ, α)."""
-    kappa = kappa_from_range(range, nu)
+    kappa = kappa_from_range(rho, nu)
     return kappa, tau_from_sigma(sigma, kappa, nu, d), alpha_from_nu(nu, d)
 
 
@@ -101,6 +101,6 @@ class MaternSPDE(eqx.Module):
         """τ (κ² + λ)^{α/2}: the action of the operator on the eigenfunction with eigenvalue λ."""
         return tau * (kappa**2 + jnp.asarray(eigenvalues)) ** (alpha / 2.0)
 
-    def operator_params(self, range, sigma, nu):
+    def operator_params(self, rho, sigma, nu):
         """(ρ, σ, ν) → (κ, τ, α) for this dimension."""
-        return to_operator_params(range, sigma, nu, self.dim)
+        return to_operator_params(rho, sigma, nu, self.dim)
