@@ -3,17 +3,19 @@
 Everything here is NumPy/SciPy in float64 (validation code, not a hot path):
 
 * :func:`matern_covariance` — the stationary Matérn covariance on R^d,
-  C(h) = σ² 2^{1−ν}/Γ(ν) (κh)^ν K_ν(κh)  (design notes §2);
+  C(h) = σ² 2^{1−ν}/Γ(ν) (κh)^ν K_ν(κh) (Stein 1999, Interpolation of Spatial Data);
 * :func:`box_covariance` — the exact covariance of the solution on a box, by the
-  method of images (design notes §2): exact for any ν, no truncated series;
+  method of images: exact for any ν, no truncated series;
 * :func:`spectral_covariance` / :func:`spectral_sample` — the eigen-expansion
   u = τ^{-1} Σ_k (κ² + λ_k)^{-α/2} ξ_k φ_k truncated to the given modes;
-* :func:`cholesky_sample` — exact samples at points through a Cholesky factor.
+* :func:`cholesky_sample` — exact samples at points through a Cholesky factor;
+* :class:`FEMMatern` (from :mod:`pinnprob.fem`) — the α = 2 SPDE with a range, variance and
+  anisotropy that may vary in space, by P1 finite elements (Lindgren, Rue & Lindström 2011):
+  point covariances and exact samples, for operators with no closed form.
 """
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import math
 
@@ -23,6 +25,7 @@ from jax.scipy.special import gammaln, logsumexp
 from scipy import special
 
 from pinnprob.domain import Box
+from pinnprob.fem import FEMMatern, anisotropy_matrix
 
 __all__ = [
     "matern_correlation",
@@ -32,12 +35,14 @@ __all__ = [
     "spectral_covariance",
     "spectral_sample",
     "cholesky_sample",
+    "FEMMatern",
+    "anisotropy_matrix",
 ]
 
 
-def _params(range, sigma, nu, d):
+def _params(rho, sigma, nu, d):
     nu = float(nu)
-    kappa = math.sqrt(8.0 * nu) / float(range)
+    kappa = math.sqrt(8.0 * nu) / float(rho)
     log_s2t2 = math.lgamma(nu) - math.lgamma(nu + d / 2) - (d / 2) * math.log(4 * math.pi) - 2 * nu * math.log(kappa)
     tau = math.exp(0.5 * log_s2t2) / float(sigma)
     return kappa, tau, nu + d / 2
@@ -92,25 +97,29 @@ def matern_covariance(h, *, range: float, sigma: float, nu: float) -> np.ndarray
 def box_covariance(X, Y, domain: Box, *, range: float, sigma: float, nu: float, tol: float = 1e-12) -> np.ndarray:
     """Exact covariance Cov(u(x_i), u(y_j)) of the SPDE solution on ``domain``.
 
-    Method of images (design notes §2): for Neumann
+    Method of images (the eigen-series summed by Poisson summation): for Neumann
     C_box(x, y) = Σ_{m ∈ Z^d} Σ_{s ∈ {±1}^d} C(x − (2mL + s ⊙ y)), Dirichlet adds the
     sign Π s_i, periodic sums C(x − y − mL). Images are kept while the Matérn
     correlation at their nearest distance exceeds ``tol``. Shapes (n, d), (p, d) → (n, p).
     """
+    return _box_covariance(X, Y, domain, range, sigma, nu, tol)
+
+
+def _box_covariance(X, Y, domain: Box, rho: float, sigma: float, nu: float, tol: float) -> np.ndarray:
     X = np.atleast_2d(np.asarray(X, np.float64))
     Y = np.atleast_2d(np.asarray(Y, np.float64))
     d = domain.dim
     L = np.asarray(domain.lengths, np.float64)
-    kappa = math.sqrt(8.0 * nu) / range
+    kappa = math.sqrt(8.0 * nu) / rho
     # smallest distance beyond which the correlation is below tol
     hs = np.linspace(0, 200.0 / kappa, 4001)
     cor = matern_correlation(hs, kappa=kappa, nu=nu)
     cutoff = hs[np.argmax(cor < tol)] if np.any(cor < tol) else hs[-1]
     period = L if domain.bc == "periodic" else 2 * L
-    M = [int(math.ceil(cutoff / period[i])) + 1 for i in builtins.range(d)]
+    M = [int(math.ceil(cutoff / period[i])) + 1 for i in range(d)]
     out = np.zeros((X.shape[0], Y.shape[0]))
     signs = [(1.0,)] * d if domain.bc == "periodic" else [(1.0, -1.0)] * d
-    for m in itertools.product(*[builtins.range(-Mi, Mi + 1) for Mi in M]):
+    for m in itertools.product(*[range(-Mi, Mi + 1) for Mi in M]):
         shift = np.asarray(m, np.float64) * period
         for s in itertools.product(*signs):
             s = np.asarray(s)
