@@ -27,7 +27,7 @@ def eval_grid(dim: int = 2, num: int = 10, lo: float = 0.1, hi: float = 0.9) -> 
 
 def covariance_error_evaluator(config: PriorConfig, thetas=None, num_samples: int = 2000, seed: int = 0):
     """``evaluate(gen) -> {"cov_err_max", "cov_err_median"}``: relative Frobenius error of the
-    generator's covariance on :func:`eval_grid` against the exact box covariance (design notes §6),
+    generator's covariance on :func:`eval_grid` against the exact box covariance (:func:`pinnprob.truth.box_covariance`),
     at the corners and centre of the training range. Exact for Gaussian generators, from
     ``num_samples`` fields otherwise."""
     from pinnprob import truth

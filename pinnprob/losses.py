@@ -2,7 +2,7 @@
 
 For test functions φ_1..φ_K (here the orthonormal eigenbasis of the box, G = I),
 the residuals are r_k(z) = ⟨L_θ u(·; z), φ_k⟩ = τ(κ² + λ_k)^{α/2} ⟨u(·; z), φ_k⟩
-(design notes §3) and the loss is D(law of r, N(0, I)) for a divergence D of §5.
+(docs/method.md, "The weak form") and the loss is D(law of r, N(0, I)) for a divergence D.
 
 Three evaluation paths, chosen by the generator family:
 
@@ -134,7 +134,7 @@ class WeakFormLoss(eqx.Module):
         if self.divergence in GAUSSIAN_DIVERGENCES:
             cov = R @ R.T
             if self.divergence == "kl":
-                # rank(cov) ≤ m: KL is infinite when m < K (design notes §5); the jitter keeps it finite
+                # rank(cov) ≤ m: KL is infinite when m < K; the jitter keeps it finite
                 jit = self.jitter * jnp.mean(jnp.diag(target))
                 return dv.gaussian_kl(cov + jit * jnp.eye(K), target) / K
             return dv.gaussian_w2(cov, target) / K

@@ -1,4 +1,4 @@
-"""Quadrature rules on a box: the inner products ⟨f, g⟩ of the weak form (design notes §3).
+"""Quadrature rules on a box: the inner products ⟨f, g⟩ of the weak form (docs/method.md).
 
 Every rule returns ``(points, weights)`` with ``points`` of shape (n, d) and
 ``weights`` of shape (n,), so that ∫_D f(x) dx ≈ Σ_i weights[i] f(points[i]).

@@ -2,7 +2,7 @@
 
 Every generator takes sites X (n, d) in the unit box, a latent z (m,) and the
 SPDE parameters θ = (log ρ, ν), and returns the field at X *for σ = 1*; the prior
-multiplies by σ (design notes §4: σ enters analytically, the network never sees it).
+multiplies by σ (σ enters analytically, the network never sees it; docs/method.md, "Generators").
 """
 
 from __future__ import annotations

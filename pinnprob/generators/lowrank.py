@@ -3,10 +3,10 @@
 u(x; z, θ) = Σ_{f,j} t_f(x) B_fj(θ) z_j,   z ~ N(0, I_m)
 
 t = MLP(Fourier features of x) has F outputs, B = MLP(θ) reshaped to (F, m).
-This is the general "Gaussian, linear in z" family of design notes §4 with no
+This is the general "Gaussian, linear in z" family (docs/method.md, "Generators") with no
 knowledge of the box: it must learn its basis from the weak form alone. Its
 rank is at most m, which is a ceiling on the field variance it can represent
-(design notes §4, "rank is a ceiling") and the root of the loss pitfall of §5.
+("rank is a ceiling") and the root of the loss pitfall (docs/method.md, "The pitfall").
 """
 
 from __future__ import annotations

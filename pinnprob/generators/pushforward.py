@@ -3,7 +3,7 @@
 u(x; z, θ) = Σ_k b_k(z, θ) φ_k(x),   b = MLP([z, θ]),   z ~ N(0, I_m)
 
 Its law is not Gaussian in general (the family needed for non-Gaussian forcing,
-design notes §4), so it has no density and is trained with sample-based
+a push-forward of a Gaussian, Salmona et al. 2022, NeurIPS), so it has no density and is trained with sample-based
 divergences only (sliced Wasserstein, MMD, energy, moment-matched KL / W2).
 """
 

@@ -2,14 +2,14 @@
 
 u(x; z, θ) = Σ_k a_w(θ, λ_k) z_k φ_k(x),   z ~ N(0, I_K)
 
-A DeepONet-style branch/trunk split (design notes §4): the trunk φ_k(x) is the
+A DeepONet-style branch/trunk split (Lu et al. 2021, Nat. Mach. Intell. 3, 218): the trunk φ_k(x) is the
 orthonormal eigenbasis of the box (no parameters, computed once per data set),
 the branch is a small network a_w of (θ, λ). The law is exactly Gaussian with
 covariance Φ diag(a²) Φᵀ, and its rank K can be tens of thousands because the
 branch is one scalar network evaluated per mode, not a K × K matrix.
 
 With the same eigenfunctions as test functions the weak-form residuals are
-r_k = τ(κ² + λ_k)^{α/2} a_w(θ, λ_k) z_k (design notes §3): no derivative of
+r_k = τ(κ² + λ_k)^{α/2} a_w(θ, λ_k) z_k (docs/method.md, "The weak form"): no derivative of
 the network, any real α. Training drives each r_k towards N(0, 1).
 """
 

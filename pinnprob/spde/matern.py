@@ -1,7 +1,7 @@
 """The Matérn SPDE (κ² − Δ)^{α/2}(τu) = W and its parameter conversions.
 
 Users think in (range ρ, marginal sd σ, smoothness ν); the operator is written
-in (κ, τ, α).  The conversions (design notes §2):
+in (κ, τ, α).  The conversions (Lindgren, Rue & Lindström 2011, §2):
 
 * ν = α − d/2,  ρ = √(8ν)/κ,
 * σ² = Γ(ν) / (Γ(ν + d/2) (4π)^{d/2} κ^{2ν} τ²)   (marginal variance on R^d).
@@ -55,7 +55,7 @@ def range_from_kappa(kappa: ArrayLike, nu: ArrayLike) -> Array:
 
 
 def _log_sigma2_times_tau2(kappa, nu, d):
-    # log(σ² τ²) = log Γ(ν) − log Γ(ν + d/2) − (d/2) log(4π) − 2ν log κ   (design notes §2)
+    # log(σ² τ²) = log Γ(ν) − log Γ(ν + d/2) − (d/2) log(4π) − 2ν log κ   (Lindgren, Rue & Lindström 2011, §2)
     return gammaln(nu) - gammaln(nu + d / 2.0) - (d / 2.0) * math.log(4.0 * math.pi) - 2.0 * nu * jnp.log(kappa)
 
 
@@ -87,7 +87,7 @@ class MaternSPDE(eqx.Module):
     """The Matérn SPDE (κ² − Δ)^{α/2}(τu) = W on a box with boundary conditions.
 
     The operator is diagonal in the Laplacian eigenbasis of the box:
-    L φ_k = τ (κ² + λ_k)^{α/2} φ_k (design notes §3), which is all the weak form
+    L φ_k = τ (κ² + λ_k)^{α/2} φ_k, which is all the weak form
     needs for any real α.
     """
 

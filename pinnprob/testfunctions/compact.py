@@ -1,4 +1,4 @@
-"""Compactly supported test functions for the weak form (design notes §3).
+"""Compactly supported test functions for the weak form (docs/method.md, "The weak form").
 
 For operators that are not diagonal in a known basis (κ(x), anisotropy, advection,
 other domains) the weak residual is computed with compactly supported test

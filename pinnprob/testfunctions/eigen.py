@@ -1,7 +1,6 @@
 """Laplacian eigenbases of a box: the test functions on which the Matérn operator is diagonal.
 
-On D = Π[0, L_i] the eigenfunctions of −Δ are products of 1-D functions
-(design notes §2):
+On D = Π[0, L_i] the eigenfunctions of −Δ are products of 1-D functions:
 
 * Neumann:   c_m cos(π m x / L),  m ≥ 0,  c_0 = 1/√L, c_m = √(2/L);  λ = (π m / L)²
 * Dirichlet: √(2/L) sin(π m x / L), m ≥ 1;                            λ = (π m / L)²
