@@ -131,6 +131,15 @@ class FEMMatern:
         VY = VX if Y is None else self._solve(self._interpolation(Y))
         return VX.T @ (self.lumped[:, None] * VY)
 
+    def variance(self, X, chunk: int = 256) -> np.ndarray:
+        """Var u(x_i) at X (n,), in chunks of ``chunk`` sites (memory: num_nodes × chunk numbers)."""
+        A = self._interpolation(X)
+        out = np.empty(A.shape[0])
+        for s in range(0, A.shape[0], chunk):
+            V = self._solve(A[s:s + chunk])
+            out[s:s + chunk] = np.einsum("np,n,np->p", V, self.lumped, V)
+        return out
+
     def sample(self, seed: int, X, num_samples: int) -> np.ndarray:
         """Exact samples of the finite-element field at X, shape (num_samples, n)."""
         A = self._interpolation(X)

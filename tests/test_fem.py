@@ -67,6 +67,11 @@ def test_sampler_matches_its_own_covariance_within_monte_carlo_error():
     np.testing.assert_array_equal(U, fem.sample(0, sites, N))  # the seed fixes it
 
 
+def test_variance_in_chunks_is_the_diagonal_of_the_covariance():
+    fem = FEMMatern.from_range_field(30, lambda x: 0.2 + 0.2 * x[:, 1], angle=0.4, log_ratio=0.5)
+    np.testing.assert_allclose(fem.variance(X, chunk=7), np.diag(fem.covariance(X)), rtol=1e-12)
+
+
 def test_precision_is_the_inverse_covariance_of_the_node_weights():
     fem = FEMMatern.stationary(6, range=0.4)
     nodes = fem.mesh.p.T
