@@ -23,15 +23,19 @@ import numpy as np
 __all__ = ["FEMMatern", "anisotropy_matrix"]
 
 
-def anisotropy_matrix(angle, log_ratio) -> np.ndarray:
+def anisotropy_matrix(angle, log_ratio):
     """H = R(θ) diag(r, 1/r) R(θ)ᵀ with r = exp(log_ratio): det H = 1, the range stretched by √r along
-    the direction at angle θ (radians) and shrunk by √r across it. Broadcasts; shape (..., 2, 2)."""
-    a, lr = np.broadcast_arrays(np.asarray(angle, np.float64), np.asarray(log_ratio, np.float64))
-    c, s, r = np.cos(a), np.sin(a), np.exp(lr)
+    the direction at angle θ (radians) and shrunk by √r across it. Broadcasts; shape (..., 2, 2).
+    NumPy in, NumPy out (float64); JAX arrays in, JAX out (differentiable, for :mod:`pinnprob.gmrf`)."""
+    import jax
+
+    xp = jax.numpy if isinstance(angle, jax.Array) or isinstance(log_ratio, jax.Array) else np
+    a, lr = xp.broadcast_arrays(xp.asarray(angle, float), xp.asarray(log_ratio, float))
+    c, s, r = xp.cos(a), xp.sin(a), xp.exp(lr)
     h11 = r * c**2 + s**2 / r
     h22 = r * s**2 + c**2 / r
     h12 = (r - 1 / r) * c * s
-    return np.stack([np.stack([h11, h12], -1), np.stack([h12, h22], -1)], -2)
+    return xp.stack([xp.stack([h11, h12], -1), xp.stack([h12, h22], -1)], -2)
 
 
 class FEMMatern:

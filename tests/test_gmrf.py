@@ -37,10 +37,7 @@ def test_log_marginal_is_the_gaussian_density_and_differentiable():
             rho = jnp.exp(theta[0] + theta[1] * (grid.nodes[:, 0] - 0.5))
             k2 = 8.0 / rho**2
             tau = 1.0 / jnp.sqrt(4 * math.pi * k2)
-            ang = theta[2] + 0.0 * c[:, 0]
-            cs, sn, r = jnp.cos(ang), jnp.sin(ang), 2.0
-            H = jnp.stack([jnp.stack([r * cs**2 + sn**2 / r, (r - 1 / r) * cs * sn], -1),
-                           jnp.stack([(r - 1 / r) * cs * sn, r * sn**2 + cs**2 / r], -1)], -2)
+            H = anisotropy_matrix(theta[2] + 0.0 * c[:, 0], jnp.asarray(math.log(2.0)))  # JAX in, JAX out
             return grid.log_marginal(y, A, grid.precision(k2, tau, H), jnp.exp(theta[3]))
 
         theta = jnp.array([math.log(0.3), 0.4, 0.3, math.log(0.2)])
