@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["FEMMatern", "anisotropy_matrix"]
+__all__ = ["FEMMatern", "anisotropy_matrix", "box_sites"]
 
 
 def anisotropy_matrix(angle, log_ratio):
@@ -36,6 +36,17 @@ def anisotropy_matrix(angle, log_ratio):
     h22 = r * s**2 + c**2 / r
     h12 = (r - 1 / r) * c * s
     return xp.stack([xp.stack([h11, h12], -1), xp.stack([h12, h22], -1)], -2)
+
+
+def box_sites(X, lengths) -> np.ndarray:
+    """Sites X as a float64 (n, 2) copy, checked: finite and inside [0, L₁] × [0, L₂] (one ValueError)."""
+    X = np.atleast_2d(np.array(X, np.float64, copy=True))
+    if X.ndim != 2 or X.shape[1] != 2 or not np.all(np.isfinite(X)):
+        raise ValueError(f"sites must be a finite array of shape (n, 2), got shape {X.shape}")
+    L = np.asarray(lengths, np.float64)
+    if np.any(X < 0) or np.any(X > L):
+        raise ValueError(f"sites must lie in the box [0, {L[0]:g}] × [0, {L[1]:g}]")
+    return X
 
 
 class FEMMatern:
@@ -115,14 +126,8 @@ class FEMMatern:
     def num_nodes(self) -> int:
         return self.mesh.p.shape[1]
 
-    def _interpolation(self, X) -> "np.ndarray":
-        X = np.atleast_2d(np.asarray(X, np.float64))
-        if X.ndim != 2 or X.shape[1] != 2 or not np.all(np.isfinite(X)):
-            raise ValueError(f"sites must be a finite array of shape (n, 2), got shape {X.shape}")
-        L = np.asarray(self.lengths)
-        if np.any(X < 0) or np.any(X > L):
-            raise ValueError(f"sites must lie in the box [0, {L[0]:g}] × [0, {L[1]:g}]")
-        return self.basis.probes(X.T).tocsr()
+    def _interpolation(self, X):
+        return self.basis.probes(box_sites(X, self.lengths).T).tocsr()
 
     def _solve(self, B) -> np.ndarray:
         """K⁻¹ T⁻¹ Bᵀ for sparse B (p, N): dense (N, p)."""

@@ -69,11 +69,9 @@ class FEMGrid(eqx.Module):
         """A (n, N), dense: the P1 interpolation of node values at sites X (n, 2) in the box."""
         import skfem
 
-        X = np.atleast_2d(np.asarray(X, np.float64))
-        if X.ndim != 2 or X.shape[1] != 2 or not np.all(np.isfinite(X)):
-            raise ValueError(f"sites must be a finite array of shape (n, 2), got shape {X.shape}")
-        if np.any(X < 0) or np.any(X > np.asarray(self.lengths)):
-            raise ValueError(f"sites must lie in the box [0, {self.lengths[0]:g}] × [0, {self.lengths[1]:g}]")
+        from pinnprob.fem import box_sites
+
+        X = box_sites(X, self.lengths)
         mesh = skfem.MeshTri(np.asarray(self.nodes).T, np.asarray(self.triangles).T)
         A = skfem.Basis(mesh, skfem.ElementTriP1()).probes(X.T)
         return jnp.asarray(A.toarray())

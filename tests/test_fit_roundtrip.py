@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import pinnprob
-from pinnprob.inference.arviz_data import root_attrs
 
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 
@@ -54,7 +53,7 @@ def test_round_trip_through_netcdf_in_a_new_process(fitted, tmp_path):
     np.testing.assert_allclose(after[1], before["sd"], rtol=0, atol=1e-6)
     # and the default prior, which this fit did not use, gives another answer: the copy mattered
     assert pinnprob.pretrained("matern2d").fingerprint != prior.fingerprint
-    assert json.loads(root_attrs(idata)["pinnprob"])["prior_fingerprint"] == prior.fingerprint
+    assert json.loads(idata.attrs["pinnprob"])["prior_fingerprint"] == prior.fingerprint
 
 
 def test_predict_refuses_another_prior_and_a_fit_without_one(fitted):
@@ -69,7 +68,7 @@ def test_predict_refuses_another_prior_and_a_fit_without_one(fitted):
     del stripped.attrs["pinnprob"]
     with pytest.raises(ValueError, match="not made by pinnprob.fit"):
         pinnprob.predict(stripped, Xn)
-    assert "pinnprob_prior" in root_attrs(idata)  # the fit itself is untouched
+    assert "pinnprob_prior" in idata.attrs  # the fit itself is untouched
 
 
 def test_both_arviz_kinds_are_accepted(fitted):

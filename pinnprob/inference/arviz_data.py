@@ -2,7 +2,7 @@
 (ArviZ ≥ 1.0, built by arviz_base), made and read the same way.
 
 ``fit`` builds its result with :func:`to_arviz`; ``predict``, the plots and the command line read
-either kind with :func:`group`, :func:`has_group` and :func:`root_attrs`, chosen by the object's
+either kind with :func:`group` and :func:`has_group` (and ``.attrs``, which both kinds have), chosen by the object's
 type (not by the installed version), so a DataTree built by hand works under ArviZ 0.x too.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["arviz_major", "to_arviz", "as_installed", "group", "has_group", "root_attrs", "from_netcdf"]
+__all__ = ["arviz_major", "to_arviz", "as_installed", "group", "has_group"]
 
 
 def arviz_major() -> int:
@@ -71,15 +71,3 @@ def group(data, name: str):
     if _is_datatree(data):
         return data[name].to_dataset()
     return getattr(data, name)
-
-
-def root_attrs(data) -> dict:
-    """The root attributes of ``data`` (where ``fit`` keeps what ``predict`` needs)."""
-    return data.attrs
-
-
-def from_netcdf(path):
-    """Read ArviZ data written by ``to_netcdf`` (the installed ArviZ's kind)."""
-    import arviz as az
-
-    return az.from_netcdf(str(path))

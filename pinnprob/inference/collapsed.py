@@ -75,13 +75,13 @@ class CollapsedGaussian(dist.Distribution):
             raise TypeError("the collapsed likelihood needs a Gaussian generator")
         self.field, self.loc, self.noise = field, jnp.asarray(loc), jnp.asarray(noise)
         self.gram = None if gram is None else jnp.asarray(gram)
-        _uses_gram(field, self.gram)  # validates gram's shape and the generator's kind
+        _uses_gram(field, self.gram)  # validates gram's shape and the generator's kind, before any work
         super().__init__(batch_shape=(), event_shape=field.event_shape, validate_args=validate_args)
 
     @property
     def _gram_path(self) -> bool:
-        """Whether log_prob goes through the Gram matrix: decided from static shapes alone."""
-        return self.gram is not None and collapsed_cost(self.event_shape[0], self.field.latent_dim, True)[1] == "gram"
+        """Whether log_prob goes through the Gram matrix (from static shapes: survives tree_unflatten)."""
+        return _uses_gram(self.field, self.gram)
 
     @property
     def mean(self):

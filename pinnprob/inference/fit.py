@@ -31,7 +31,7 @@ from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
 from pinnprob.generators.tabulated import TabulatedGenerator
-from pinnprob.inference.arviz_data import group, root_attrs, to_arviz
+from pinnprob.inference.arviz_data import group, to_arviz
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
@@ -383,7 +383,7 @@ def fit_prior(idata, prior=None):
     fingerprint), else ValueError: a fit never predicts with a prior other than its own."""
     from pinnprob.prior import PriorFileError, from_bytes
 
-    attrs = root_attrs(idata)
+    attrs = idata.attrs  # root attributes: InferenceData and DataTree alike
     if "pinnprob" not in attrs:
         raise ValueError("this ArviZ data was not made by pinnprob.fit: it has no 'pinnprob' attribute")
     meta = json.loads(attrs["pinnprob"])
