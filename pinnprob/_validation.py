@@ -8,9 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnprob.params import ParamRange
-
-__all__ = ["check_sites", "check_params", "is_traced"]
+__all__ = ["check_sites", "check_params", "check_sigma", "scalar_or_none", "is_traced"]
 
 
 def is_traced(x) -> bool:
@@ -44,7 +42,8 @@ def check_sites(X, dim: int, name: str = "X") -> jax.Array:
     return jnp.asarray(arr, dtype=jnp.result_type(float))
 
 
-def _scalar(value, name: str) -> float | None:
+def scalar_or_none(value, name: str) -> float | None:
+    """A finite float from a scalar, None for a traced value; ValueError naming ``name`` otherwise."""
     if is_traced(value):
         return None
     try:
@@ -59,22 +58,14 @@ def _scalar(value, name: str) -> float | None:
     return v
 
 
-def check_params(param_range: ParamRange, rho, nu, sigma) -> None:
-    """Validate (range ρ, ν, σ): finite scalars, σ > 0, (ρ, ν) inside the prior's range."""
-    r, n, s = _scalar(rho, "range"), _scalar(nu, "nu"), _scalar(sigma, "sigma")
+def check_sigma(sigma) -> None:
+    """σ: a finite scalar > 0 (or traced)."""
+    s = scalar_or_none(sigma, "sigma")
     if s is not None and s <= 0:
         raise ValueError(f"sigma must be > 0, got {s}")
-    if r is not None and r <= 0:
-        raise ValueError(f"range must be > 0, got {r}")
-    if n is not None and n <= 0:
-        raise ValueError(f"nu must be > 0, got {n}")
-    if r is not None and not (param_range.range[0] * (1 - 1e-6) <= r <= param_range.range[1] * (1 + 1e-6)):
-        raise ValueError(
-            f"range = {r:g} is outside this prior's range [{param_range.range[0]:g}, {param_range.range[1]:g}] "
-            f"(unit-box units); rescale your coordinates or train a prior for it with pinnprob.train"
-        )
-    if n is not None and not (param_range.nu[0] - 1e-9 <= n <= param_range.nu[1] + 1e-9):
-        raise ValueError(
-            f"nu = {n:g} is outside this prior's range [{param_range.nu[0]:g}, {param_range.nu[1]:g}]; "
-            f"train a prior for it with pinnprob.train"
-        )
+
+
+def check_params(space, sigma, values: dict) -> None:
+    """Validate σ and the SPDE's parameters by name against the prior's space (one ValueError)."""
+    check_sigma(sigma)
+    space.check(**values)

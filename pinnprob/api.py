@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from importlib import resources
 
@@ -13,7 +12,8 @@ from pinnprob.config import PriorConfig, build_generator, build_loss
 from pinnprob.prior import GenerativePrior, load
 from pinnprob.training import fit_generator
 
-__all__ = ["train", "pretrained", "PRETRAINED", "DEFAULT_CONFIG_FILE", "covariance_error_evaluator", "eval_grid"]
+__all__ = ["train", "pretrained", "PRETRAINED", "DEFAULT_CONFIG_FILE", "covariance_error_evaluator", "eval_grid",
+           "evaluation_thetas"]
 
 PRETRAINED = {"matern2d": "matern2d.eqx"}
 DEFAULT_CONFIG_FILE = resources.files("pinnprob") / "weights" / "matern2d.json"
@@ -25,31 +25,47 @@ def eval_grid(dim: int = 2, num: int = 10, lo: float = 0.1, hi: float = 0.9) -> 
     return np.stack(np.meshgrid(*([g] * dim), indexing="ij"), -1).reshape(-1, dim)
 
 
+def evaluation_thetas(space, num: int = 6, seed: int = 0) -> list[dict]:
+    """Parameter points where training measures its error, by name: the corners and centre of the box
+    for a space of dimension ≤ 2, else ``num`` points of a Latin hypercube (deterministic)."""
+    if space.dim <= 2:
+        pts = space.latin_hypercube(0, corners=True)
+        pts = np.concatenate([pts, np.asarray(space.from_unit(np.full(space.dim, 0.5)))[None]])
+    else:
+        pts = space.latin_hypercube(num, seed=seed, corners=False)
+    return [{k: float(v) for k, v in space.values(np.asarray(t)).items()} for t in pts]
+
+
 def covariance_error_evaluator(config: PriorConfig, thetas=None, num_samples: int = 2000, seed: int = 0):
     """``evaluate(gen) -> {"cov_err_max", "cov_err_median"}``: relative Frobenius error of the
-    generator's covariance on :func:`eval_grid` against the exact box covariance (:func:`pinnprob.truth.box_covariance`),
-    at the corners and centre of the training range. Exact for Gaussian generators, from
+    generator's covariance on :func:`eval_grid` against the SPDE's reference covariance
+    (:func:`pinnprob.truth.reference_covariance`: the image sum for the Matérn, finite elements for
+    the non-stationary one), at :func:`evaluation_thetas` of the training box (or ``thetas``, a list of
+    parameter dicts; for the Matérn also (range, ν) pairs). Exact for Gaussian generators, from
     ``num_samples`` fields otherwise."""
     from pinnprob import truth
+    from pinnprob.config import build_spde
+    from pinnprob.generators.base import AbstractGaussianGenerator
 
-    (r0, r1), (n0, n1) = config.train_range
+    spde = build_spde(config)
     if thetas is None:
-        rm = math.exp(0.5 * (math.log(r0) + math.log(r1)))
-        thetas = [(r0, n0), (r0, n1), (r1, n0), (r1, n1), (rm, 0.5 * (n0 + n1))]
+        thetas = evaluation_thetas(spde.space)
+    thetas = [t if isinstance(t, dict) else dict(zip(spde.space.names, t)) for t in thetas]
     X = eval_grid(config.dim)
-    truths = [truth.box_covariance(X, X, config.domain, range=r, sigma=1.0, nu=n) for r, n in thetas]
+    truths = [truth.reference_covariance(spde, X, **t) for t in thetas]
     Xj = jax.numpy.asarray(X)
     key = jax.random.key(seed)
 
     def evaluate(gen) -> dict:
         errs = []
-        for (r, n), C in zip(thetas, truths):
-            if gen.gaussian:
-                Psi = np.asarray(gen.basis_matrix(Xj, math.log(r), n), np.float64)
+        for t, C in zip(thetas, truths):
+            th = spde.space.theta(**t)
+            if isinstance(gen, AbstractGaussianGenerator):
+                Psi = np.asarray(gen.basis_matrix(Xj, th), np.float64)
                 Cg = Psi @ Psi.T
             else:
                 Z = jax.random.normal(key, (num_samples, gen.latent_dim))
-                U = np.asarray(jax.vmap(lambda z: gen(Xj, z, math.log(r), n))(Z), np.float64)
+                U = np.asarray(jax.vmap(lambda z: gen(Xj, z, th))(Z), np.float64)
                 Cg = U.T @ U / num_samples
             errs.append(float(np.linalg.norm(Cg - C) / np.linalg.norm(C)))
         return {"cov_err_max": max(errs), "cov_err_median": float(np.median(errs))}
@@ -63,7 +79,7 @@ def train(config: PriorConfig | None = None, *, checkpoint: str | os.PathLike | 
     """Train a generative prior from the SPDE alone and return it.
 
     ``config`` (a :class:`PriorConfig`) or keyword overrides of its fields
-    (``family``, ``divergence``, ``train_range``, ``steps``, ``seed``, ...) say what
+    (``spde``, ``family``, ``divergence``, ``train_range``, ``steps``, ``seed``, ...) say what
     to train; ``checkpoint`` is a file saved during training and ``resume=True``
     continues from it. Training is reproducible from ``config.seed``.
     """
@@ -74,7 +90,7 @@ def train(config: PriorConfig | None = None, *, checkpoint: str | os.PathLike | 
     loss = build_loss(config)
     evaluator = covariance_error_evaluator(config) if evaluate else None
     gen, history = fit_generator(
-        gen, loss, param_range=gen.param_range, key=k_train, steps=config.steps,
+        gen, loss, space=config.train_space, key=k_train, steps=config.steps,
         batch_size=config.batch_size, learning_rate=config.learning_rate, evaluate=evaluator,
         eval_every=eval_every, checkpoint=checkpoint, resume=resume, progress=progress,
     )

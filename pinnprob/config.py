@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -13,22 +14,37 @@ import jax
 from pinnprob.domain import Box
 from pinnprob.generators import LowRankGenerator, PushForwardGenerator, SpectralGenerator
 from pinnprob.losses import GAUSSIAN_DIVERGENCES, SAMPLE_DIVERGENCES, WeakFormLoss
-from pinnprob.params import ParamRange
+from pinnprob.parameters import Axis, ParameterSpace
+from pinnprob.spde.base import AbstractSPDE, DiagonalSPDE, LocalSPDE
 from pinnprob.spde.matern import MaternSPDE
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
-__all__ = ["PriorConfig", "build_generator", "build_loss", "FAMILIES"]
+__all__ = ["PriorConfig", "build_generator", "build_loss", "build_spde", "FAMILIES", "SPDES"]
 
-FAMILIES = ("spectral", "lowrank", "pushforward")
+FAMILIES = ("spectral", "lowrank", "pushforward", "convolution")
+
+
+def _spdes() -> dict:
+    """The SPDEs a configuration can name: name → class with ``default_space()``."""
+    from pinnprob.spde.nonstationary import NonStationaryMatern
+
+    return {"matern": MaternSPDE, "matern-nonstationary": NonStationaryMatern}
+
+
+SPDES = ("matern", "matern-nonstationary")
+# configuration keys added after prior-file format 1, left out of to_dict() at their default so that
+# the identity (fingerprint) of priors saved before them is unchanged
+_ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24}
 
 
 @dataclass(frozen=True)
 class PriorConfig:
     """Everything needed to rebuild a prior's architecture and retrain it from scratch.
 
-    ``train_range`` is the (range, ν) rectangle θ is drawn from during training;
-    ``valid_range`` (default: the same) is what the prior claims as ``param_range``.
-    Ranges are in unit-box units.
+    ``spde`` names the equation (:data:`SPDES`). ``train_range`` is the box θ is drawn from during
+    training: one (lo, hi) per parameter of the SPDE, in the order of its space (for the Matérn
+    ((range_min, range_max), (nu_min, nu_max))), or a mapping name → (lo, hi); ``valid_range``
+    (default: the same) is what the prior claims as ``param_range``. Ranges are in unit-box units.
     """
 
     family: str = "spectral"
@@ -53,28 +69,50 @@ class PriorConfig:
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
+    spde: str = "matern"
+    # process-convolution generator: latent grid spacing; local SPDEs: test functions per axis
+    convolution_spacing: float = 0.02
+    test_per_dim: int = 24
 
     def __post_init__(self):
+        if self.spde not in SPDES:
+            raise ValueError(f"spde must be one of {SPDES}, got {self.spde!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.divergence not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
             raise ValueError(f"divergence must be one of {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}, "
                              f"got {self.divergence!r}")
-        object.__setattr__(self, "train_range", _as_range(self.train_range))
+        template = _spdes()[self.spde].default_space()
+        object.__setattr__(self, "train_range", _as_box(self.train_range, template))
         if self.valid_range is not None:
-            object.__setattr__(self, "valid_range", _as_range(self.valid_range))
+            object.__setattr__(self, "valid_range", _as_box(self.valid_range, template))
         Box.unit(self.dim, self.bc)  # validates dim and bc
 
+    def _space(self, box) -> ParameterSpace:
+        template = _spdes()[self.spde].default_space()
+        return ParameterSpace(tuple(Axis(a.name, lo, hi, a.log, a.length_power, a.doc)
+                                    for a, (lo, hi) in zip(template.axes, box)))
+
     @property
-    def param_range(self) -> ParamRange:
-        return ParamRange(*(self.valid_range or self.train_range))
+    def train_space(self) -> ParameterSpace:
+        """The box θ is drawn from during training."""
+        return self._space(self.train_range)
+
+    @property
+    def param_range(self) -> ParameterSpace:
+        """The box the prior claims (``valid_range``, default the training box)."""
+        return self._space(self.valid_range or self.train_range)
 
     @property
     def domain(self) -> Box:
         return Box.unit(self.dim, self.bc)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for k, default in _ADDED_KEYS.items():
+            if d[k] == default:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PriorConfig":
@@ -92,13 +130,34 @@ class PriorConfig:
         return dataclasses.replace(self, **kw)
 
 
-def _as_range(r) -> tuple:
-    (a, b), (c, e) = r
-    a, b, c, e = map(float, (a, b, c, e))
-    if not (0 < a < b and 0 < c <= e):
-        raise ValueError(f"a parameter range must be ((range_min, range_max), (nu_min, nu_max)) with "
-                         f"0 < range_min < range_max and 0 < nu_min <= nu_max, got {r}")
-    return ((a, b), (c, e))
+def _as_box(r, template: ParameterSpace) -> tuple:
+    """A training box as one (lo, hi) per axis of ``template``, in its order; validated."""
+    if isinstance(r, dict):
+        unknown = set(r) - set(template.names)
+        missing = [n for n in template.names if n not in r]
+        if unknown or missing:
+            raise ValueError(f"a parameter box needs exactly the axes {list(template.names)}; "
+                             f"missing {missing}, unknown {sorted(unknown)}")
+        r = [r[n] for n in template.names]
+    try:
+        pairs = tuple((float(lo), float(hi)) for lo, hi in r)
+    except (TypeError, ValueError):
+        raise ValueError(f"a parameter box must give (lo, hi) for each of {list(template.names)}, got {r}") from None
+    if len(pairs) != template.dim:
+        raise ValueError(f"a parameter box must give (lo, hi) for each of {list(template.names)}, got {r}")
+    for a, (lo, hi) in zip(template.axes, pairs):
+        if a.log and not 0 < lo < hi:
+            raise ValueError(f"{a.name}: need 0 < lo < hi, got ({lo:g}, {hi:g}) in the box {r}")
+        if not lo <= hi:
+            raise ValueError(f"{a.name}: need lo ≤ hi, got ({lo:g}, {hi:g}) in the box {r}")
+        if a.name == "nu" and lo <= 0:
+            raise ValueError(f"nu: need 0 < lo ≤ hi, got ({lo:g}, {hi:g}) in the box {r}")
+    return pairs
+
+
+def build_spde(config: "PriorConfig", space: ParameterSpace | None = None) -> AbstractSPDE:
+    """The SPDE of the configuration, over its training box (or ``space``)."""
+    return _spdes()[config.spde](config.domain, space or config.train_space)
 
 
 def _basis(config: PriorConfig, truncated: bool = True) -> BoxEigenbasis:
@@ -114,20 +173,35 @@ def _basis(config: PriorConfig, truncated: bool = True) -> BoxEigenbasis:
 def build_generator(config: PriorConfig, key=None):
     """The (untrained) generator the configuration describes; deterministic given ``config.seed``."""
     key = jax.random.key(config.seed) if key is None else key
-    pr = ParamRange(*config.train_range)
+    spde = build_spde(config)
+    space = spde.space
     if config.family == "spectral":
+        if not isinstance(spde, DiagonalSPDE):
+            raise ValueError(f"the spectral generator needs an SPDE diagonal on the box eigenbasis; "
+                             f"{config.spde!r} is not (use family='convolution')")
         # built on the full basis, then truncated: the branch's frequency scaling (a static field) is
         # set from the full basis, as it was when the prior was trained
-        gen = SpectralGenerator(key, _basis(config, truncated=False), pr, width=config.width, depth=config.depth)
+        gen = SpectralGenerator(key, _basis(config, truncated=False), spde, width=config.width, depth=config.depth)
         return gen.with_basis(_basis(config)) if config.max_modes is not None else gen
     if config.family == "lowrank":
-        return LowRankGenerator(key, config.dim, pr, rank=config.rank)
-    return PushForwardGenerator(key, _basis(config), pr, latent_dim=config.latent_dim,
+        return LowRankGenerator(key, config.dim, space, rank=config.rank)
+    if config.family == "convolution":
+        from pinnprob.generators.convolution import ConvolutionGenerator
+
+        return ConvolutionGenerator(key, config.domain, space, spacing=config.convolution_spacing,
+                                    width=config.width, depth=config.depth)
+    return PushForwardGenerator(key, _basis(config), space, latent_dim=config.latent_dim,
                                 width=max(config.width, 128), depth=config.depth)
 
 
-def build_loss(config: PriorConfig) -> WeakFormLoss:
-    """The weak-form loss the configuration describes (test functions = the box eigenbasis)."""
+@functools.singledispatch
+def _weak_form(spde: AbstractSPDE, config: PriorConfig):
+    raise TypeError(f"no weak form for {type(spde).__name__}")
+
+
+@_weak_form.register
+def _(spde: DiagonalSPDE, config: PriorConfig) -> WeakFormLoss:
+    # test functions = the box eigenbasis, on which the operator acts exactly
     from pinnprob.quadrature import grid_quadrature
 
     test = _basis(config)
@@ -137,8 +211,28 @@ def build_loss(config: PriorConfig) -> WeakFormLoss:
     else:
         pts, wts = grid_quadrature(config.domain, config.quadrature_per_dim, rule="midpoint")
     return WeakFormLoss(
-        MaternSPDE(config.domain), test, pts, wts, divergence=config.divergence, weighting=config.weighting,
+        spde, test, pts, wts, divergence=config.divergence, weighting=config.weighting,
         num_samples=config.num_samples,
         num_modes=config.modes_per_step if config.family == "spectral" else None,
         exact_projection=exact,
     )
+
+
+@_weak_form.register
+def _(spde: LocalSPDE, config: PriorConfig):
+    # test functions = bumps on a grid whose supports may be cut by the boundary (they then test the
+    # natural Neumann condition), integrated by a Gauss rule aligned with their kinks
+    from pinnprob.local_loss import LocalWeakFormLoss
+    from pinnprob.quadrature import grid_quadrature
+    from pinnprob.testfunctions.compact import BumpTestFunctions
+
+    test = BumpTestFunctions.covering(config.domain, config.test_per_dim, power=3)
+    n = config.test_per_dim - 1
+    pts, wts = grid_quadrature(config.domain, 4 * n, rule="gauss", panels=n)
+    return LocalWeakFormLoss(spde, test, pts, wts, divergence=config.divergence, num_samples=config.num_samples)
+
+
+def build_loss(config: PriorConfig):
+    """The weak-form loss the configuration describes, chosen by the SPDE's kind: the box eigenbasis
+    for diagonal SPDEs, compactly supported bumps and the bilinear form for local ones."""
+    return _weak_form(build_spde(config), config)

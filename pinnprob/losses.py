@@ -1,10 +1,12 @@
-"""Weak-form losses: the law of the tested residuals against the law of tested white noise.
+"""Weak-form losses for diagonal SPDEs: the law of the tested residuals against tested white noise.
 
-For test functions φ_1..φ_K (here the orthonormal eigenbasis of the box, G = I),
-the residuals are r_k(z) = ⟨L_θ u(·; z), φ_k⟩ = τ(κ² + λ_k)^{α/2} ⟨u(·; z), φ_k⟩
-(docs/method.md, "The weak form") and the loss is D(law of r, N(0, I)) for a divergence D.
+For a :class:`~pinnprob.spde.DiagonalSPDE` and test functions φ_1..φ_K the orthonormal eigenbasis
+of the box (G = I), the residuals are r_k(z) = ⟨L_θ u(·; z), φ_k⟩ = D_k(θ) ⟨u(·; z), φ_k⟩ (for the
+Matérn D_k = τ(κ² + λ_k)^{α/2}; docs/method.md, "The weak form") and the loss is
+D(law of r, N(0, I)) for a divergence D. Local SPDEs have their own loss
+(:class:`pinnprob.local_loss.LocalWeakFormLoss`).
 
-Three evaluation paths, chosen by the generator family:
+Three evaluation paths, chosen by the generator's type:
 
 * spectral (trunk = test basis, Gaussian): r_k = s_k ξ_k with s_k = τ(κ² + λ_k)^{α/2} a_k,
   so every Gaussian divergence is a sum over modes; a random subset of modes is
@@ -25,27 +27,27 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob import divergences as dv
-from pinnprob.generators.base import Generator
-from pinnprob.generators.spectral import SpectralGenerator
-from pinnprob.spde.matern import MaternSPDE, kappa_from_range, tau_from_sigma
+from pinnprob.generators.base import (
+    AbstractDiagonalGenerator,
+    AbstractGaussianGenerator,
+    AbstractGenerator,
+    AbstractPushForwardGenerator,
+)
+from pinnprob.spde.base import DiagonalSPDE
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
-__all__ = ["WeakFormLoss", "GAUSSIAN_DIVERGENCES", "SAMPLE_DIVERGENCES", "log_symbol"]
+__all__ = ["WeakFormLoss", "GAUSSIAN_DIVERGENCES", "SAMPLE_DIVERGENCES", "sample_divergence", "check_divergence"]
 
 GAUSSIAN_DIVERGENCES = ("kl", "w2")
 SAMPLE_DIVERGENCES = ("sliced_w2", "mmd", "energy", "kl_mm", "w2_mm")
 
 
-def log_symbol(spde: MaternSPDE, eigenvalues: Float[Array, " K"], log_range, nu) -> Float[Array, " K"]:
-    """log D_k = log τ + (α/2) log(κ² + λ_k) for σ = 1, the log of the operator's action on φ_k."""
-    d = spde.dim
-    kappa = kappa_from_range(jnp.exp(log_range), nu)
-    tau = tau_from_sigma(1.0, kappa, nu, d)
-    alpha = nu + d / 2.0
-    return jnp.log(tau) + 0.5 * alpha * jnp.log(kappa**2 + eigenvalues)
+def check_divergence(name: str) -> None:
+    if name not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
+        raise ValueError(f"unknown divergence {name!r}; choose from {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}")
 
 
-def _sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: Float[Array, "S K"],
+def sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: Float[Array, "S K"],
                        target_cov: Float[Array, "K K"]) -> Array:
     if name == "sliced_w2":
         return dv.sliced_wasserstein(key, x, y)
@@ -61,13 +63,13 @@ def _sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: 
 
 
 class WeakFormLoss(eqx.Module):
-    """D(law of the weak-form residuals at θ, law of ⟨W, φ⟩) for one θ = (log ρ, ν).
+    """D(law of the weak-form residuals at θ, law of ⟨W, φ⟩) for one θ (p,) of a diagonal SPDE.
 
-    ``__call__(generator, key, log_range, nu) -> scalar``; average it over a batch
-    of θ with ``jax.vmap``. Losses are per test function (divided by K).
+    ``__call__(generator, key, theta) -> scalar``; average it over a batch of θ with
+    ``jax.vmap``. Losses are per test function (divided by K).
     """
 
-    spde: MaternSPDE
+    spde: DiagonalSPDE
     test: BoxEigenbasis
     quad_points: Float[Array, "q d"] | None
     quad_weights: Float[Array, " q"] | None
@@ -79,10 +81,7 @@ class WeakFormLoss(eqx.Module):
     jitter: float = eqx.field(static=True, default=1e-4)
 
     def __check_init__(self):
-        if self.divergence not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
-            raise ValueError(
-                f"unknown divergence {self.divergence!r}; choose from {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}"
-            )
+        check_divergence(self.divergence)
         if self.weighting not in ("none", "field"):
             raise ValueError(f"weighting must be 'none' or 'field', got {self.weighting!r}")
         if not self.exact_projection and self.quad_points is None:
@@ -103,14 +102,14 @@ class WeakFormLoss(eqx.Module):
         return phi.T @ (self.quad_weights[:, None] * values_q)
 
     # -- the three paths ----------------------------------------------------------------------
-    def _spectral(self, gen: SpectralGenerator, key, log_range, nu):
+    def _spectral(self, gen: AbstractDiagonalGenerator, key, theta):
         k_modes, k_div = jax.random.split(key)
         lam = self.test.eigenvalues
         if self.num_modes is not None and self.num_modes < lam.shape[0]:
             idx = jax.random.choice(k_modes, lam.shape[0], (self.num_modes,), p=self.mode_probabilities())
             lam = lam[idx]
-        log_d = log_symbol(self.spde, lam, log_range, nu)
-        log_s = log_d + gen.log_amplitudes(log_range, nu, lam)  # log std of r_k
+        log_d = self.spde.log_symbol(lam, theta)
+        log_s = log_d + gen.log_amplitudes(theta, lam)  # log std of r_k
         K = lam.shape[0]
         if self.divergence == "kl":
             # KL(N(0, s²) || N(0, 1)) = ½(s² − 1 − log s²), per mode (invariant to weighting)
@@ -121,11 +120,11 @@ class WeakFormLoss(eqx.Module):
         k1, k2, k3 = jax.random.split(k_div, 3)
         x = jax.random.normal(k1, (self.num_samples, K)) * (jnp.exp(log_s) * scale)
         y = jax.random.normal(k2, (self.num_samples, K)) * scale
-        return _sample_divergence(self.divergence, k3, x, y, jnp.diag(scale**2)) / K
+        return sample_divergence(self.divergence, k3, x, y, jnp.diag(scale**2)) / K
 
-    def _gaussian(self, gen, key, log_range, nu):
-        A = self._project(gen.basis_matrix(self.quad_points, log_range, nu))  # (K, m) = ⟨φ_k, ψ_j⟩
-        log_d = log_symbol(self.spde, self.test.eigenvalues, log_range, nu)
+    def _gaussian(self, gen: AbstractGaussianGenerator, key, theta):
+        A = self._project(gen.basis_matrix(self.quad_points, theta))  # (K, m) = ⟨φ_k, ψ_j⟩
+        log_d = self.spde.log_symbol(self.test.eigenvalues, theta)
         K = A.shape[0]
         if self.weighting == "field":
             R, target = A, jnp.diag(jnp.exp(-2 * log_d))
@@ -141,17 +140,17 @@ class WeakFormLoss(eqx.Module):
         k1, k2, k3 = jax.random.split(key, 3)
         x = jax.random.normal(k1, (self.num_samples, R.shape[1])) @ R.T
         y = jax.random.normal(k2, (self.num_samples, K)) * jnp.sqrt(jnp.diag(target))
-        return _sample_divergence(self.divergence, k3, x, y, target) / K
+        return sample_divergence(self.divergence, k3, x, y, target) / K
 
-    def _pushforward(self, gen, key, log_range, nu):
+    def _pushforward(self, gen: AbstractGenerator, key, theta):
         k1, k2, k3 = jax.random.split(key, 3)
         z = jax.random.normal(k1, (self.num_samples, gen.latent_dim))
         if self.exact_projection:
-            c = jax.vmap(lambda zz: gen.coefficients(zz, log_range, nu))(z)  # (S, K)
+            c = jax.vmap(lambda zz: gen.coefficients(zz, theta))(z)  # (S, K)
         else:
-            u_q = jax.vmap(lambda zz: gen(self.quad_points, zz, log_range, nu))(z)  # (S, q)
+            u_q = jax.vmap(lambda zz: gen(self.quad_points, zz, theta))(z)  # (S, q)
             c = self._project(u_q.T).T
-        log_d = log_symbol(self.spde, self.test.eigenvalues, log_range, nu)
+        log_d = self.spde.log_symbol(self.test.eigenvalues, theta)
         K = c.shape[1]
         if self.weighting == "field":
             x, sd = c, jnp.exp(-log_d)
@@ -159,11 +158,15 @@ class WeakFormLoss(eqx.Module):
             x, sd = c * jnp.exp(log_d), jnp.ones(K)
         y = jax.random.normal(k2, (self.num_samples, K)) * sd
         name = {"kl": "kl_mm", "w2": "w2_mm"}.get(self.divergence, self.divergence)
-        return _sample_divergence(name, k3, x, y, jnp.diag(sd**2)) / K
+        return sample_divergence(name, k3, x, y, jnp.diag(sd**2)) / K
 
-    def __call__(self, gen: Generator, key: PRNGKeyArray, log_range, nu) -> Array:
-        if isinstance(gen, SpectralGenerator) and self.exact_projection:
-            return self._spectral(gen, key, log_range, nu)
-        if gen.gaussian:
-            return self._gaussian(gen, key, log_range, nu)
-        return self._pushforward(gen, key, log_range, nu)
+    def __call__(self, gen: AbstractGenerator, key: PRNGKeyArray, theta: Float[Array, " p"]) -> Array:
+        # the evaluation follows the generator's type: per mode for a diagonal generator whose trunk is
+        # the test basis, by quadrature for other Gaussian ones, from samples for push-forward ones
+        if isinstance(gen, AbstractDiagonalGenerator) and self.exact_projection:
+            return self._spectral(gen, key, theta)
+        if isinstance(gen, AbstractGaussianGenerator):
+            return self._gaussian(gen, key, theta)
+        if isinstance(gen, AbstractPushForwardGenerator) or not self.exact_projection:
+            return self._pushforward(gen, key, theta)
+        raise TypeError(f"exact_projection needs a generator with coefficients on the test basis, got {type(gen).__name__}")

@@ -15,11 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob._validation import check_params, check_sites
+from pinnprob._validation import check_sigma, check_sites
 from pinnprob.config import PriorConfig, build_generator
-from pinnprob.params import ParamRange
+from pinnprob.generators.base import AbstractDiagonalGenerator, AbstractGaussianGenerator
+from pinnprob.parameters import ParameterSpace
 
-__all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "FORMAT_VERSION"]
+__all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "sample_fields", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"PINNPROB\n"
@@ -30,13 +31,13 @@ class PriorFileError(ValueError):
 
 
 class GenerativePrior:
-    """A trained generative PINN prior for the Matérn field on the unit box.
+    """A trained generative PINN prior for the field of an SPDE on the unit box.
 
-    ``sample(key, X, range=, nu=, sigma=, num_samples=)`` draws fields at sites X (n, d)
-    in [0, 1]^d. ``range`` is the practical range √(8ν)/κ in unit-box units and
-    ``sigma`` the marginal standard deviation of the Matérn field on R^d (it fixes τ);
-    the law targeted is that of the exact SPDE solution on the box, boundary
-    effects included.
+    ``sample(key, X, sigma=, num_samples=, **params)`` draws fields at sites X (n, d) in [0, 1]^d,
+    with the SPDE's parameters by name (:attr:`param_range` lists them): for the Matérn
+    ``range=`` (the practical range √(8ν)/κ in unit-box units) and ``nu=``; ``sigma`` is the marginal
+    standard deviation (it fixes τ). The law targeted is that of the exact SPDE solution on the box,
+    boundary effects included.
     """
 
     def __init__(self, generator, config: PriorConfig, history: dict | None = None):
@@ -46,9 +47,20 @@ class GenerativePrior:
 
     # -- description ------------------------------------------------------------------------
     @property
-    def param_range(self) -> ParamRange:
-        """The (range, ν) rectangle where the prior is claimed accurate; outside it sampling refuses."""
+    def param_range(self) -> ParameterSpace:
+        """The parameter box where the prior is claimed accurate; outside it sampling refuses."""
         return self.config.param_range
+
+    @property
+    def spde(self):
+        """The SPDE the prior was trained for, over the box it claims."""
+        from pinnprob.config import build_spde
+
+        return build_spde(self.config, self.param_range)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return self.param_range.names
 
     @property
     def dim(self) -> int:
@@ -56,7 +68,7 @@ class GenerativePrior:
 
     @property
     def gaussian(self) -> bool:
-        return bool(self.generator.gaussian)
+        return isinstance(self.generator, AbstractGaussianGenerator)
 
     @property
     def latent_dim(self) -> int:
@@ -64,42 +76,44 @@ class GenerativePrior:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"GenerativePrior(family={c.family!r}, divergence={c.divergence!r}, dim={c.dim}, bc={c.bc!r}, "
-                f"latent_dim={self.latent_dim}, param_range=({self.param_range}))")
+        return (f"GenerativePrior(spde={c.spde!r}, family={c.family!r}, divergence={c.divergence!r}, dim={c.dim}, "
+                f"bc={c.bc!r}, latent_dim={self.latent_dim}, param_range=({self.param_range}))")
+
+    def theta(self, X=None, **params) -> Array:
+        """Check the parameters (by name; against the sites X when given) and return θ (p,)."""
+        self.spde.check(X, **params)
+        return self.param_range.theta(**params)
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample(self, key: PRNGKeyArray, X, *, range, nu, sigma=1.0, num_samples: int = 1,
-               site_chunk: int = 4096, sample_chunk: int = 1000, mode_tol: float = 1e-3) -> Float[Array, "num_samples n"]:
+    def sample(self, key: PRNGKeyArray, X, *, sigma=1.0, num_samples: int = 1, site_chunk: int = 4096,
+               sample_chunk: int = 1000, mode_tol: float = 1e-3, **params) -> Float[Array, "num_samples n"]:
         """Fields at sites X (n, d), shape (num_samples, n). Work is chunked over sites and samples,
         so memory stays bounded; the result does not depend on the chunk sizes.
 
-        For spectral generators, modes whose joint variance is below ``mode_tol`` of the total at
-        this (range, ν) are skipped (they change no covariance by more than ``mode_tol``); set
-        ``mode_tol=0`` to use every mode."""
-        return self._draw(key, X, range, nu, sigma, num_samples, site_chunk, sample_chunk, mode_tol)
-
-    def _draw(self, key, X, rho, nu, sigma, num_samples, site_chunk, sample_chunk, mode_tol):
+        For diagonal (spectral) generators, modes whose joint variance is below ``mode_tol`` of the
+        total at these parameters are skipped (they change no covariance by more than ``mode_tol``);
+        set ``mode_tol=0`` to use every mode."""
         X = check_sites(X, self.dim)
-        check_params(self.param_range, rho, nu, sigma)
+        check_sigma(sigma)
+        theta = self.theta(X, **params)
         if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        log_rho, nu_, sigma_ = math.log(float(rho)), float(nu), float(sigma)
-        gen = self._active(log_rho, nu_, mode_tol)
+        gen = self._active(theta, mode_tol)
         out = []
         for c, start in enumerate(range(0, num_samples, sample_chunk)):
             S = min(sample_chunk, num_samples - start)
             kc = jax.random.fold_in(key, c)
-            out.append(self._sample_chunk(gen, kc, X, log_rho, nu_, sigma_, S, site_chunk))
+            out.append(self._sample_chunk(gen, kc, X, theta, float(sigma), S, site_chunk))
         return jnp.concatenate(out, axis=0)
 
-    def _active(self, log_range: float, nu: float, tol: float):
+    def _active(self, theta, tol: float):
         """The generator restricted to the modes that carry all but ``tol`` of the variance at θ
-        (spectral generators; others unchanged). The count is rounded up to a multiple of 256 so
+        (diagonal generators; others unchanged). The count is rounded up to a multiple of 256 so
         that nearby θ share one compiled sampler."""
         gen = self.generator
-        if tol <= 0 or self.config.family != "spectral":
+        if tol <= 0 or not isinstance(gen, AbstractDiagonalGenerator):
             return gen
-        a2 = np.asarray(gen.amplitudes(log_range, nu), np.float64) ** 2
+        a2 = np.asarray(gen.amplitudes(theta), np.float64) ** 2
         tail = np.cumsum(a2[::-1])[::-1] / a2.sum()
         keep = int(np.argmax(np.append(tail, 0.0) <= tol))
         keep = min(gen.latent_dim, max(256, -(-keep // 256) * 256))
@@ -108,69 +122,68 @@ class GenerativePrior:
         b = gen.basis
         return gen.with_basis(type(b)(b.domain, b.modes[:keep], b.eigenvalues[:keep]))
 
-    def _sample_chunk(self, gen, key, X, log_range, nu, sigma, S, site_chunk):
+    def _sample_chunk(self, gen, key, X, theta, sigma, S, site_chunk):
         Z = jax.random.normal(key, (S, gen.latent_dim))
         pieces = []
         for start in range(0, X.shape[0], site_chunk):
-            pieces.append(_sample_sites(gen, Z, X[start:start + site_chunk], log_range, nu, sigma))
+            pieces.append(sample_fields(gen, Z, X[start:start + site_chunk], theta, sigma))
         return jnp.concatenate(pieces, axis=1)
 
-    def covariance(self, X, *, range, nu, sigma=1.0) -> Float[Array, "n n"]:
+    def covariance(self, X, *, sigma=1.0, **params) -> Float[Array, "n n"]:
         """The generator's exact covariance σ² Ψ Ψᵀ at X (Gaussian generators only)."""
-        return self._covariance(X, range, nu, sigma)
-
-    def _covariance(self, X, rho, nu, sigma):
         if not self.gaussian:
             raise TypeError("covariance() is exact only for Gaussian generators; estimate it from sample()")
         X = check_sites(X, self.dim)
-        check_params(self.param_range, rho, nu, sigma)
-        Psi = self.generator.basis_matrix(X, math.log(float(rho)), float(nu))
+        check_sigma(sigma)
+        theta = self.theta(X, **params)
+        Psi = self.generator.basis_matrix(X, theta)
         return float(sigma) ** 2 * Psi @ Psi.T
 
     # -- NumPyro ---------------------------------------------------------------------------------
-    def distribution(self, X, *, range, nu, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None,
-                     validate_args: bool | None = None):
+    def distribution(self, X, *, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None,
+                     validate_args: bool | None = None, **params):
         """The field at sites X (n, d) as a NumPyro distribution (event shape (n,)).
 
-        ``range``, ``nu``, ``sigma`` may be traced (sampled in a model); concrete values are
-        checked against :attr:`param_range`. The sites' trunk features are computed here;
-        ``separable`` (default: whenever the generator's trunk is a tensor-product eigenbasis)
-        keeps them as 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): n·Σ M_i
-        numbers instead of n·m, and cheaper products for large n·m, with the same values.
-        ``validate_args`` as in NumPyro (``log_prob`` then gives −inf for values off the support).
-        See :class:`pinnprob.inference.GenerativeField`.
+        The SPDE's parameters by name (for the Matérn ``range=``, ``nu=``) and ``sigma`` may be
+        traced (sampled in a model); concrete values are checked against :attr:`param_range`. The
+        sites' trunk features are computed here; ``separable`` (default: whenever the generator's
+        trunk is a tensor-product eigenbasis, i.e. a diagonal generator) keeps them as 1-D tables
+        (:class:`~pinnprob.testfunctions.SeparableFeatures`): n·Σ M_i numbers instead of n·m, and
+        cheaper products for large n·m, with the same values. ``validate_args`` as in NumPyro
+        (``log_prob`` then gives −inf for values off the support). See
+        :class:`pinnprob.inference.GenerativeField`.
         """
-        return self._distribution(X, range, nu, sigma, jitter, separable, validate_args)
-
-    def _distribution(self, X, rho, nu, sigma, jitter, separable, validate_args):
         from pinnprob.inference.distribution import GenerativeField
 
         X = check_sites(X, self.dim)
-        check_params(self.param_range, rho, nu, sigma)
-        if separable and not self.generator.separable_trunk:
+        check_sigma(sigma)
+        theta = self.theta(X, **params)
+        diagonal = isinstance(self.generator, AbstractDiagonalGenerator)
+        if separable and not diagonal:
             raise ValueError(f"separable=True needs a tensor-product eigenbasis trunk; the {self.config.family!r} "
                              "generator has none")
-        use_sep = self.generator.separable_trunk if separable is None else separable
-        feats = self.generator.separable_features(X) if use_sep else self.generator.features(X)
+        use_sep = diagonal if separable is None else separable
+        feats = self.generator.product_features(X) if use_sep else self.generator.features(X)
         dtype = jnp.result_type(float)  # float32, or float64 with jax_enable_x64
-        return GenerativeField(self.generator, feats, jnp.asarray(rho, dtype), jnp.asarray(nu, dtype),
-                               jnp.asarray(sigma, dtype), jitter=jitter, validate_args=validate_args)
+        return GenerativeField(self.generator, feats, jnp.asarray(theta, dtype), jnp.asarray(sigma, dtype),
+                               jitter=jitter, validate_args=validate_args)
 
     def truncate(self, min_range: float, tol: float = 1e-2, nu: float | None = None) -> "GenerativePrior":
         """A cheaper prior with only the lowest-frequency modes needed down to ``min_range``.
 
         Keeps the shortest prefix of modes (by eigenvalue) whose left-out variance is at most
         ``tol`` of the total, at range ``min_range`` and at both ends of the ν range (or at ``nu``
-        only, when ν is fixed). Its ``param_range`` starts at ``min_range``. Spectral generators only.
+        only, when ν is fixed). Its ``param_range`` starts at ``min_range``. Diagonal (spectral)
+        generators of the Matérn only.
         """
-        if self.config.family != "spectral":
-            raise TypeError("truncate() applies to spectral generators only")
+        if not isinstance(self.generator, AbstractDiagonalGenerator) or self.param_names != ("range", "nu"):
+            raise TypeError("truncate() applies to spectral generators of the Matérn only")
         pr = self.param_range
         if not pr.range[0] <= min_range <= pr.range[1]:
             raise ValueError(f"min_range = {min_range:g} is outside the prior's range {pr.range}")
         keep = 1
         for n in (pr.nu if nu is None else (float(nu),)):
-            a2 = np.asarray(self.generator.amplitudes(math.log(min_range), n), np.float64) ** 2
+            a2 = np.asarray(self.generator.amplitudes(pr.theta(range=min_range, nu=n)), np.float64) ** 2
             tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = fraction in modes k, k+1, ...
             keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))
         keep = max(keep, 1)
@@ -222,11 +235,13 @@ class GenerativePrior:
 
 
 @eqx.filter_jit
-def _sample_sites(gen, Z, X, log_range, nu, sigma):
-    if gen.gaussian:
-        Psi = gen.basis_matrix(X, log_range, nu)  # (n, m)
+def sample_fields(gen, Z: Float[Array, "S m"], X: Float[Array, "n d"], theta: Float[Array, " p"], sigma) -> Float[Array, "S n"]:
+    """σ g(X; z_s, θ) for S latents Z (S, m), shape (S, n): one dense Ψ and a product for Gaussian
+    generators, the network per latent otherwise."""
+    if isinstance(gen, AbstractGaussianGenerator):
+        Psi = gen.basis_matrix(X, theta)  # (n, m)
         return sigma * Z @ Psi.T
-    return sigma * jax.vmap(lambda z: gen(X, z, log_range, nu))(Z)
+    return sigma * jax.vmap(lambda z: gen(X, z, theta))(Z)
 
 
 def _deserialise_leaf(f, like):

@@ -1,7 +1,7 @@
 """Training: a pure, jit-compiled step and a thin loop around it.
 
-The step (functional core) draws a batch of θ = (log ρ, ν) uniformly over the
-training range, evaluates the weak-form loss at each, and applies an Optax
+The step (functional core) draws a batch of θ uniformly over the training box of the
+SPDE's parameter space (natural coordinates: log on log axes), evaluates the weak-form loss at each, and applies an Optax
 update to the trainable leaves of the generator. The loop (shell) adds a
 progress bar, periodic evaluation against the exact solution, checkpoints,
 resume, and stops with :class:`TrainingDivergedError` on a non-finite loss.
@@ -23,9 +23,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from pinnprob.generators.base import FourierFeatures, Generator
-from pinnprob.losses import WeakFormLoss
-from pinnprob.params import ParamRange
+from pinnprob.generators.base import AbstractGenerator, FourierFeatures
+from pinnprob.parameters import ParameterSpace
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
 __all__ = ["TrainingDivergedError", "sample_theta", "trainable_filter", "make_step", "fit_generator", "TrainState"]
@@ -35,36 +34,32 @@ class TrainingDivergedError(RuntimeError):
     """The loss or the parameters became non-finite during training."""
 
 
-def sample_theta(key: PRNGKeyArray, param_range: ParamRange, batch_size: int) -> tuple[Array, Array]:
-    """θ batch: log ρ uniform on [log ρ_min, log ρ_max], ν uniform on [ν_min, ν_max]; shapes (B,), (B,)."""
-    k1, k2 = jax.random.split(key)
-    lr = jax.random.uniform(k1, (batch_size,), minval=math.log(param_range.range[0]),
-                            maxval=math.log(param_range.range[1]))
-    nu = jax.random.uniform(k2, (batch_size,), minval=param_range.nu[0], maxval=param_range.nu[1])
-    return lr, nu
+def sample_theta(key: PRNGKeyArray, space: ParameterSpace, batch_size: int) -> Array:
+    """θ batch uniform over the box in natural coordinates (log ρ uniform for the Matérn), (B, p)."""
+    return space.sample(key, batch_size)
 
 
-def trainable_filter(gen: Generator):
+def trainable_filter(gen: AbstractGenerator):
     """Filter spec: inexact arrays are trained, except fixed bases and Fourier frequencies."""
     spec = jax.tree_util.tree_map(eqx.is_inexact_array, gen)
     is_fixed = lambda x: isinstance(x, (BoxEigenbasis, FourierFeatures))  # noqa: E731
     return jax.tree_util.tree_map(lambda s, x: False if is_fixed(x) else s, spec, gen, is_leaf=is_fixed)
 
 
-def make_step(loss: WeakFormLoss, optimizer: optax.GradientTransformation, param_range: ParamRange,
+def make_step(loss: Callable, optimizer: optax.GradientTransformation, space: ParameterSpace,
               batch_size: int, filter_spec) -> Callable:
     """A pure step ``(gen, opt_state, key) -> (gen, opt_state, loss_value)``, jit-compiled."""
 
     @eqx.filter_jit
     def step(gen, opt_state, key):
         k_theta, k_loss = jax.random.split(key)
-        log_range, nu = sample_theta(k_theta, param_range, batch_size)
+        theta = sample_theta(k_theta, space, batch_size)
         keys = jax.random.split(k_loss, batch_size)
         params, static = eqx.partition(gen, filter_spec)
 
         def batch_loss(p):
             g = eqx.combine(p, static)
-            return jnp.mean(jax.vmap(lambda k, lr, n: loss(g, k, lr, n))(keys, log_range, nu))
+            return jnp.mean(jax.vmap(lambda k, t: loss(g, k, t))(keys, theta))
 
         value, grads = jax.value_and_grad(batch_loss)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -78,7 +73,7 @@ def make_step(loss: WeakFormLoss, optimizer: optax.GradientTransformation, param
 class TrainState:
     """What a checkpoint holds: generator, optimiser state, step, key and the loss history."""
 
-    gen: Generator
+    gen: AbstractGenerator
     opt_state: optax.OptState
     step: int
     key: Array
@@ -106,21 +101,21 @@ def _load_checkpoint(path: Path, template: TrainState) -> TrainState:
 
 
 def fit_generator(
-    gen: Generator,
-    loss: WeakFormLoss,
+    gen: AbstractGenerator,
+    loss: Callable,
     *,
-    param_range: ParamRange,
+    space: ParameterSpace,
     key: PRNGKeyArray,
     steps: int,
     batch_size: int = 16,
     learning_rate: float = 3e-3,
-    evaluate: Callable[[Generator], dict] | None = None,
+    evaluate: Callable[[AbstractGenerator], dict] | None = None,
     eval_every: int = 500,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 500,
     resume: bool = False,
     progress: bool = True,
-) -> tuple[Generator, dict]:
+) -> tuple[AbstractGenerator, dict]:
     """Train ``gen`` for ``steps`` steps of Adam (cosine-decayed, clipped); return it and the history.
 
     ``evaluate(gen) -> dict`` runs every ``eval_every`` steps (e.g. covariance error
@@ -141,7 +136,7 @@ def fit_generator(
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt, state)
-    step_fn = make_step(loss, optimizer, param_range, batch_size, spec)
+    step_fn = make_step(loss, optimizer, space, batch_size, spec)
 
     bar = tqdm(total=steps, initial=state.step, disable=not progress, desc="training", dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -153,7 +148,7 @@ def fit_generator(
         if not math.isfinite(value):
             raise TrainingDivergedError(
                 f"training diverged at step {state.step + 1}: loss = {value}. "
-                f"Lower the learning rate (now {learning_rate:g}), or narrow the parameter range; "
+                f"Lower the learning rate (now {learning_rate:g}), or narrow the parameter box; "
                 f"the last finite state is in the checkpoint if one was set."
             )
         state = TrainState(gen, opt_state, state.step + 1, k_next, state.history)

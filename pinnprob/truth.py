@@ -16,6 +16,7 @@ Everything here is NumPy/SciPy in float64 (validation code, not a hot path):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -26,6 +27,8 @@ from scipy import special
 
 from pinnprob.domain import Box
 from pinnprob.fem import FEMMatern, anisotropy_matrix
+from pinnprob.spde.matern import MaternSPDE
+from pinnprob.spde.nonstationary import NonStationaryMatern
 
 __all__ = [
     "matern_correlation",
@@ -37,6 +40,7 @@ __all__ = [
     "cholesky_sample",
     "FEMMatern",
     "anisotropy_matrix",
+    "reference_covariance",
 ]
 
 
@@ -170,3 +174,29 @@ def cholesky_sample(seed: int, cov: np.ndarray, num_samples: int, jitter: float 
     n = cov.shape[0]
     Lc = np.linalg.cholesky(cov + jitter * np.trace(cov) / n * np.eye(n))
     return rng.standard_normal((num_samples, n)) @ Lc.T
+
+
+@functools.singledispatch
+def reference_covariance(spde, X, Y=None, **params) -> np.ndarray:
+    """The covariance (n, n') of an SPDE's solution at sites X, Y (unit-box units), σ = 1, from a truth
+    that did not learn anything: the image sum for the stationary Matérn, finite elements
+    (``mesh`` cells per side, default 200) for the non-stationary one. Parameters by name."""
+    raise TypeError(f"no reference covariance for {type(spde).__name__}")
+
+
+@reference_covariance.register
+def _(spde: MaternSPDE, X, Y=None, **params):
+    Y = X if Y is None else Y
+    return box_covariance(X, Y, spde.domain, range=float(params["range"]), sigma=1.0, nu=float(params["nu"]))
+
+
+@reference_covariance.register
+def _(spde: NonStationaryMatern, X, Y=None, mesh: int = 200, **params):
+    spde.space.check(**params)
+    theta = np.asarray(spde.space.theta(**params), np.float64)
+
+    def rho(x):
+        return np.exp(theta[0] + theta[1] * (x[:, 0] - 0.5) + theta[2] * (x[:, 1] - 0.5))
+
+    fem = FEMMatern.from_range_field(mesh, rho, sigma=1.0, angle=float(theta[3]), log_ratio=float(theta[4]))
+    return fem.covariance(X, Y)

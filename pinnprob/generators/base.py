@@ -1,12 +1,25 @@
-"""Shared pieces of the generators u(x; z, θ).
+"""The interface of the generators u(x; z, θ), as abstract Equinox modules.
 
-Every generator takes sites X (n, d) in the unit box, a latent z (m,) and the
-SPDE parameters θ = (log ρ, ν), and returns the field at X *for σ = 1*; the prior
-multiplies by σ (σ enters analytically, the network never sees it; docs/method.md, "Generators").
+Every generator takes sites X (n, d) in the unit box, a latent z (m,) and θ (p,), the SPDE's
+parameters in natural coordinates (:class:`~pinnprob.parameters.ParameterSpace`), and returns the
+field at X *for σ = 1*; the prior multiplies by σ (σ enters analytically, the network never sees it).
+
+The split is DeepONet's (Lu et al. 2021, Nat. Mach. Intell. 3, 218): ``features(X)`` once per set of
+sites, ``branch(θ)`` once per θ, ``combine(features, branch, z)``. What a generator can do follows
+from its type, so that algorithms are chosen by type (as tinygp picks a solver from the kernel):
+
+* :class:`AbstractGaussianGenerator` — linear in z ~ N(0, I): u = Ψ(X; θ) z, with its linear map
+  ``basis_from_branch`` (exact covariance ΨΨᵀ, closed-form divergences, collapsed likelihoods);
+* :class:`AbstractDiagonalGenerator` — Gaussian with Ψ = Φ diag(a(θ)) on the box eigenbasis Φ
+  (a Gram matrix ΦᵀΦ once per data set; separable 1-D tables for products);
+* :class:`AbstractConvolutionGenerator` — Gaussian process convolutions on a grid of cells, whose
+  latent is the cell noise (the weak form is then known per column);
+* :class:`AbstractPushForwardGenerator` — nonlinear in z: samples only.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 
 import equinox as eqx
@@ -14,31 +27,130 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-__all__ = ["FourierFeatures", "Generator"]
+from pinnprob.parameters import ParameterSpace
+
+__all__ = [
+    "AbstractGenerator",
+    "AbstractGaussianGenerator",
+    "AbstractDiagonalGenerator",
+    "AbstractPushForwardGenerator",
+    "AbstractConvolutionGenerator",
+    "FourierFeatures",
+]
 
 
-class Generator(eqx.Module):
-    """Interface of a generator. ``gaussian`` is True when u is linear in z ~ N(0, I)."""
+class AbstractGenerator(eqx.Module):
+    """u(x; z, θ) = combine(features(X), branch(θ), z), for σ = 1."""
 
-    gaussian = False
-    # True when the basis is the trunk scaled per column, Ψ(θ) = Φ diag(branch(θ)): then ΦᵀΦ can be
-    # computed once per set of sites and every Gaussian likelihood costs O(m³), not O(n m²)
-    diagonal_branch = False
-    # True when the trunk is a tensor-product eigenbasis that ``separable_features`` can return as its
-    # 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): cheaper products Φw for large n·m
-    separable_trunk = False
-
-    def product_features(self, X: Float[Array, "n d"]):
-        """Trunk features for products Φw (the latent path, predictions): the separable tables when
-        the trunk has them, else the dense features."""
-        return self.separable_features(X) if self.separable_trunk else self.features(X)
+    space: eqx.AbstractVar[ParameterSpace]
 
     @property
-    def latent_dim(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def latent_dim(self) -> int:
+        """m, the size of z."""
 
-    def __call__(self, X: Float[Array, "n d"], z: Float[Array, " m"], log_range, nu) -> Float[Array, " n"]:
-        raise NotImplementedError  # pragma: no cover
+    @abc.abstractmethod
+    def features(self, X: Float[Array, "n d"]):
+        """θ-independent features of the sites (the trunk), leading dimension n."""
+
+    @abc.abstractmethod
+    def branch(self, theta: Float[Array, " p"]):
+        """The θ-dependent part, computed once per θ."""
+
+    @abc.abstractmethod
+    def combine(self, features, branch, z: Float[Array, " m"]) -> Float[Array, " n"]:
+        """The field at the sites from their features, the branch and z."""
+
+    def product_features(self, X: Float[Array, "n d"]):
+        """Features for products only (the latent path, predictions); default :meth:`features`."""
+        return self.features(X)
+
+    def for_inference(self, theta_bounds: Float[Array, "p 2"]) -> "AbstractGenerator":
+        """The generator a model evaluates when θ stays within ``theta_bounds`` (natural
+        coordinates, (p, 2)): the same law, possibly cheaper (default: itself)."""
+        return self
+
+    def __call__(self, X: Float[Array, "n d"], z: Float[Array, " m"], theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        return self.combine(self.features(X), self.branch(theta), z)
+
+
+class AbstractGaussianGenerator(AbstractGenerator):
+    """A generator linear in z ~ N(0, I): u = Ψ(X; θ) z, covariance ΨΨᵀ."""
+
+    @abc.abstractmethod
+    def basis_from_branch(self, features, branch) -> Float[Array, "n m"]:
+        """Ψ (n, m), the linear map z ↦ u, dense."""
+
+    def basis_matrix(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, "n m"]:
+        """Ψ(X; θ): the field is Ψ z and its covariance ΨΨᵀ."""
+        return self.basis_from_branch(self.features(X), self.branch(theta))
+
+
+class AbstractDiagonalGenerator(AbstractGaussianGenerator):
+    """Gaussian with Ψ = Φ(X) diag(a(θ)): the box eigenbasis Φ scaled per column by amplitudes a(θ)."""
+
+    basis: eqx.AbstractVar[object]  # a BoxEigenbasis
+
+    @abc.abstractmethod
+    def log_amplitudes(self, theta: Float[Array, " p"], eigenvalues=None) -> Float[Array, " K"]:
+        """log a(θ, λ_k) per mode (default: the trunk's eigenvalues), shape (K,)."""
+
+    @abc.abstractmethod
+    def with_basis(self, basis) -> "AbstractDiagonalGenerator":
+        """The same amplitudes on another truncation of the eigenbasis."""
+
+    @property
+    def latent_dim(self) -> int:
+        return self.basis.size
+
+    def amplitudes(self, theta, eigenvalues=None) -> Float[Array, " K"]:
+        """a(θ, λ_k): standard deviation of the coefficient ⟨u, φ_k⟩ for σ = 1."""
+        return jnp.exp(self.log_amplitudes(theta, eigenvalues))
+
+    def branch(self, theta) -> Float[Array, " K"]:
+        return self.amplitudes(theta)
+
+    def features(self, X):
+        """The trunk Φ(X), dense (n, K)."""
+        return self.basis(X)
+
+    def product_features(self, X):
+        """The trunk Φ(X) as its 1-D tables (:class:`~pinnprob.testfunctions.SeparableFeatures`): the
+        same products, n·Σ M_i numbers instead of n·K."""
+        return self.basis.separable(X)
+
+    def combine(self, features, b, z):
+        """u = Φ (a ⊙ z); Φ dense or separable."""
+        return features @ (b * z)
+
+    def basis_from_branch(self, features, b):
+        from pinnprob.testfunctions.eigen import dense_features
+
+        return dense_features(features) * b
+
+
+class AbstractConvolutionGenerator(AbstractGaussianGenerator):
+    """A process convolution u = τ(x)⁻¹ h Σ_j z_j k_θ(x, c_j) on a grid of cells c_j of side h: z_j is the
+    white noise of cell j, so the weak form's residual map is known column by column (each column
+    should be the Green's function of the operator: a_θ(h k_θ(·, c_j), ψ) = h ψ(c_j))."""
+
+    spacing: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def centres(self) -> Float[Array, "J d"]:
+        """The cell centres c_j, (J, d)."""
+
+    @abc.abstractmethod
+    def kernel_columns(self, X: Float[Array, "n d"], theta, idx) -> Float[Array, "n s"]:
+        """v_j(x) = h k_θ(x, c_j) = τ(x) Ψ(x)_j for the cells ``idx``, shape (n, s)."""
+
+
+class AbstractPushForwardGenerator(AbstractGenerator):
+    """A generator nonlinear in z: its law has no tractable density (sample-based divergences)."""
+
+    @abc.abstractmethod
+    def coefficients(self, z: Float[Array, " m"], theta: Float[Array, " p"]) -> Float[Array, " K"]:
+        """⟨u, φ_k⟩ on its trunk basis, for the exact projection in the loss."""
 
 
 class FourierFeatures(eqx.Module):

@@ -16,24 +16,23 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob.generators.base import FourierFeatures, Generator
-from pinnprob.params import ParamRange
+from pinnprob.generators.base import AbstractGaussianGenerator, FourierFeatures
+from pinnprob.parameters import ParameterSpace
 
 __all__ = ["LowRankGenerator"]
 
 
-class LowRankGenerator(Generator):
+class LowRankGenerator(AbstractGaussianGenerator):
     """Gaussian generator u = t(x)ᵀ B(θ) z with a learned trunk t and branch B."""
 
-    gaussian = True
     fourier: FourierFeatures
     trunk: eqx.nn.MLP
     branch_mlp: eqx.nn.MLP
     rank: int = eqx.field(static=True)
     num_features: int = eqx.field(static=True)
-    param_range: ParamRange = eqx.field(static=True)
+    space: ParameterSpace = eqx.field(static=True)
 
-    def __init__(self, key: PRNGKeyArray, dim: int, param_range: ParamRange, rank: int = 64,
+    def __init__(self, key: PRNGKeyArray, dim: int, space: ParameterSpace, rank: int = 64,
                  num_features: int | None = None, width: int = 128, depth: int = 2,
                  num_fourier: int = 128, fourier_scale: float = 8.0):
         # the covariance t Bᵀ B tᵀ has rank ≤ min(num_features, rank): default to as many trunk outputs as the rank
@@ -43,10 +42,10 @@ class LowRankGenerator(Generator):
         k1, k2, k3 = jax.random.split(key, 3)
         self.fourier = FourierFeatures(k1, dim, num_fourier, fourier_scale)
         self.trunk = eqx.nn.MLP(self.fourier.out_size, num_features, width, depth, activation=jax.nn.tanh, key=k2)
-        self.branch_mlp = eqx.nn.MLP(2, num_features * rank, width, depth, activation=jax.nn.tanh, key=k3)
+        self.branch_mlp = eqx.nn.MLP(space.dim, num_features * rank, width, depth, activation=jax.nn.tanh, key=k3)
         self.rank = rank
         self.num_features = num_features
-        self.param_range = ParamRange(*param_range)
+        self.space = space
 
     @property
     def latent_dim(self) -> int:
@@ -56,23 +55,16 @@ class LowRankGenerator(Generator):
         """The trunk t(X), θ-independent."""
         return jax.vmap(self.trunk)(self.fourier(X)) / jnp.sqrt(self.num_features)
 
-    def mixing(self, log_range, nu) -> Float[Array, "F m"]:
+    def mixing(self, theta) -> Float[Array, "F m"]:
         """B(θ)."""
-        th = self.param_range.normalize(log_range, nu)
+        th = self.space.normalize(theta)
         return self.branch_mlp(th).reshape(self.num_features, self.rank) / jnp.sqrt(self.rank)
 
-    def branch(self, log_range, nu) -> Float[Array, "F m"]:
-        return self.mixing(log_range, nu)
+    def branch(self, theta) -> Float[Array, "F m"]:
+        return self.mixing(theta)
 
     def combine(self, features: Float[Array, "n F"], b: Float[Array, "F m"], z: Float[Array, " m"]) -> Float[Array, " n"]:
         return features @ (b @ z)
 
     def basis_from_branch(self, features: Float[Array, "n F"], b: Float[Array, "F m"]) -> Float[Array, "n m"]:
         return features @ b
-
-    def basis_matrix(self, X, log_range, nu) -> Float[Array, "n m"]:
-        """Ψ = t(X) B(θ): the field is Ψ z, its covariance Ψ Ψᵀ."""
-        return self.basis_from_branch(self.features(X), self.branch(log_range, nu))
-
-    def __call__(self, X, z, log_range, nu):
-        return self.combine(self.features(X), self.branch(log_range, nu), z)

@@ -14,28 +14,27 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob.generators.base import Generator
-from pinnprob.params import ParamRange
+from pinnprob.generators.base import AbstractPushForwardGenerator
+from pinnprob.parameters import ParameterSpace
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
 __all__ = ["PushForwardGenerator"]
 
 
-class PushForwardGenerator(Generator):
+class PushForwardGenerator(AbstractPushForwardGenerator):
     """u = Φ(x) b(z, θ) with a network b nonlinear in z."""
 
-    gaussian = False
     basis: BoxEigenbasis
     branch_mlp: eqx.nn.MLP
     latent: int = eqx.field(static=True)
-    param_range: ParamRange = eqx.field(static=True)
+    space: ParameterSpace = eqx.field(static=True)
 
-    def __init__(self, key: PRNGKeyArray, basis: BoxEigenbasis, param_range: ParamRange,
+    def __init__(self, key: PRNGKeyArray, basis: BoxEigenbasis, space: ParameterSpace,
                  latent_dim: int | None = None, width: int = 256, depth: int = 3):
         self.basis = basis
         self.latent = int(latent_dim or basis.size)
-        self.branch_mlp = eqx.nn.MLP(self.latent + 2, basis.size, width, depth, activation=jax.nn.gelu, key=key)
-        self.param_range = ParamRange(*param_range)
+        self.branch_mlp = eqx.nn.MLP(self.latent + space.dim, basis.size, width, depth, activation=jax.nn.gelu, key=key)
+        self.space = space
 
     @property
     def latent_dim(self) -> int:
@@ -44,19 +43,17 @@ class PushForwardGenerator(Generator):
     def features(self, X: Float[Array, "n d"]) -> Float[Array, "n K"]:
         return self.basis(X)
 
-    def coefficients(self, z: Float[Array, " m"], log_range, nu) -> Float[Array, " K"]:
+    def coefficients(self, z: Float[Array, " m"], theta) -> Float[Array, " K"]:
         """b(z, θ) = ⟨u, φ_k⟩ for σ = 1."""
-        return self.branch_net(z, self.param_range.normalize(log_range, nu))
+        return self.branch_net(z, self.space.normalize(theta))
 
-    def branch(self, log_range, nu) -> Float[Array, " 2"]:
+    def branch(self, theta) -> Float[Array, " p"]:
         """The normalised θ (the network mixes it with z, so nothing more can be precomputed)."""
-        return self.param_range.normalize(log_range, nu)
+        return self.space.normalize(theta)
 
-    def combine(self, features: Float[Array, "n K"], b: Float[Array, " 2"], z: Float[Array, " m"]) -> Float[Array, " n"]:
+    def combine(self, features: Float[Array, "n K"], b: Float[Array, " p"], z: Float[Array, " m"]) -> Float[Array, " n"]:
         return features @ self.branch_net(z, b)
 
     def branch_net(self, z, th):
         return self.branch_mlp(jnp.concatenate([z, th]))
 
-    def __call__(self, X, z, log_range, nu):
-        return self.features(X) @ self.coefficients(z, log_range, nu)

@@ -2,10 +2,10 @@
 
 Inside NUTS the spectral generator's cost per gradient is dominated by its branch network,
 evaluated once per mode (m × a 64-wide MLP), not by the O(n m) product with the trunk. The
-branch depends on θ = (log range, ν) only, a 2-D input, so it can be tabulated once per fit:
+branch depends on θ only; when θ is 2-D (the Matérn's (log range, ν)) it can be tabulated once per fit:
 
-    log a(θ, λ_k) ≈ cubic Hermite in log range (values and exact derivatives from autodiff,
-                     error O(h⁴)) ⊗ linear in ν (error O(h_ν²); exact when ν is fixed).
+    log a(θ, λ_k) ≈ cubic Hermite in θ₁ (values and exact derivatives from autodiff,
+                     error O(h⁴)) ⊗ linear in θ₂ (error O(h₂²); exact when θ₂ is fixed).
 
 :meth:`TabulatedGenerator.max_error` measures the interpolation error against the network.
 """
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from pinnprob.generators.base import Generator
+from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.generators.spectral import SpectralGenerator
 
 __all__ = ["TabulatedGenerator"]
@@ -33,16 +33,13 @@ def _hermite(t, f, df, h):
     return h00 * f[i] + h10 * h * df[i] + h01 * f[i + 1] + h11 * h * df[i + 1]
 
 
-class TabulatedGenerator(Generator):
-    """``base`` with its branch log a(θ) tabulated on a grid of (log range, ν) (see module notes).
+class TabulatedGenerator(AbstractDiagonalGenerator):
+    """``base`` with its branch log a(θ) tabulated on a grid of θ = (θ₁, θ₂) in natural coordinates
+    (for the Matérn, log range and ν; see module notes).
 
-    Same interface as :class:`SpectralGenerator` (``branch``, ``combine``, ``basis_from_branch``,
-    ``features``); log ranges outside the grid are clamped to it, so build the grid over the
-    support of the range prior. ``nu_bounds=(ν, ν)`` makes a 1-D table for a fixed ν."""
+    θ₁ outside the grid is clamped to it, so build the grid over the support of the prior of θ₁.
+    ``nu_bounds=(v, v)`` makes a 1-D table for a fixed θ₂."""
 
-    gaussian = True
-    diagonal_branch = True
-    separable_trunk = True
     base: SpectralGenerator
     table: Float[Array, "V R m"]
     dtable: Float[Array, "V R m"]
@@ -56,12 +53,14 @@ class TabulatedGenerator(Generator):
         nlo, nhi = float(nu_bounds[0]), float(nu_bounds[1])
         if not (hi > lo and nhi >= nlo and num_range >= 2):
             raise ValueError(f"bad table bounds: log range {log_range_bounds}, nu {nu_bounds}")
+        if base.space.dim != 2:
+            raise ValueError(f"a table needs a 2-D θ, the generator's has {base.space.dim}")
         V = 1 if nhi == nlo else max(int(num_nu), 2)
         lr = jnp.linspace(lo, hi, num_range)
         nus = jnp.linspace(nlo, nhi, V)
 
-        def node(l, n):  # (log a, ∂ log a / ∂ log range) at one node, shape (m,) each
-            return jax.jvp(lambda x: base.log_amplitudes(x, n), (l,), (jnp.ones_like(l),))
+        def node(l, n):  # (log a, ∂ log a / ∂ θ₁) at one node, shape (m,) each
+            return jax.jvp(lambda x: base.log_amplitudes(jnp.stack([x, n])), (l,), (jnp.ones_like(l),))
 
         f, df = jax.lax.map(lambda n: jax.lax.map(lambda l: node(l, n), lr), nus)
         self.base, self.table, self.dtable = base, f, df
@@ -69,11 +68,29 @@ class TabulatedGenerator(Generator):
         self.nu0, self.h_nu = nlo, (nhi - nlo) / (V - 1) if V > 1 else 1.0
 
     @property
+    def space(self):
+        return self.base.space
+
+    @property
+    def basis(self):
+        return self.base.basis
+
+    def with_basis(self, basis):
+        """Re-tabulated on another truncation of the eigenbasis."""
+        V = self.table.shape[0]
+        return TabulatedGenerator(
+            self.base.with_basis(basis), (self.log_range0, self.log_range0 + self.h_range * (self.table.shape[1] - 1)),
+            (self.nu0, self.nu0 + (self.h_nu * (V - 1) if V > 1 else 0.0)), self.table.shape[1], V)
+
+    @property
     def latent_dim(self) -> int:
         return self.base.latent_dim
 
-    def log_amplitudes(self, log_range, nu) -> Float[Array, " m"]:
-        """log a(θ) for every mode, interpolated from the table, shape (m,)."""
+    def log_amplitudes(self, theta, eigenvalues=None) -> Float[Array, " m"]:
+        """log a(θ) for every mode, interpolated from the table, shape (m,) (the trunk's modes only)."""
+        if eigenvalues is not None:
+            raise ValueError("a tabulated generator holds its trunk's modes only")
+        log_range, nu = theta[0], theta[1]
         t = (log_range - self.log_range0) / self.h_range
         per_nu = jax.vmap(lambda f, df: _hermite(t, f, df, self.h_range))(self.table, self.dtable)  # (V, m)
         V = per_nu.shape[0]
@@ -84,24 +101,6 @@ class TabulatedGenerator(Generator):
         v = jnp.clip(s - j, 0.0, 1.0)
         return (1 - v) * per_nu[j] + v * per_nu[j + 1]
 
-    def branch(self, log_range, nu) -> Float[Array, " m"]:
-        return jnp.exp(self.log_amplitudes(log_range, nu))
-
-    def features(self, X):
-        return self.base.features(X)
-
-    def separable_features(self, X):
-        return self.base.separable_features(X)
-
-    def combine(self, features, b, z):
-        return self.base.combine(features, b, z)
-
-    def basis_from_branch(self, features, b):
-        return self.base.basis_from_branch(features, b)
-
-    def __call__(self, X, z, log_range, nu):
-        return self.combine(self.features(X), self.branch(log_range, nu), z)
-
     def max_error(self, num: int = 64, seed: int = 0) -> float:
         """Largest |log a_table − log a_net| over ``num`` random θ inside the table (a relative
         amplitude error); a check, not used in computations."""
@@ -109,5 +108,6 @@ class TabulatedGenerator(Generator):
         V = self.table.shape[0]
         lr = self.log_range0 + self.h_range * (self.table.shape[1] - 1) * jax.random.uniform(k1, (num,))
         nu = self.nu0 + (self.h_nu * (V - 1) if V > 1 else 0.0) * jax.random.uniform(k2, (num,))
-        err = jax.vmap(lambda a, b: jnp.max(jnp.abs(self.log_amplitudes(a, b) - self.base.log_amplitudes(a, b))))(lr, nu)
+        th = jnp.stack([lr, nu], -1)
+        err = jax.vmap(lambda t: jnp.max(jnp.abs(self.log_amplitudes(t) - self.base.log_amplitudes(t))))(th)
         return float(jnp.max(err))

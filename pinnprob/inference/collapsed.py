@@ -21,6 +21,7 @@ from jaxtyping import Array, Float
 from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
+from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.distribution import GenerativeField, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import dense_features
 
@@ -48,7 +49,7 @@ def collapsed_cost(n: int, m: int, with_gram: bool) -> tuple[float, str]:
 def _uses_gram(field: GenerativeField, G) -> bool:
     if G is None:
         return False
-    if not field.generator.diagonal_branch:
+    if not isinstance(field.generator, AbstractDiagonalGenerator):
         raise TypeError("a Gram matrix applies only to generators with Ψ = Φ diag(branch) (the spectral one)")
     if field.batch_shape != ():
         raise ValueError("the Gram path takes an unbatched field")
@@ -103,7 +104,7 @@ class CollapsedGaussian(dist.Distribution):
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:
     """d = σ a(θ): the per-column scales of S = Φ diag(d) (diagonal-branch generators)."""
-    return field.sigma * field.generator.branch(jnp.log(field.range), field.nu)
+    return field.sigma * field.generator.branch(field.theta)
 
 
 def _gram_gaussian_logpdf(r, Phi, d, G, eps):

@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.distributions import constraints
-from numpyro.distributions.util import promote_shapes, validate_sample
+from numpyro.distributions.util import validate_sample
+
+from pinnprob.generators.base import AbstractGaussianGenerator
 
 __all__ = ["GenerativeField", "LatentOnlyError"]
 
@@ -22,10 +24,12 @@ class LatentOnlyError(NotImplementedError):
 class GenerativeField(dist.Distribution):
     """Law of the field (u(x_1), ..., u(x_n)) of a generative prior, event shape ``(n,)``.
 
-    ``u = σ g(X; z, θ)``, z ~ N(0, I_m), θ = (log range, ν) in unit-box units. Build it with
-    :meth:`pinnprob.GenerativePrior.distribution`. ``features`` are the trunk features of the sites,
-    an (n, m) array or :class:`~pinnprob.testfunctions.SeparableFeatures`; each evaluation then
-    costs one branch pass and an O(n m) product.
+    ``u = σ g(X; z, θ)``, z ~ N(0, I_m), θ (batch + (p,)) the SPDE's parameters in natural
+    coordinates (:meth:`pinnprob.parameters.ParameterSpace.theta`; for the Matérn (log range, ν) in
+    unit-box units). Build it with :meth:`pinnprob.GenerativePrior.distribution`, which takes the
+    parameters by name. ``features`` are the trunk features of the sites (what the generator's
+    ``features`` or ``product_features`` return); each evaluation then costs one branch pass and
+    an O(n m) product.
 
     * ``sample`` runs the generator.
     * ``log_prob`` is exact for Gaussian generators: N(0, σ²ΨΨᵀ + ε σ² I) with the documented
@@ -35,27 +39,31 @@ class GenerativeField(dist.Distribution):
       reparameterisation (:func:`pinnprob.inference.latent_field`).
 
     A pytree by NumPyro's contract: ``jax.jit`` can take and return it, and
-    ``numpyro.distributions.batch_util.vmap_over(d, range=0, nu=0, sigma=0)`` gives the axes that map
+    ``numpyro.distributions.batch_util.vmap_over(d, theta=0, sigma=0)`` gives the axes that map
     it over a batch of parameters.
     """
 
-    arg_constraints = {"range": constraints.positive, "nu": constraints.positive, "sigma": constraints.positive}
+    arg_constraints = {"theta": constraints.independent(constraints.real, 1), "sigma": constraints.positive}
     support = constraints.real_vector
-    reparametrized_params = ["range", "nu", "sigma"]
+    reparametrized_params = ["theta", "sigma"]
     # NumPyro rebuilds a distribution from its declared fields alone (``tree_unflatten``). The generator
     # is kept split: its arrays are data (they may be traced, and ``vmap_over`` leaves them unmapped), the
     # rest of it (activation functions, static shapes; hashable) is auxiliary.
-    pytree_data_fields = ("range", "nu", "sigma", "features", "_generator_arrays")
+    pytree_data_fields = ("theta", "sigma", "features", "_generator_arrays")
     pytree_aux_fields = ("jitter", "_generator_static")
 
-    def __init__(self, generator, features, range, nu, sigma=1.0, *, jitter: float = 1e-5, validate_args=None):
+    def __init__(self, generator, features, theta, sigma=1.0, *, jitter: float = 1e-5, validate_args=None):
         self._generator_arrays, self._generator_static = eqx.partition(generator, eqx.is_array)
         self.features = features
         self.jitter = float(jitter)
-        rho, nu, sigma = promote_shapes(range, nu, sigma)
-        batch_shape = jax.lax.broadcast_shapes(jnp.shape(rho), jnp.shape(nu), jnp.shape(sigma))
-        self.range = jnp.broadcast_to(rho, batch_shape)
-        self.nu = jnp.broadcast_to(nu, batch_shape)
+        theta = jnp.asarray(theta)
+        p = generator.space.dim
+        if theta.ndim < 1 or theta.shape[-1] != p:
+            raise ValueError(f"theta must have shape (..., {p}) for this generator's parameters "
+                             f"{list(generator.space.names)}, got {theta.shape}")
+        sigma = jnp.asarray(sigma)
+        batch_shape = jax.lax.broadcast_shapes(theta.shape[:-1], jnp.shape(sigma))
+        self.theta = jnp.broadcast_to(theta, batch_shape + (p,))
         self.sigma = jnp.broadcast_to(sigma, batch_shape)
         super().__init__(batch_shape=batch_shape, event_shape=(features.shape[0],), validate_args=validate_args)
 
@@ -64,6 +72,11 @@ class GenerativeField(dist.Distribution):
         """The generator u(x; z, θ) (reassembled from its arrays and static part)."""
         return eqx.combine(self._generator_arrays, self._generator_static)
 
+    @property
+    def params(self) -> dict:
+        """The SPDE's parameters by name (user values, unit-box units), each of shape ``batch_shape``."""
+        return self.generator.space.values(self.theta)
+
     # -- pieces ---------------------------------------------------------------------------------
     @property
     def latent_dim(self) -> int:
@@ -71,13 +84,13 @@ class GenerativeField(dist.Distribution):
 
     @property
     def gaussian(self) -> bool:
-        return bool(self.generator.gaussian)
+        return isinstance(self.generator, AbstractGaussianGenerator)
 
     def _branches(self):
         """Branch outputs for every batch element, leading shape ``batch_shape``."""
         f = self.generator.branch
-        lr, nu = jnp.log(self.range).reshape(-1), self.nu.reshape(-1)
-        b = jax.vmap(f)(lr, nu)
+        th = self.theta.reshape(-1, self.theta.shape[-1])
+        b = jax.vmap(f)(th)
         return jax.tree_util.tree_map(lambda x: x.reshape(self.batch_shape + x.shape[1:]), b)
 
     def from_latent(self, z):

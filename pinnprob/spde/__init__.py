@@ -1,5 +1,7 @@
 """Stochastic PDEs: operators and their parameterisations."""
 
+from pinnprob.spde.base import AbstractSPDE, DiagonalSPDE, LocalCoefficients, LocalSPDE
+
 from pinnprob.spde.matern import (
     MaternSPDE,
     alpha_from_nu,
@@ -13,6 +15,10 @@ from pinnprob.spde.matern import (
 )
 
 __all__ = [
+    "AbstractSPDE",
+    "DiagonalSPDE",
+    "LocalCoefficients",
+    "LocalSPDE",
     "MaternSPDE",
     "alpha_from_nu",
     "from_operator_params",

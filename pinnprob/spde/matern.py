@@ -20,6 +20,9 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, ArrayLike, Float
 
 from pinnprob.domain import Box
+from pinnprob.noise import AbstractNoise, GaussianWhiteNoise
+from pinnprob.parameters import ParameterSpace, matern_space
+from pinnprob.spde.base import DiagonalSPDE
 
 __all__ = [
     "MaternSPDE",
@@ -83,19 +86,22 @@ def from_operator_params(kappa: ArrayLike, tau: ArrayLike, alpha: ArrayLike, d: 
     return range_from_kappa(kappa, nu), sigma_from_tau(tau, kappa, nu, d), nu
 
 
-class MaternSPDE(eqx.Module):
-    """The Matérn SPDE (κ² − Δ)^{α/2}(τu) = W on a box with boundary conditions.
+class MaternSPDE(DiagonalSPDE):
+    """The Matérn SPDE (κ² − Δ)^{α/2}(τu) = W on a box, θ = (log range, ν).
 
     The operator is diagonal in the Laplacian eigenbasis of the box:
-    L φ_k = τ (κ² + λ_k)^{α/2} φ_k, which is all the weak form
-    needs for any real α.
+    L φ_k = τ (κ² + λ_k)^{α/2} φ_k, which is all the weak form needs for any real α
+    (Lindgren, Rue & Lindström 2011, §2). τ is set from σ = 1 (the prior scales by σ).
     """
 
     domain: Box
+    space: ParameterSpace = eqx.field(static=True, default_factory=matern_space)
+    noise: AbstractNoise = eqx.field(default_factory=GaussianWhiteNoise)
 
-    @property
-    def dim(self) -> int:
-        return self.domain.dim
+    @classmethod
+    def default_space(cls) -> ParameterSpace:
+        """range ∈ [0.05, 1] (unit-box units), ν ∈ [0.5, 2.5]."""
+        return matern_space()
 
     def symbol(self, eigenvalues: Float[ArrayLike, "*k"], kappa, tau, alpha) -> Float[Array, "*k"]:
         """τ (κ² + λ)^{α/2}: the action of the operator on the eigenfunction with eigenvalue λ."""
@@ -104,3 +110,16 @@ class MaternSPDE(eqx.Module):
     def operator_params(self, rho, sigma, nu):
         """(ρ, σ, ν) → (κ, τ, α) for this dimension."""
         return to_operator_params(rho, sigma, nu, self.dim)
+
+    def log_symbol(self, eigenvalues, theta):
+        """log D_k = log τ + (α/2) log(κ² + λ_k) for σ = 1, θ = (log ρ, ν)."""
+        log_range, nu = theta[0], theta[1]
+        kappa = kappa_from_range(jnp.exp(log_range), nu)
+        tau = tau_from_sigma(1.0, kappa, nu, self.dim)
+        alpha = nu + self.dim / 2.0
+        return jnp.log(tau) + 0.5 * alpha * jnp.log(kappa**2 + jnp.asarray(eigenvalues))
+
+    def spectral_feature(self, eigenvalues, theta):
+        """log(κ² + λ_k): the log of the base symbol, whose power α/2 and scale τ the network learns."""
+        kappa2 = 8.0 * theta[1] / jnp.exp(2.0 * theta[0])
+        return jnp.log(kappa2 + jnp.asarray(eigenvalues))

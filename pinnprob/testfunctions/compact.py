@@ -244,6 +244,22 @@ class BumpTestFunctions(eqx.Module):
         radius = np.broadcast_to(radius_factor * np.asarray(hs), centers.shape)
         return cls(jnp.asarray(centers), jnp.asarray(radius), power)
 
+    @classmethod
+    def covering(cls, domain: Box, num_per_dim: int, power: int = 3) -> "BumpTestFunctions":
+        """(n + 1)^d bumps centred on the grid x_i = L·i/n, i = 0..n (boundary included), half-width
+        h = L/n: a partition of the box whose boundary bumps are cut by the boundary. Those test
+        the natural (Neumann) condition of a bilinear form, which interior bumps never see; use them
+        with first-order weak forms only (no integration by parts beyond the first). Support edges
+        lie on multiples of h, so ``grid_quadrature(domain, q*n, "gauss", panels=n)`` is aligned."""
+        n = int(num_per_dim) - 1
+        if n < 1:
+            raise ValueError(f"num_per_dim must be ≥ 2, got {num_per_dim!r}")
+        axes = [np.linspace(0.0, L, n + 1) for L in domain.lengths]
+        grid = np.meshgrid(*axes, indexing="ij")
+        centers = np.stack([g.ravel() for g in grid], axis=1)
+        radius = np.broadcast_to(np.asarray([L / n for L in domain.lengths]), centers.shape)
+        return cls(jnp.asarray(centers), jnp.asarray(radius), power)
+
     @property
     def size(self) -> int:
         return int(self.centers.shape[0])

@@ -1,0 +1,178 @@
+"""A learned process convolution: a local Gaussian generator that is not diagonal in any basis.
+
+    u(x; z, θ) = τ(x)⁻¹ h Σ_j z_j k_θ(x, c_j),     z ~ N(0, I_J),
+
+with c_j the centres of a grid of J cells of side h over the box (h z_j is white noise integrated
+over cell j; Higdon 2002, "Space and space-time modelling using process convolutions"). For an α = 2
+local SPDE (κ²(x) − ∇·H∇)(τ(x)u) = W the exact kernel is the Neumann Green's function of
+κ² − ∇·H∇. The kernel here is its frozen-coefficient form, corrected by two small networks:
+
+    k_θ(x, c) = Σ_images K₀(κ_e r_H) / (2π √det H) · exp(a_w(θ, c) + b_w(θ, log κ_e r_H)),
+
+* K₀(κ r)/(2π) the free-space Green's function of κ² − Δ (Abramowitz & Stegun 9.6), in the metric
+  r_H = √(dᵀH⁻¹d); κ_e = √(κ(x)κ(c)), the geometric mean of the local inverse ranges (exact for
+  constant κ);
+* the Neumann (conormal) condition by images: for each wall, the oblique reflection of c along the
+  conormal H n (an orthogonal reflection in the coordinates H^{-1/2}x, where the operator is the
+  isotropic one), and the two reflections between parallel walls; corner images are left out
+  (for non-aligned H the reflections at adjacent walls generate no finite group);
+* within a cell of the singularity (r_H < h/√π) K₀ is replaced by its mean over the disk of the
+  cell's area, 2(1 − κa K₁(κa))/(κa)² (the cell-averaged kernel);
+* a_w (per latent cell) and b_w (a radial profile, tabulated on log κr and interpolated) start at
+  zero and are trained on the weak form (:class:`pinnprob.local_loss.LocalWeakFormLoss`).
+
+Full rank in the cells, Gaussian (covariance ΨΨᵀ exact), O(n J) per evaluation of Ψ.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from pinnprob.domain import Box
+from pinnprob.generators.base import AbstractConvolutionGenerator
+from pinnprob.spde.base import LocalSPDE
+from pinnprob.special import k0, one_minus_x_k1
+
+__all__ = ["ConvolutionGenerator", "ConvolutionBranch"]
+
+_LOG_KR = (math.log(1e-3), math.log(30.0))  # the radial table's span in log κr
+
+
+class ConvolutionBranch(NamedTuple):
+    """What a θ fixes: θ (p,), log κ at the centres (J,), H at the centres (J, d, d), the cell
+    amplitudes a_w (J,) and the radial table b_w (R,)."""
+
+    theta: Float[Array, " p"]
+    log_kappa_c: Float[Array, " J"]
+    H_c: Float[Array, "J d d"]
+    amp: Float[Array, " J"]
+    radial: Float[Array, " R"]
+
+
+def _zero_last(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    """The MLP with its last layer's weights and bias set to zero (output 0 at initialisation)."""
+    last = mlp.layers[-1]
+    mlp = eqx.tree_at(lambda m: m.layers[-1].weight, mlp, jnp.zeros_like(last.weight))
+    return eqx.tree_at(lambda m: m.layers[-1].bias, mlp, jnp.zeros_like(last.bias))
+
+
+class ConvolutionGenerator(AbstractConvolutionGenerator):
+    """The learned process convolution for a local α = 2 SPDE in 2-D (see the module notes)."""
+
+    spde: LocalSPDE
+    amp_net: eqx.nn.MLP
+    radial_net: eqx.nn.MLP
+    domain: Box = eqx.field(static=True)
+    spacing: float = eqx.field(static=True)
+    num_knots: int = eqx.field(static=True)
+
+    def __init__(self, key: PRNGKeyArray, domain: Box, spde: LocalSPDE, spacing: float = 0.01, width: int = 32,
+                 depth: int = 2, num_knots: int = 48):
+        if domain.dim != 2:
+            raise ValueError("ConvolutionGenerator is 2-D")
+        n = [round(L / spacing) for L in domain.lengths]
+        if any(abs(k * spacing - L) > 1e-9 * L for k, L in zip(n, domain.lengths)):
+            raise ValueError(f"spacing {spacing} must divide the box's sides {domain.lengths}")
+        k1, k2 = jax.random.split(key)
+        p = spde.space.dim
+        self.spde, self.domain, self.spacing, self.num_knots = spde, domain, float(spacing), int(num_knots)
+        self.amp_net = _zero_last(eqx.nn.MLP(p + 2, "scalar", width, depth, activation=jax.nn.tanh, key=k1))
+        self.radial_net = _zero_last(eqx.nn.MLP(p + 1, "scalar", width, depth, activation=jax.nn.tanh, key=k2))
+
+    @property
+    def space(self):
+        return self.spde.space
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(round(L / self.spacing) for L in self.domain.lengths)
+
+    @property
+    def latent_dim(self) -> int:
+        return math.prod(self.grid_shape)
+
+    def centres(self) -> Float[Array, "J 2"]:
+        """The cell centres c_j, row-major over the grid, shape (J, 2)."""
+        h = self.spacing
+        axes = [h * (np.arange(n) + 0.5) for n in self.grid_shape]
+        g = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 2)
+        return jnp.asarray(g, dtype=jnp.result_type(float))
+
+    # -- the DeepONet split --------------------------------------------------------------------------
+    def features(self, X: Float[Array, "n 2"]) -> Float[Array, "n 2"]:
+        """The sites themselves (the kernel depends on x through the coefficients and distances)."""
+        return jnp.asarray(X)
+
+    def branch(self, theta) -> ConvolutionBranch:
+        C = self.centres()
+        coef = self.spde.coefficients(C, theta)
+        th = self.space.normalize(theta)
+        inp = jnp.concatenate([jnp.broadcast_to(th, (C.shape[0], th.shape[-1])), 2.0 * C - 1.0], axis=1)
+        amp = jax.vmap(self.amp_net)(inp)
+        s = jnp.linspace(-1.0, 1.0, self.num_knots)
+        radial = jax.vmap(self.radial_net)(jnp.concatenate([jnp.broadcast_to(th, (s.shape[0], th.shape[-1])),
+                                                            s[:, None]], axis=1))
+        return ConvolutionBranch(jnp.asarray(theta), 0.5 * jnp.log(coef.kappa2), coef.H, amp, radial)
+
+    def _images(self, C, H_c):
+        """The centres and their wall images, (I, J, 2): the oblique reflections c − 2(c_a − w) H e_a / H_aa
+        at the walls w ∈ {0, L_a} and the two products of reflections at parallel walls, per axis a."""
+        out = [C]
+        for a, L in enumerate(self.domain.lengths):
+            e = H_c[:, :, a] / H_c[:, a, a][:, None]  # conormal direction, scaled to unit a-component
+
+            def refl(c, wall, e=e, a=a):
+                return c - 2.0 * (c[:, a] - wall)[:, None] * e
+
+            out += [refl(C, 0.0), refl(C, L), refl(refl(C, 0.0), L), refl(refl(C, L), 0.0)]
+        return jnp.stack(out)
+
+    def _kernel(self, X, b: ConvolutionBranch, idx=None) -> Float[Array, "n J"]:
+        """h k_θ(x_i, c_j) (the columns of τΨ), for all cells or the cells ``idx``."""
+        C = self.centres()
+        lk_c, H_c, amp = b.log_kappa_c, b.H_c, b.amp
+        if idx is not None:
+            C, lk_c, H_c, amp = C[idx], lk_c[idx], H_c[idx], amp[idx]
+        lk_x = 0.5 * jnp.log(self.spde.coefficients(X, b.theta).kappa2)
+        Hinv = jnp.linalg.inv(H_c)  # (J, 2, 2)
+        det = jnp.linalg.det(H_c)
+        log_ke = 0.5 * (lk_x[:, None] + lk_c[None, :])  # κ_e = √(κ(x)κ(c)), (n, J)
+        ke = jnp.exp(log_ke)
+        a = self.spacing / math.sqrt(math.pi)  # radius of the disk of a cell's area
+        cap = 2.0 * one_minus_x_k1(ke * a) / (ke * a) ** 2
+
+        def one(Ci):
+            d = X[:, None, :] - Ci[None]
+            r = jnp.sqrt(jnp.maximum(jnp.einsum("nja,jab,njb->nj", d, Hinv, d), 1e-30))
+            kr = ke * r
+            # b_w on its table: linear interpolation in log κr, clamped to the span
+            t = (jnp.log(jnp.maximum(kr, 1e-30)) - _LOG_KR[0]) / (_LOG_KR[1] - _LOG_KR[0]) * (self.num_knots - 1)
+            t = jnp.clip(t, 0.0, self.num_knots - 1.0)
+            i = jnp.clip(jnp.floor(t), 0, self.num_knots - 2).astype(jnp.int32)
+            w = t - i
+            rad = (1 - w) * b.radial[i] + w * b.radial[i + 1]
+            g = jnp.where(r < a, cap, k0(jnp.maximum(kr, 1e-30)))
+            return g * jnp.exp(rad)
+
+        G = jnp.sum(jax.vmap(one)(self._images(C, H_c)), axis=0)
+        return self.spacing * G * jnp.exp(amp)[None, :] / (2.0 * math.pi * jnp.sqrt(det))[None, :]
+
+    def basis_from_branch(self, X, b: ConvolutionBranch) -> Float[Array, "n J"]:
+        """Ψ (n, J): τ(x)⁻¹ h k_θ(x, c_j)."""
+        log_tau = self.spde.coefficients(X, b.theta).log_tau
+        return jnp.exp(-log_tau)[:, None] * self._kernel(X, b)
+
+    def combine(self, X, b, z):
+        return self.basis_from_branch(X, b) @ z
+
+    def kernel_columns(self, X, theta, idx) -> Float[Array, "n s"]:
+        """τ(x)·Ψ(x)[:, idx] = h k_θ(x, c_j) for the cells ``idx`` (s,), shape (n, s): the fields v_j = τu_j
+        that the weak form tests."""
+        return self._kernel(X, self.branch(theta), idx)
