@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+from _common import rel_fro  # benchmarks/ is sys.path[0]
 
 import pinnprob
 from pinnprob import truth
@@ -41,10 +42,6 @@ MUST = {(r, n) for r in (0.1, 0.2, 0.5) for n in (1.0, 1.5, 2.0)}
 def empirical_cov(U: np.ndarray) -> np.ndarray:
     U = U - U.mean(axis=0, keepdims=True)
     return U.T @ U / (U.shape[0] - 1)
-
-
-def rel_fro(A, B) -> float:
-    return float(np.linalg.norm(A - B) / np.linalg.norm(B))
 
 
 def draw(prior, key, X, r, n, num):

@@ -39,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import rel_fro  # benchmarks/ is sys.path[0]
 
 import pinnprob
 import pinnprob.training as _training
@@ -166,10 +167,6 @@ def basis_for(M: int = MODES_PER_DIM) -> BoxEigenbasis:
     return BoxEigenbasis.create(pinnprob.Box.unit(2, "neumann"), M, max_frequency=math.pi * M)
 
 
-def rel_err(C_model: np.ndarray, C: np.ndarray) -> float:
-    return float(np.linalg.norm(C_model - C) / np.linalg.norm(C))
-
-
 def floors(mc_samples: int) -> dict:
     """Errors no generator in this setting can beat (per θ in THETAS)."""
     domain = pinnprob.Box.unit(2, "neumann")
@@ -180,14 +177,14 @@ def floors(mc_samples: int) -> dict:
     for i, (r, n) in enumerate(THETAS):
         C = truth.box_covariance(X, X, domain, range=r, sigma=1.0, nu=n)
         s2 = truth.spectral_std(basis, range=r, sigma=1.0, nu=n) ** 2
-        out["truncation"].append(rel_err((Phi * s2) @ Phi.T, C))
+        out["truncation"].append(rel_fro((Phi * s2) @ Phi.T, C))
         top = np.argsort(-s2)[:RANK]  # the 64 modes with the most variance (lowest λ)
-        out["rank64"].append(rel_err((Phi[:, top] * s2[top]) @ Phi[:, top].T, C))
+        out["rank64"].append(rel_fro((Phi[:, top] * s2[top]) @ Phi[:, top].T, C))
         lam, V = np.linalg.eigh(C)
         Ck = (V[:, -RANK:] * lam[-RANK:]) @ V[:, -RANK:].T
-        out["eckart_young64"].append(rel_err(Ck, C))
+        out["eckart_young64"].append(rel_fro(Ck, C))
         U = truth.cholesky_sample(1000 + i, C, mc_samples)
-        out["mc"].append(rel_err(U.T @ U / mc_samples, C))
+        out["mc"].append(rel_fro(U.T @ U / mc_samples, C))
     return out
 
 

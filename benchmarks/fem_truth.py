@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import rel_fro  # benchmarks/ is sys.path[0]
 
 from pinnprob import truth
 from pinnprob.api import eval_grid
@@ -29,10 +30,6 @@ from pinnprob.fem import FEMMatern
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "fem_truth.md"
 RANGES = (0.05, 0.1, 0.2, 0.5)
-
-
-def rel_fro(A, B) -> float:
-    return float(np.linalg.norm(A - B) / np.linalg.norm(B))
 
 
 def main():

@@ -53,11 +53,14 @@ from numpyro.contrib.hsgp.laplacian import eigenfunctions  # noqa: E402
 from numpyro.contrib.hsgp.spectral_densities import diag_spectral_density_matern  # noqa: E402
 from numpyro.infer import NUTS  # noqa: E402
 from numpyro.infer.util import initialize_model  # noqa: E402
+from _common import distances  # noqa: E402  (benchmarks/ is sys.path[0])
 
 import pinnprob  # noqa: E402
 from pinnprob import truth  # noqa: E402
 from pinnprob.domain import Box  # noqa: E402
-from pinnprob.inference import fit as fitmod  # noqa: E402
+from pinnprob.inference.collapsed import collapse_pays  # noqa: E402
+from pinnprob.inference.data import CoordinateMap  # noqa: E402
+from pinnprob.inference.model import ModelSpec, build_model, model_generator, truncation_tail  # noqa: E402
 from pinnprob.inference.priors import quantile, truncate_to_range  # noqa: E402
 
 TRUE = {"range": 0.3, "sigma": 1.0, "nu": 1.5, "noise": 0.3, "intercept": 0.0}
@@ -72,7 +75,7 @@ def make_data(n: int, seed: int):
     """n uniform sites in [0,1]², an exact Matérn draw (R², Cholesky, float64) plus noise."""
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(n, 2))
-    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    D = distances(X)
     C = truth.matern_covariance(D, range=TRUE["range"], sigma=TRUE["sigma"], nu=TRUE["nu"])
     f = truth.cholesky_sample(seed + 1, C, 1)[0]
     y = TRUE["intercept"] + f + TRUE["noise"] * rng.standard_normal(n)
@@ -147,7 +150,7 @@ def exact_box_model(X, y, buffer: float = 0.5):
     """The exact GP with the covariance of the SPDE solution on pinnprob's box: the data mapped to
     the unit square as ``pinnprob.fit`` maps them (CoordinateMap, buffer 0.5), Neumann boundary,
     covariance by images; ν = 1.5."""
-    cmap = fitmod.CoordinateMap.from_data(X, buffer)
+    cmap = CoordinateMap.from_data(X, buffer)
     U = cmap.to_unit(X)
     # longest range the prior allows is 1.0 user units; corr < 1e−5 beyond x = 13.8: this keeps the
     # site and its 8 nearest reflections (the next images are 2 away)
@@ -206,23 +209,25 @@ def hsgp_model(X, y, m: int, c: float, precompute: bool = False):
 # ---------------------------------------------------------------------------------------------
 def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: float = 0.01, separable=None):
     """The NumPyro model ``pinnprob.fit`` samples (same steps as fit(): coordinate map, truncation
-    of the range prior and of the modes, ``_build_model``); returns (model, modes kept, heuristic).
+    of the range prior and of the modes, ``build_model``); returns (model, modes kept, heuristic).
     ``separable=False``: the latent path with the dense Φ instead of fit's separable tables."""
-    cmap = fitmod.CoordinateMap.from_data(X, buffer)
+    cmap = CoordinateMap.from_data(X, buffer)
     pr = prior.param_range
     lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
     P = priors()
     R = truncate_to_range(P["range"], lo_user, hi_user, "range")
     min_range = float(np.clip(quantile(R, 0.005), lo_user, hi_user)) / cmap.scale
     p = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
-    heuristic = fitmod._collapse_pays(X.shape[0], p.latent_dim)
+    heuristic = collapse_pays(X.shape[0], p.latent_dim)
     U = jnp.asarray(cmap.to_unit(X))
     # as fit(): dense Φ for the collapsed path, the product features (separable tables) for the latent one
     feats = p.generator.features(U) if collapsed or separable is False else p.generator.product_features(U)
-    gen = fitmod.model_generator(p, pr.range, nu)
-    tail = fitmod.truncation_tail(prior.generator.basis.eigenvalues, p.latent_dim, p.dim)
-    model = fitmod._build_model(p, feats, cmap, (float(y.mean()), float(y.std())), None, "gaussian", nu, R,
-                                P["sigma"], P["noise"], dist.Uniform(*pr.nu), collapsed, 1e-5, gen, tail)
+    gen = model_generator(p, pr.range, nu)
+    tail = truncation_tail(prior.generator.basis.eigenvalues, p.latent_dim, p.dim)
+    model = build_model(ModelSpec(
+        prior=p, features=feats, cmap=cmap, y_info=(float(y.mean()), float(y.std())), Z=None, likelihood="gaussian",
+        nu=nu, range_prior=R, sigma_prior=P["sigma"], noise_prior=P["noise"], nu_prior=dist.Uniform(*pr.nu),
+        collapsed=collapsed, jitter=1e-5, generator=gen, tail=tail))
     return model, p.latent_dim, heuristic
 
 
@@ -322,7 +327,7 @@ def run_pinnprob(prior, X, y, nu, warmup: int, samples: int, seed: int, collapse
 def part_posterior(prior, args, log):
     n = args.n_post
     X, y = make_data(n, args.seed)
-    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    D = distances(X)
     out = {"n": n, "box_images_check": check_box_images(), "pinn_buffer": args.pinn_buffer}
     W, S = args.post_warmup, args.post_samples
 
@@ -348,7 +353,7 @@ def part_posterior(prior, args, log):
         Wn, Sn = args.nu_warmup, args.nu_samples
         if args.n_nu != n:
             X, y = make_data(args.n_nu, args.seed)
-            D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+            D = distances(X)
         out["n_nu"] = args.n_nu
         log(f"[posterior] exact GP on R², ν ~ U(1, 2.5) (K_ν by quadrature), n = {args.n_nu}, {Wn} + {Sn}")
         r = run_nuts(exact_model(D, y, nu_free=True), y, Wn, Sn, args.seed)
@@ -393,7 +398,7 @@ METHODS = ("exact", "hsgp_pre", "hsgp", "pinn_collapsed", "pinn_latent", "pinn_c
 def speed_models(prior, X, y, args):
     """The models at one data set (pinnprob's exactly as ``fit`` builds them, at fit's default buffer
     0.5 and, suffix ``_b``, at ``--small-buffer``), plus fit's choice and the modes kept."""
-    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    D = distances(X)
     m_lat, modes, heur = pinnprob_model(prior, X, y, 1.5, False)
     m_col, _, _ = pinnprob_model(prior, X, y, 1.5, True)
     m_lat_b, modes_b, heur_b = pinnprob_model(prior, X, y, 1.5, False, buffer=args.small_buffer)
@@ -592,7 +597,7 @@ def speed_tables(sp: dict, args) -> tuple[str, str]:
         g.append(f"| {lab} | " + " | ".join(f"{1e3 * G[f'{k}@{n}']['grad_s']:.3g} ms" if f"{k}@{n}" in G else "—"
                                               for n in ns) + " |")
     g.append("| pinnprob modes kept (`truncate`) | " + " | ".join(str(I[str(n)]["modes"]) for n in ns) + " |")
-    g.append("| `fit` picks (`_collapse_pays`) | " + " | ".join("collapsed" if I[str(n)]["heuristic_collapsed"]
+    g.append("| `fit` picks (`collapse_pays`) | " + " | ".join("collapsed" if I[str(n)]["heuristic_collapsed"]
                                                             else "latent" for n in ns) + " |")
     if "modes_b" in I[str(ns[0])]:
         g.append(f"| pinnprob modes kept, buffer {args.small_buffer:g} | " + " | ".join(str(I[str(n)]["modes_b"]) for n in ns) + " |")
@@ -695,7 +700,7 @@ def write_report(results: dict, args, path: Path):
             "ESS per second of `range`: ArviZ bulk ESS over the seconds of warmup + sampling. Every method "
             "runs the same loop: NumPyro's NUTS kernel, `jax.jit(kernel.sample)` stepped from Python and "
             "blocked at the end, so compile (with init and the first iteration) is measured apart as "
-            "'setup + compile'. pinnprob's models are the ones `fit` builds (its `_build_model`, same mode "
+            "'setup + compile'. pinnprob's models are the ones `fit` builds (its `build_model`, same mode "
             f"truncation). One chain, {args.warmup} + {args.samples}; a method whose first run is predicted "
             f"to exceed {args.max_run_s:.0f} s runs {args.reduced_warmup} + {args.reduced_samples} instead; "
             "later runs predicted over that are projected: ESS/s = (ESS per draw) / (steps per iteration × "

@@ -44,8 +44,9 @@ from numpyro.infer import MCMC, NUTS
 
 import pinnprob
 from pinnprob import truth
-from pinnprob.inference import fit as fitmod
 from pinnprob.datasets import meuse
+from pinnprob.inference.model import obs_scale, truncation_tail
+from pinnprob.inference.predict import fit_prior
 from pinnprob.inference.priors import PCRange, pc_sigma, truncate_to_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,10 +163,10 @@ def pinnprob_predict(idata, prior, Xt, zt, seed):
     ok = ~np.isnan(post["field_latent"].values).any(-1)  # predict's draws, in its (chain, draw) order
     if ok.sum() != draws.shape[0]:
         raise RuntimeError(f"predict returned {draws.shape[0]} draws for {ok.sum()} posterior draws")
-    kept = fitmod.fit_prior(idata)[0]
-    tail = fitmod.truncation_tail(prior.generator.basis.eigenvalues, kept.latent_dim, kept.dim)
+    kept = fit_prior(idata)[0]
+    tail = truncation_tail(prior.generator.basis.eigenvalues, kept.latent_dim, kept.dim)
     scale = json.loads(idata.attrs["pinnprob"])["coordinate_map"]["scale"]
-    sd = np.asarray(jax.vmap(lambda *a: fitmod._obs_scale(*a, tail))(
+    sd = np.asarray(jax.vmap(lambda *a: obs_scale(*a, tail))(
         post["noise"].values[ok], post["sigma"].values[ok], post["range"].values[ok] / scale, post["nu"].values[ok]))
     eps = np.random.default_rng(seed).standard_normal(draws.shape)
     return draws + sd[:, None] * eps

@@ -43,12 +43,13 @@ def versions() -> dict:
 def gp_data(n: int, seed: int, rho: float = 3.0, sigma: float = 1.0, noise: float = 0.2):
     """n sites in [0, 10]², a Matérn-3/2 field (range rho, sd sigma) plus noise, by exact Cholesky."""
     import numpy as np
+    from _common import distances
 
     from pinnprob import truth
 
     rng = np.random.default_rng(seed)
     X = rng.uniform(0, 10, (n, 2))
-    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    D = distances(X)
     C = truth.matern_covariance(D, range=rho, sigma=sigma, nu=1.5)
     f = np.linalg.cholesky(C + 1e-9 * np.eye(n)) @ rng.standard_normal(n)
     return X, f + noise * rng.standard_normal(n), f

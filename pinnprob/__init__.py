@@ -14,7 +14,8 @@ load_lazy_proxies()
 from pinnprob.api import pretrained, train  # noqa: E402
 from pinnprob.config import PriorConfig  # noqa: E402
 from pinnprob.domain import Box  # noqa: E402
-from pinnprob.inference.fit import fit, predict  # noqa: E402
+from pinnprob.inference.fit import fit  # noqa: E402
+from pinnprob.inference.predict import predict  # noqa: E402
 from pinnprob.parameters import Axis, ParameterSpace, ParamRange  # noqa: E402
 from pinnprob.prior import GenerativePrior, PriorFileError, load  # noqa: E402
 from pinnprob.training import TrainingDivergedError  # noqa: E402

@@ -176,7 +176,7 @@ def _check_fit_args(args):
 def _check_inside(Xp, X, buffer, path):
     """Prediction sites must lie in the square fit models: the data's bounding square, centred, with
     ``buffer`` × its side added on each side."""
-    from pinnprob.inference.fit import CoordinateMap
+    from pinnprob.inference.data import CoordinateMap
 
     U = CoordinateMap.from_data(X, buffer).to_unit(Xp)
     out = np.flatnonzero(((U < 0) | (U > 1)).any(1))

@@ -19,7 +19,8 @@ from pinnprob.inference import (
 )
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
 from pinnprob.inference.arviz_data import group
-from pinnprob.inference.fit import fit, fit_prior, predict
+from pinnprob.inference.fit import fit
+from pinnprob.inference.predict import fit_prior, predict
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +284,7 @@ def test_fit_free_nu_and_poisson_latent(prior):
     # the latent path multiplies by the separable trunk; the field it reports is σ Φ (a(θ) ⊙ z), Φ dense
     import json
 
-    from pinnprob.inference.fit import CoordinateMap
+    from pinnprob.inference.data import CoordinateMap
 
     cmap = CoordinateMap(**json.loads(idata.attrs["pinnprob"])["coordinate_map"])
     p = fit_prior(idata)[0]
@@ -349,7 +350,7 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     """fit adds the variance of the modes truncate() leaves out to the noise: it must equal the exact
     spectrum summed over those modes, be near the tolerance at the truncation range, and shrink with range."""
     from pinnprob import truth
-    from pinnprob.inference.fit import truncation_tail
+    from pinnprob.inference.model import truncation_tail
 
     full = pinnprob.pretrained("matern2d")
     b = full.generator.basis

@@ -1,4 +1,9 @@
-"""Generative priors inside NumPyro models: distribution, reparameterisation, priors, fitting."""
+"""Generative priors inside NumPyro models: distribution, reparameterisation, priors, fitting.
+
+A fit, in the order the data go through it: ``data`` (checks, coordinate map), ``model`` (the NumPyro
+model), ``runners`` (NUTS, BlackJAX, SVI), ``recovery`` (a collapsed field drawn back), ``fit`` (the
+one call), ``predict`` (at new sites).
+"""
 
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.distribution import GenerativeField, LatentOnlyError

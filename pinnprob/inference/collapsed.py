@@ -142,3 +142,16 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
     L = jnp.linalg.cholesky(C)
     w = cho_solve((L, True), resid - S @ z - noise * e)
     return z + S.T @ w
+
+
+def collapse_pays(n: int, m: int, with_gram: bool = True) -> bool:
+    """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm + m³/3) with the Gram matrix of
+    a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about 15 of them per
+    draw in 3-4 dimensions; a latent gradient costs about nm + 300m (trunk product, tabulated branch and
+    NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
+    in (θ, z): see docs/results/sbc.md). Collapse when a collapsed gradient is cheap outright
+    (≤ 5·10⁸ flops, tens of ms: its few-parameter posterior mixes more reliably) or less than 50× a
+    latent one (measured trade-off: docs/results/inference.md)."""
+    collapsed = collapsed_cost(n, m, with_gram)[0]
+    latent = n * m + 300 * m
+    return collapsed <= 5e8 or collapsed < 50 * latent

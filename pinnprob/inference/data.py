@@ -1,0 +1,82 @@
+"""The data a fit starts from: the checks on X, y, covariates, likelihood and method, and the map from
+the user's coordinates to the unit square the prior lives on (the data's bounding square, centred,
+with a buffer on each side)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CoordinateMap", "check_inputs", "LIKELIHOODS", "METHODS"]
+
+LIKELIHOODS = ("gaussian", "poisson", "bernoulli")
+METHODS = ("nuts", "blackjax", "svi")
+
+
+@dataclass(frozen=True)
+class CoordinateMap:
+    """unit = (x − origin) / scale: the data's bounding square, centred, with a buffer on each side."""
+
+    origin: tuple
+    scale: float
+
+    @classmethod
+    def from_data(cls, X: np.ndarray, buffer: float) -> "CoordinateMap":
+        lo, hi = X.min(0), X.max(0)
+        extent = float(np.max(hi - lo))
+        L = extent * (1.0 + 2.0 * buffer)
+        centre = 0.5 * (lo + hi)
+        return cls(tuple(float(c - L / 2) for c in centre), L)
+
+    def to_unit(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float64) - np.asarray(self.origin)) / self.scale
+
+
+def check_inputs(X, y, covariates, likelihood, method, prior, nu):
+    """Float64 copies (X, y, Z) of the data, Z (n, p) or None, after checking them, the likelihood, the
+    method and a fixed ν against ``prior``; ValueError with one line saying what is wrong otherwise."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    try:
+        X = np.array(X, dtype=np.float64, copy=True)
+        y = np.array(y, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"X and y must be numeric arrays: {e}") from None
+    if X.ndim != 2 or X.shape[1] != prior.dim:
+        raise ValueError(f"X must have shape (n, {prior.dim}), got {X.shape}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have shape (n,) with n = {X.shape[0]} (the rows of X), got {y.shape}")
+    if X.shape[0] < 3:
+        raise ValueError(f"need at least 3 sites, got {X.shape[0]}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X has {int((~np.isfinite(X)).any(1).sum())} row(s) with NaN or inf")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"y has {int((~np.isfinite(y)).sum())} NaN or inf value(s); drop those sites first")
+    if np.max(X.max(0) - X.min(0)) <= 0:
+        raise ValueError("the sites have no spread: all coordinates are equal")
+    if likelihood == "poisson" and (np.any(y < 0) or np.any(y != np.round(y))):
+        raise ValueError("the poisson likelihood needs non-negative integer counts in y")
+    if likelihood == "bernoulli" and not np.all((y == 0) | (y == 1)):
+        raise ValueError("the bernoulli likelihood needs y in {0, 1}")
+    Z = None
+    if covariates is not None:
+        try:
+            Z = np.array(covariates, dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"covariates must be numeric: {e}") from None
+        Z = Z[:, None] if Z.ndim == 1 else Z
+        if Z.ndim != 2 or Z.shape[0] != X.shape[0]:
+            raise ValueError(f"covariates must have shape (n,) or (n, p) with n = {X.shape[0]}, got {Z.shape}")
+        if not np.all(np.isfinite(Z)):
+            raise ValueError(f"covariates have {int((~np.isfinite(Z)).sum())} NaN or inf value(s)")
+        if np.any(Z.std(0) == 0):
+            raise ValueError("a covariate is constant; the intercept already covers it")
+    if nu is not None:
+        lo, hi = prior.param_range.nu
+        if not (np.isscalar(nu) and math.isfinite(float(nu)) and lo <= float(nu) <= hi):
+            raise ValueError(f"nu = {nu!r} is outside the prior's training range [{lo:g}, {hi:g}]")
+    return X, y, Z

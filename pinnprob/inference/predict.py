@@ -1,0 +1,118 @@
+"""Prediction from a fit: the prior the fit's model used, read back (and checked) from the fit's
+attributes, and the posterior predictive of the linear predictor (intercept + covariates·β + field)
+at new sites, from the posterior draws of θ and of the latent z, in chunks of sites and batches of draws.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pinnprob.inference.arviz_data import group
+from pinnprob.inference.data import CoordinateMap
+from pinnprob.inference.distribution import GenerativeField
+
+__all__ = ["fit_prior", "predict", "fields_at"]
+
+
+def fit_prior(idata, prior=None):
+    """The prior a fit's model used (the truncated one), read from the fit's attributes, and the fit's
+    settings. ``prior``, when given, must be the prior that was passed to :func:`fit` (same
+    fingerprint), else ValueError: a fit never predicts with a prior other than its own."""
+    from pinnprob.prior import PriorFileError, from_bytes
+
+    attrs = idata.attrs  # root attributes: InferenceData and DataTree alike
+    if "pinnprob" not in attrs:
+        raise ValueError("this ArviZ data was not made by pinnprob.fit: it has no 'pinnprob' attribute")
+    meta = json.loads(attrs["pinnprob"])
+    fp = meta.get("prior_fingerprint")
+    if prior is not None and prior.fingerprint != fp:
+        raise ValueError(f"the prior passed to predict is not the one this fit used (fingerprint "
+                         f"{prior.fingerprint[:12]}…, the fit's {str(fp)[:12]}…); pass that prior, or none to "
+                         "use the copy stored in the fit")
+    blob = attrs.get("pinnprob_prior")
+    if blob is None:
+        raise ValueError("this fit carries no prior (its 'pinnprob_prior' attribute is missing, e.g. stripped "
+                         "when it was saved); refit it with this version of pinnprob")
+    try:
+        stored = from_bytes(zlib.decompress(base64.b64decode(blob)), "the prior stored in this fit")
+    except (ValueError, zlib.error) as e:
+        raise PriorFileError(f"the prior stored in this fit could not be read: {e}") from e
+    if stored.fingerprint != meta.get("stored_prior_fingerprint"):
+        raise PriorFileError("the prior stored in this fit does not match its fingerprint (corrupted attributes)")
+    return stored, meta
+
+
+_DRAW_BATCH = 32
+
+
+@eqx.filter_jit
+def fields_at(gen, feats, range_unit, nu, sigma, Z):
+    """σ g(X; z, θ) for a batch of S posterior draws: ``range_unit``, ``nu``, ``sigma`` (S,) and Z (S, m)
+    as arrays (so one compilation serves every draw), → (S, n)."""
+    return jax.vmap(lambda r, v, s, z: GenerativeField(gen, feats, r, v, s).from_latent(z))(range_unit, nu, sigma, Z)
+
+
+def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
+            chunk: int = 20_000, seed: int = 0, return_draws: bool = False):
+    """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
+
+    ``idata`` is what :func:`fit` returned, in memory or read back from a file, with the prior it
+    stores; ``prior``, if given, is checked to be the one the fit used (:func:`fit_prior`).
+    Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
+    and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
+    posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``.
+    """
+    prior, meta = fit_prior(idata, prior)
+    cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
+    Xn = np.array(X_new, dtype=np.float64, copy=True)
+    if Xn.ndim != 2 or Xn.shape[1] != prior.dim or not np.all(np.isfinite(Xn)):
+        raise ValueError(f"X_new must be a finite array of shape (n, {prior.dim})")
+    U = cmap.to_unit(Xn)
+    if np.any(U < 0) or np.any(U > 1):
+        raise ValueError("X_new reaches outside the modelled square (the data's extent plus its buffer); "
+                         "refit with a larger buffer to predict there")
+    p = meta["covariates"]
+    if p and covariates is None:
+        raise ValueError(f"the model has {p} covariate(s): pass covariates for the new sites")
+    Zn = None if not p else np.atleast_2d(np.asarray(covariates, np.float64).reshape(len(Xn), -1))
+    post = group(idata, "posterior")
+    lat = post["field_latent"].values
+    ok = ~np.isnan(lat).any(-1)
+    C, S = ok.shape
+    sel = np.argwhere(ok)  # (draws, 2): chain, draw
+    if len(sel) == 0:
+        raise ValueError("the fit has no posterior draw with a recovered field (field_latent is all NaN)")
+    if num_draws is not None:
+        sel = sel[np.linspace(0, len(sel) - 1, min(num_draws, len(sel))).astype(int)]
+    ci, di = sel[:, 0], sel[:, 1]
+    dtype = jnp.result_type(float)
+    take = lambda name: jnp.asarray(post[name].values[ci, di], dtype)  # noqa: E731  (draws,) + shape
+    nus = take("nu") if meta["nu_fixed"] is None else jnp.full(len(sel), float(meta["nu_fixed"]), dtype)
+    theta = (take("range") / cmap.scale, nus, take("sigma"), jnp.asarray(lat[ci, di], dtype))
+    icpt = post["intercept"].values[ci, di]
+    beta = post["beta"].values[ci, di] if p else None  # (draws, p)
+    out = np.empty((len(sel), len(Xn)))
+    gen = prior.generator
+    # draws in batches of a fixed size (the last one padded), so that one compilation serves them all and
+    # the branch's activations stay bounded (batch × modes × width numbers)
+    nb = min(_DRAW_BATCH, len(sel))
+    pad = -len(sel) % nb
+    theta = tuple(jnp.concatenate([t, jnp.repeat(t[-1:], pad, axis=0)]) for t in theta)
+    for start in range(0, len(Xn), chunk):
+        feats = gen.product_features(jnp.asarray(U[start:start + chunk]))  # separable: chunk × 2√m numbers
+        eta = icpt[:, None] + (0.0 if beta is None else beta @ Zn[start:start + chunk].T)
+        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta)))
+                            for b in range(0, len(sel), nb)])[:len(sel)]
+        out[:, start:start + chunk] = eta + f
+    res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),
+           "quantile_levels": np.asarray(quantiles)}
+    if return_draws:
+        res["draws"] = out
+    return res
