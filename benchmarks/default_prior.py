@@ -32,7 +32,7 @@ from _common import rel_fro  # benchmarks/ is sys.path[0]
 import pinnprob
 from pinnprob import truth
 from pinnprob.api import eval_grid
-from pinnprob.prior import _sample_sites
+from pinnprob.prior import sample_fields
 
 RANGES = (0.05, 0.1, 0.2, 0.5)
 NUS = (0.5, 1.0, 1.5, 2.0)
@@ -50,7 +50,7 @@ def draw(prior, key, X, r, n, num):
     out = []
     for c, s in enumerate(range(0, num, 2000)):
         Z = jax.random.normal(jax.random.fold_in(key, c), (min(2000, num - s), gen.latent_dim))
-        out.append(np.asarray(_sample_sites(gen, Z, jnp.asarray(X), math.log(r), n, 1.0), np.float64))
+        out.append(np.asarray(sample_fields(gen, Z, jnp.asarray(X), prior.param_range.theta(range=r, nu=n), 1.0), np.float64))
     return np.concatenate(out)
 
 
@@ -64,7 +64,7 @@ def covariance_table(prior, num_samples: int, seed: int = 0, big_samples: int = 
             C = truth.box_covariance(Xc, Xc, prior.config.domain, range=r, sigma=1.0, nu=n)
             U = draw(prior, jax.random.key(seed), Xc, r, n, num_samples)
             Ce = empirical_cov(U)
-            Psi = np.asarray(prior.generator.basis_matrix(jnp.asarray(Xc), math.log(r), n), np.float64)
+            Psi = np.asarray(prior.generator.basis_matrix(jnp.asarray(Xc), prior.param_range.theta(range=r, nu=n)), np.float64)
             Cx = Psi @ Psi.T
             floor = empirical_cov(truth.cholesky_sample(seed + 1, C, num_samples))
             big = None

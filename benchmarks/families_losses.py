@@ -222,7 +222,7 @@ def mode_variances(gen, theta) -> dict:
     pts, wts = grid_quadrature(domain, 64, rule="midpoint")  # PriorConfig.quadrature_per_dim
     w = np.asarray(wts, np.float64)
     Phi_q = np.asarray(basis(pts), np.float64)
-    Psi_q = np.asarray(gen.basis_matrix(pts, math.log(r), n), np.float64)
+    Psi_q = np.asarray(gen.basis_matrix(pts, jnp.array([math.log(r), n])), np.float64)
     A = Phi_q.T @ (w[:, None] * Psi_q)  # (K, m) = ⟨φ_k, ψ_j⟩
     return {
         "lam": np.asarray(basis.eigenvalues, np.float64),
@@ -244,7 +244,7 @@ def per_mode_variance(gen, theta, num_samples: int = 4000) -> np.ndarray:
         return mv["model"]
     r, n = theta
     Z = jax.random.normal(jax.random.key(11), (num_samples, gen.latent_dim))
-    c = np.asarray(jax.vmap(lambda z: gen.coefficients(z, math.log(r), n))(Z), np.float64)
+    c = np.asarray(jax.vmap(lambda z: gen.coefficients(z, jnp.array([math.log(r), n])))(Z), np.float64)
     return np.mean(c**2, axis=0)
 
 
@@ -258,7 +258,7 @@ def mode_summary(v: np.ndarray, t: np.ndarray) -> dict:
 
 def marginal_variance(gen, theta, X) -> np.ndarray:
     r, n = theta
-    Psi = np.asarray(gen.basis_matrix(jnp.asarray(X), math.log(r), n), np.float64)
+    Psi = np.asarray(gen.basis_matrix(jnp.asarray(X), jnp.array([math.log(r), n])), np.float64)
     return np.sum(Psi**2, axis=1)
 
 

@@ -60,7 +60,7 @@ from pinnprob import truth  # noqa: E402
 from pinnprob.domain import Box  # noqa: E402
 from pinnprob.inference.collapsed import collapse_pays  # noqa: E402
 from pinnprob.inference.data import CoordinateMap  # noqa: E402
-from pinnprob.inference.model import ModelSpec, build_model, model_generator, truncation_tail  # noqa: E402
+from pinnprob.inference.model import ModelParams, ModelSpec, build_model, model_generator, truncation_tail  # noqa: E402
 from pinnprob.inference.priors import quantile, truncate_to_range  # noqa: E402
 
 TRUE = {"range": 0.3, "sigma": 1.0, "nu": 1.5, "noise": 0.3, "intercept": 0.0}
@@ -222,11 +222,13 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     U = jnp.asarray(cmap.to_unit(X))
     # as fit(): dense Φ for the collapsed path, the product features (separable tables) for the latent one
     feats = p.generator.features(U) if collapsed or separable is False else p.generator.product_features(U)
-    gen = model_generator(p, pr.range, nu)
-    tail = truncation_tail(prior.generator.basis.eigenvalues, p.latent_dim, p.dim)
+    params = ModelParams(pr, {"range": R, **({} if nu is not None else {"nu": dist.Uniform(*pr.nu)})},
+                         {} if nu is None else {"nu": nu}, cmap.scale)
+    gen = model_generator(p, params)
+    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, p.latent_dim)
     model = build_model(ModelSpec(
         prior=p, features=feats, cmap=cmap, y_info=(float(y.mean()), float(y.std())), Z=None, likelihood="gaussian",
-        nu=nu, range_prior=R, sigma_prior=P["sigma"], noise_prior=P["noise"], nu_prior=dist.Uniform(*pr.nu),
+        params=params, sigma_prior=P["sigma"], noise_prior=P["noise"],
         collapsed=collapsed, jitter=1e-5, generator=gen, tail=tail))
     return model, p.latent_dim, heuristic
 

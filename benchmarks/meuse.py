@@ -164,10 +164,10 @@ def pinnprob_predict(idata, prior, Xt, zt, seed):
     if ok.sum() != draws.shape[0]:
         raise RuntimeError(f"predict returned {draws.shape[0]} draws for {ok.sum()} posterior draws")
     kept = fit_prior(idata)[0]
-    tail = truncation_tail(prior.generator.basis.eigenvalues, kept.latent_dim, kept.dim)
+    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, kept.latent_dim)
     scale = json.loads(idata.attrs["pinnprob"])["coordinate_map"]["scale"]
-    sd = np.asarray(jax.vmap(lambda *a: obs_scale(*a, tail))(
-        post["noise"].values[ok], post["sigma"].values[ok], post["range"].values[ok] / scale, post["nu"].values[ok]))
+    theta = kept.param_range.theta(range=post["range"].values[ok] / scale, nu=post["nu"].values[ok])
+    sd = np.asarray(jax.vmap(lambda *a: obs_scale(*a, tail))(post["noise"].values[ok], post["sigma"].values[ok], theta))
     eps = np.random.default_rng(seed).standard_normal(draws.shape)
     return draws + sd[:, None] * eps
 

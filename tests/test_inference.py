@@ -45,7 +45,8 @@ def test_distribution_shapes_support_and_moments(prior, sites):
     se = np.sqrt((C**2 + np.outer(np.diag(C), np.diag(C))) / N)
     assert np.all(np.abs(s.T @ s / N - C) < 4.5 * se)
     # batched parameters broadcast to a batch shape
-    db = GenerativeField(d.generator, d.features, jnp.array([0.4, 0.6]), 1.5, jnp.array([[1.0], [2.0]]))
+    theta = prior.param_range.theta(range=jnp.array([0.4, 0.6]), nu=1.5)  # (2, 2)
+    db = GenerativeField(d.generator, d.features, theta, jnp.array([[1.0], [2.0]]))
     assert db.batch_shape == (2, 2)
     assert db.sample(jax.random.key(1), (3,)).shape == (3, 2, 2, 25)
     assert db.log_prob(db.sample(jax.random.key(2))).shape == (2, 2)
@@ -72,7 +73,7 @@ def test_separable_and_dense_trunks_give_the_same_field(prior, sites):
     np.testing.assert_allclose(v, dd.sample(jax.random.key(4), (3,)), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ds.log_prob(v), dd.log_prob(v), rtol=1e-5)
     z = jax.random.normal(jax.random.key(5), (prior.latent_dim,))
-    g = lambda d: jax.grad(lambda r: jnp.sum(GenerativeField(d.generator, d.features, r, 1.7, 1.3).from_latent(z) ** 2))(0.4)  # noqa: E731
+    g = lambda d: jax.grad(lambda r: jnp.sum(GenerativeField(d.generator, d.features, jnp.stack([jnp.log(r), jnp.asarray(1.7)]), 1.3).from_latent(z) ** 2))(0.4)  # noqa: E731
     np.testing.assert_allclose(g(ds), g(dd), rtol=1e-4)
 
 
@@ -291,7 +292,7 @@ def test_fit_free_nu_and_poisson_latent(prior):
     Phi = p.generator.features(jnp.asarray(cmap.to_unit(X)))
     for i in (0, 9):
         r, nu, sig = (float(post[k].values[0, i]) for k in ("range", "nu", "sigma"))
-        a = p.generator.branch(jnp.log(r / cmap.scale), nu)
+        a = p.generator.branch(jnp.array([jnp.log(r / cmap.scale), nu]))
         f = sig * Phi @ (a * post["field_latent"].values[0, i])
         np.testing.assert_allclose(post["field"].values[0, i], f, rtol=0, atol=2e-3 * float(jnp.max(jnp.abs(f))))
 
@@ -336,10 +337,11 @@ def test_tabulated_branch_matches_the_network(prior):
     assert free.max_error() < 5e-4  # linear in ν, h = 0.05
     # the same field law: basis and gradients through the table agree with the network's
     X = np.random.default_rng(1).uniform(0, 1, (40, 2))
-    f_net = GenerativeField(prior.generator, prior.generator.features(X), 0.5, 1.5, 1.0)
-    f_tab = GenerativeField(free, free.features(X), 0.5, 1.5, 1.0)
+    th = jnp.array([math.log(0.5), 1.5])
+    f_net = GenerativeField(prior.generator, prior.generator.features(X), th, 1.0)
+    f_tab = GenerativeField(free, free.features(X), th, 1.0)
     np.testing.assert_allclose(f_tab.basis(), f_net.basis(), rtol=1e-3, atol=1e-7)
-    g = lambda gen, r: jnp.sum(GenerativeField(gen, gen.features(X), r, 1.5, 1.0).variance)  # noqa: E731
+    g = lambda gen, r: jnp.sum(GenerativeField(gen, gen.features(X), jnp.stack([jnp.log(r), jnp.asarray(1.5)]), 1.0).variance)  # noqa: E731
     np.testing.assert_allclose(jax.grad(lambda r: g(free, r))(0.5), jax.grad(lambda r: g(prior.generator, r))(0.5),
                                rtol=2e-3)
     with pytest.raises(ValueError, match="bad table bounds"):
@@ -355,10 +357,11 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     full = pinnprob.pretrained("matern2d")
     b = full.generator.basis
     short = full.truncate(0.15, tol=0.01, nu=1.5)
-    tail = truncation_tail(b.eigenvalues, short.latent_dim, 2)
+    tail = truncation_tail(full.spde, b.eigenvalues, short.latent_dim)
+    th = lambda r: full.param_range.theta(range=r, nu=1.5)  # noqa: E731
     sd = truth.spectral_std(b, range=0.15, sigma=1.0, nu=1.5)
-    np.testing.assert_allclose(float(tail(0.15, 1.5)), np.sum(sd[short.latent_dim:] ** 2), rtol=1e-4)
-    assert 0.005 < float(tail(0.15, 1.5)) / np.sum(sd**2) <= 0.0101  # truncate() left out ≤ 1 %
-    assert float(tail(0.3, 1.5)) < 0.2 * float(tail(0.15, 1.5))
-    assert np.isfinite(jax.grad(lambda r: tail(r, 1.5))(0.2))
-    assert truncation_tail(b.eigenvalues, b.size, 2) is None
+    np.testing.assert_allclose(float(tail(th(0.15))), np.sum(sd[short.latent_dim:] ** 2), rtol=1e-4)
+    assert 0.005 < float(tail(th(0.15))) / np.sum(sd**2) <= 0.0101  # truncate() left out ≤ 1 %
+    assert float(tail(th(0.3))) < 0.2 * float(tail(th(0.15)))
+    assert np.isfinite(jax.grad(lambda r: tail(th(r)))(0.2))
+    assert truncation_tail(full.spde, b.eigenvalues, b.size) is None

@@ -42,17 +42,17 @@ def _cases(prior, X):
 
     return {
         "field-separable": (lambda p: field(p), jnp.array([[0.4, 1.5, 1.0], [0.6, 2.0, 0.7]]),
-                            lambda d: vmap_over(d, range=0, nu=0, sigma=0), v),
+                            lambda d: vmap_over(d, theta=0, sigma=0), v),
         "field-dense": (lambda p: field(p, separable=False), jnp.array([[0.4, 1.5, 1.0], [0.6, 2.0, 0.7]]),
-                        lambda d: vmap_over(d, range=0, nu=0, sigma=0), v),
-        "collapsed-dense": (lambda p: CollapsedGaussian(GenerativeField(prior.generator, feats_dense, p[0], p[1], p[2]),
+                        lambda d: vmap_over(d, theta=0, sigma=0), v),
+        "collapsed-dense": (lambda p: CollapsedGaussian(GenerativeField(prior.generator, feats_dense, jnp.stack([jnp.log(p[0]), p[1]]), p[2]),
                                                         jnp.zeros(N), p[3]),
                             jnp.array([[0.4, 1.5, 1.0, 0.3], [0.6, 2.0, 0.7, 0.5]]),
-                            lambda d: vmap_over(d, field=vmap_over(d.field, range=0, nu=0, sigma=0), noise=0), v),
-        "collapsed-gram": (lambda p: CollapsedGaussian(GenerativeField(prior.generator, feats_many, p[0], p[1], p[2]),
+                            lambda d: vmap_over(d, field=vmap_over(d.field, theta=0, sigma=0), noise=0), v),
+        "collapsed-gram": (lambda p: CollapsedGaussian(GenerativeField(prior.generator, feats_many, jnp.stack([jnp.log(p[0]), p[1]]), p[2]),
                                                        jnp.zeros(len(many)), p[3], gram=G_many),
                            jnp.array([[0.4, 1.5, 1.0, 0.3], [0.6, 2.0, 0.7, 0.5]]),
-                           lambda d: vmap_over(d, field=vmap_over(d.field, range=0, nu=0, sigma=0), noise=0), v_many),
+                           lambda d: vmap_over(d, field=vmap_over(d.field, theta=0, sigma=0), noise=0), v_many),
         "pc-range": (lambda p: PCRange(p[0], p[1]), jnp.array([[0.3, 0.05], [0.5, 0.1]]),
                      lambda d: vmap_over(d, range0=0, prob=0), jnp.asarray(0.7)),
         "truncated": (lambda p: Truncated(PCRange(p[0], 0.05), p[1], p[2]), jnp.array([[0.3, 0.2, 2.0], [0.5, 0.4, 1.5]]),
@@ -122,7 +122,7 @@ def test_batched_field_matches_its_elements(prior, X):
     """promote_batch_shape turns the vmapped field into one batched distribution with the same law."""
     params = jnp.array([[0.4, 1.5, 1.0], [0.6, 2.0, 0.7]])
     make = lambda p: prior.distribution(X, range=p[0], nu=p[1], sigma=p[2])  # noqa: E731
-    axes = vmap_over(make(params[0]), range=0, nu=0, sigma=0)
+    axes = vmap_over(make(params[0]), theta=0, sigma=0)
     batch = promote_batch_shape(jax.vmap(make, out_axes=axes)(params))
     assert batch.batch_shape == (2,)
     v = jnp.asarray(np.random.default_rng(4).normal(size=N))

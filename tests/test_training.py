@@ -10,8 +10,6 @@ import pinnprob
 from pinnprob.api import covariance_error_evaluator
 from pinnprob.config import PriorConfig, build_generator, build_loss
 from pinnprob.generators import SpectralGenerator
-from pinnprob.losses import log_symbol
-from pinnprob.spde import MaternSPDE
 from pinnprob.training import TrainingDivergedError, fit_generator
 
 TINY = PriorConfig(family="spectral", divergence="kl", modes_per_dim=12, modes_per_step=64, width=32, depth=2,
@@ -19,9 +17,9 @@ TINY = PriorConfig(family="spectral", divergence="kl", modes_per_dim=12, modes_p
 
 
 class _ExactSpectral(SpectralGenerator):
-    def log_amplitudes(self, log_range, nu, eigenvalues=None):
+    def log_amplitudes(self, theta, eigenvalues=None):
         lam = self.basis.eigenvalues if eigenvalues is None else eigenvalues
-        return -log_symbol(MaternSPDE(self.basis.domain), lam, log_range, nu)
+        return -self.spde.log_symbol(lam, theta)
 
 
 def _leaves(gen):
@@ -37,7 +35,7 @@ def test_training_reduces_loss_and_covariance_error():
     after = ev(prior.generator)["cov_err_max"]
     # the 12-mode trunk truncates the field: no amplitude does better than the exact one on that trunk
     exact = build_generator(TINY)
-    floor = ev(_ExactSpectral(jax.random.key(0), exact.basis, exact.param_range))["cov_err_max"]
+    floor = ev(_ExactSpectral(jax.random.key(0), exact.basis, exact.spde))["cov_err_max"]
     assert after < 0.25 * before and after < floor + 0.02, (before, after, floor)
 
 
@@ -51,7 +49,7 @@ def test_nan_stops_training_with_clear_error():
     gen = build_generator(TINY)
     bad = eqx.tree_at(lambda g: g.net.layers[0].weight, gen, gen.net.layers[0].weight.at[0, 0].set(jnp.nan))
     with pytest.raises(TrainingDivergedError, match="diverged at step 1"):
-        fit_generator(bad, build_loss(TINY), param_range=gen.param_range, key=jax.random.key(0), steps=5,
+        fit_generator(bad, build_loss(TINY), space=gen.space, key=jax.random.key(0), steps=5,
                       progress=False)
 
 
@@ -66,7 +64,7 @@ def _interrupt(_gen):
 def test_checkpoint_resume_is_exact(tmp_path):
     gen = build_generator(TINY)
     loss = build_loss(TINY)
-    kw = dict(param_range=gen.param_range, key=jax.random.key(1), steps=12, batch_size=4, progress=False)
+    kw = dict(space=gen.space, key=jax.random.key(1), steps=12, batch_size=4, progress=False)
     straight, _ = fit_generator(gen, loss, **kw)
     ck = tmp_path / "run.ckpt"
     # interrupted at step 6 (by the evaluation hook); the last checkpoint is the one of step 5
@@ -84,7 +82,7 @@ def test_other_dimensions_and_boundary_conditions_train(dim, bc):
     ev = covariance_error_evaluator(cfg, thetas=[(0.3, 1.5)])
     prior = pinnprob.train(cfg, progress=False, evaluate=False)
     exact = build_generator(cfg)
-    floor = ev(_ExactSpectral(jax.random.key(0), exact.basis, exact.param_range))["cov_err_max"]
+    floor = ev(_ExactSpectral(jax.random.key(0), exact.basis, exact.spde))["cov_err_max"]
     err = ev(prior.generator)["cov_err_max"]
     assert err < floor + 0.05, (err, floor)
     X = np.full((3, dim), 0.5)

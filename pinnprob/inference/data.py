@@ -34,9 +34,11 @@ class CoordinateMap:
         return (np.asarray(X, np.float64) - np.asarray(self.origin)) / self.scale
 
 
-def check_inputs(X, y, covariates, likelihood, method, prior, nu):
+def check_inputs(X, y, covariates, likelihood, method, prior, priors=None, fixed=None):
     """Float64 copies (X, y, Z) of the data, Z (n, p) or None, after checking them, the likelihood, the
-    method and a fixed ν against ``prior``; ValueError with one line saying what is wrong otherwise."""
+    method, and the names of ``priors`` and ``fixed`` (and the fixed values, in the user's units, against
+    the prior's box after the coordinate map) against ``prior``; ValueError with one line saying what
+    is wrong otherwise."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     if method not in METHODS:
@@ -75,8 +77,19 @@ def check_inputs(X, y, covariates, likelihood, method, prior, nu):
             raise ValueError(f"covariates have {int((~np.isfinite(Z)).sum())} NaN or inf value(s)")
         if np.any(Z.std(0) == 0):
             raise ValueError("a covariate is constant; the intercept already covers it")
-    if nu is not None:
-        lo, hi = prior.param_range.nu
-        if not (np.isscalar(nu) and math.isfinite(float(nu)) and lo <= float(nu) <= hi):
-            raise ValueError(f"nu = {nu!r} is outside the prior's training range [{lo:g}, {hi:g}]")
+    space = prior.param_range
+    for kind, d in (("priors", priors or {}), ("fixed", fixed or {})):
+        unknown = [k for k in d if k not in space.names]
+        if unknown:
+            raise ValueError(f"{kind} names {unknown}, which this prior does not have; its parameters are "
+                             f"{list(space.names)}")
+    both = set(priors or {}) & set(fixed or {})
+    if both:
+        raise ValueError(f"{sorted(both)} given both a prior and a fixed value")
+    for name, v in (fixed or {}).items():
+        a = space.axis(name)
+        if not (np.isscalar(v) and math.isfinite(float(v))):
+            raise ValueError(f"{name} = {v!r} must be a finite number")
+        if a.length_power == 0 and not a.contains(float(v)):
+            raise ValueError(f"{name} = {v!r} is outside the prior's training range [{a.lo:g}, {a.hi:g}]")
     return X, y, Z

@@ -3,12 +3,12 @@
 ``fit(X, y, ...)`` checks the data and maps the user's coordinates to the unit square with a buffer
 (:mod:`~pinnprob.inference.data`), builds the model (:mod:`~pinnprob.inference.model`)
 
-    range ~ range_prior,  σ ~ sigma_prior,  ν ~ U(prior's ν range)  (or fixed),
-    β ~ N(0, ·),  f ~ GenerativeField(X; range, ν, σ),
+    θ ~ priors (by name: for the Matérn range and ν),  σ ~ sigma_prior,
+    β ~ N(0, ·),  f ~ GenerativeField(X; θ, σ),
     y ~ N(intercept + Zβ + f, noise²)  |  Poisson(exp(·))  |  Bernoulli(logit = ·),
 
 runs NUTS (NumPyro or BlackJAX) or SVI (:mod:`~pinnprob.inference.runners`), recovers a collapsed
-field (:mod:`~pinnprob.inference.recovery`) and returns ArviZ ``InferenceData`` whose ``range`` is in
+field (:mod:`~pinnprob.inference.recovery`) and returns ArviZ ``InferenceData`` whose parameters are in
 the user's units. ``predict(idata, X_new)`` (:mod:`~pinnprob.inference.predict`) gives posterior
 predictive summaries and conditional simulations at new sites, chunked.
 """
@@ -27,36 +27,56 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
+from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.collapsed import collapse_pays
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import ModelSpec, build_model, gram_for, model_generator, truncation_tail
+from pinnprob.inference.model import ModelParams, ModelSpec, build_model, gram_for, model_generator, reduce_prior
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field
 from pinnprob.inference.runners import run_blackjax, run_nuts, run_svi
 
-__all__ = ["fit"]
+__all__ = ["fit", "default_param_prior"]
+
+
+def default_param_prior(axis, scale: float, extent: float):
+    """The default prior of one SPDE parameter, in the user's units: for ``range`` a PC prior with
+    P(range < extent/10) = 0.05 (Fuglstad et al. 2019), for every other parameter uniform over its
+    training box in natural coordinates (log-uniform on a log axis, e.g. an anisotropy ratio)."""
+    lo, hi = axis.lo * scale**axis.length_power, axis.hi * scale**axis.length_power
+    if axis.name == "range":
+        return PCRange(extent / 10, 0.05)
+    if lo == hi:
+        return dist.Delta(lo)
+    return dist.LogUniform(lo, hi) if axis.log else dist.Uniform(lo, hi)
 
 
 def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
-        sigma_prior=None, noise_prior=None, method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
+        sigma_prior=None, noise_prior=None, priors: dict | None = None, fixed: dict | None = None,
+        method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
         jitter: float = 1e-5, covariate_names=None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
-    ``X`` (n, 2) in the user's units, ``y`` (n,). Posterior variables: ``range`` (user units),
-    ``sigma``, ``nu`` (when free), ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
-    ``field`` (the field at the data sites). Default priors: PC prior for the range with
-    P(range < extent/10) = 0.05 and for σ with P(σ > 2·sd(y)) = 0.05 (on the linear-predictor scale
-    for Poisson / Bernoulli: P(σ > 2) = 0.05), ν uniform over the prior's range, noise half-normal
-    with scale sd(y). Any NumPyro distribution is accepted instead; a range or ν prior that
-    reaches beyond the generative prior's range is truncated to it with a warning. ``collapsed``
-    (Gaussian likelihood only) integrates the field out and recovers it afterwards, exactly, by
-    Matheron's rule (for every draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it is cheaper than sampling the
-    latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). Only the modes needed down to the
-    range prior's 0.5 % quantile are kept (``mode_tol``: the variance fraction allowed to be left out).
+    ``X`` (n, 2) in the user's units, ``y`` (n,). ``prior`` a :class:`~pinnprob.GenerativePrior` or the
+    name of a shipped one (default ``"matern2d"``). Posterior variables: the SPDE's parameters by name
+    (:attr:`~pinnprob.GenerativePrior.param_names`; lengths such as ``range`` in user units, slopes
+    per user unit), ``sigma``, ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
+    ``field`` (the field at the data sites). Default priors: for ``range`` a PC prior with
+    P(range < extent/10) = 0.05, for the other SPDE parameters uniform over the prior's box
+    (:func:`default_param_prior`), for σ a PC prior with P(σ > 2·sd(y)) = 0.05 (on the
+    linear-predictor scale for Poisson / Bernoulli: P(σ > 2) = 0.05), noise half-normal with scale
+    sd(y). ``priors`` (name → NumPyro distribution, user units) replaces any of them, ``fixed``
+    (name → value) fixes parameters; ``range_prior=`` and ``nu=`` are short for
+    ``priors={"range": ...}`` and ``fixed={"nu": ...}``. A prior that reaches beyond the generative
+    prior's box is truncated to it with a warning. ``collapsed`` (Gaussian likelihood only)
+    integrates the field out and recovers it afterwards, exactly, by Matheron's rule (for every
+    draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it
+    is cheaper than sampling the latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). A
+    spectral prior keeps only the modes needed down to the range prior's 0.5 % quantile
+    (``mode_tol``: the variance fraction allowed to be left out).
 
     The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
     model's settings, and the prior the model used (its weights, compressed, and the fingerprint of
@@ -66,11 +86,17 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     """
     from pinnprob.api import pretrained
 
-    prior = pretrained("matern2d") if prior is None else prior
+    prior = pretrained("matern2d") if prior is None else (pretrained(prior) if isinstance(prior, str) else prior)
     base_fingerprint = prior.fingerprint
+    space = prior.param_range
+    priors, fixed = dict(priors or {}), dict(fixed or {})
+    if range_prior is not None:
+        priors["range"] = range_prior
+    if nu is not None:
+        fixed["nu"] = nu
     if covariate_names is None and hasattr(covariates, "columns"):
         covariate_names = [str(c) for c in covariates.columns]
-    X, y, Z = check_inputs(X, y, covariates, likelihood, method, prior, nu)
+    X, y, Z = check_inputs(X, y, covariates, likelihood, method, prior, priors, fixed)
     if covariate_names is not None:
         covariate_names = [str(c) for c in covariate_names]
         if Z is None or len(covariate_names) != Z.shape[1]:
@@ -82,39 +108,50 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0
     ysd = ysd if ysd > 0 else 1.0
-    pr = prior.param_range
-    lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
-    if range_prior is None:
-        with warnings.catch_warnings():  # the default's truncation is by design, not news
-            warnings.simplefilter("ignore")
-            range_prior = truncate_to_range(PCRange(extent / 10, 0.05), lo_user, hi_user, "range")
-    else:
-        range_prior = truncate_to_range(range_prior, lo_user, hi_user, "range")
+    # the SPDE's parameters: given or default priors, truncated to the prior's box in user units
+    model_priors = {}
+    for a in space.axes:
+        if a.name in fixed:
+            continue
+        lo, hi = a.lo * cmap.scale**a.length_power, a.hi * cmap.scale**a.length_power
+        lo, hi = min(lo, hi), max(lo, hi)
+        if a.name in priors:
+            model_priors[a.name] = truncate_to_range(priors[a.name], lo, hi, a.name)
+        else:
+            with warnings.catch_warnings():  # the default's truncation is by design, not news
+                warnings.simplefilter("ignore")
+                model_priors[a.name] = truncate_to_range(default_param_prior(a, cmap.scale, extent), lo, hi, a.name)
+    params = ModelParams(space, model_priors, fixed, cmap.scale)
+    for name, v in fixed.items():
+        a = space.axis(name)
+        if a.length_power and not a.contains(float(params.to_unit(name, v))):
+            lo, hi = sorted((a.lo * cmap.scale**a.length_power, a.hi * cmap.scale**a.length_power))
+            raise ValueError(f"{name} = {v!r} is outside the prior's box for these coordinates, [{lo:g}, {hi:g}]")
     sigma_prior = pc_sigma(2.0 * ysd, 0.05) if sigma_prior is None else sigma_prior
     noise_prior = dist.HalfNormal(ysd) if noise_prior is None else noise_prior
-    nu_prior = dist.Uniform(*pr.nu)
-    # modes: enough for the shortest range the (truncated) range prior gives mass to
-    min_range = float(np.clip(quantile(range_prior, 0.005), lo_user, hi_user)) / cmap.scale
-    tail = None
-    if prior.config.family == "spectral":
-        full_eigenvalues = prior.generator.basis.eigenvalues
-        prior = prior.truncate(max(min_range, pr.range[0]), tol=mode_tol, nu=nu)
-        if likelihood == "gaussian":
-            tail = truncation_tail(full_eigenvalues, prior.latent_dim, prior.dim)
+    # a spectral prior keeps the modes needed for the shortest range the range prior gives mass to
+    range_floor = None
+    if "range" in model_priors:
+        lo_user = space.range[0] * cmap.scale
+        range_floor = max(float(quantile(model_priors["range"], 0.005)), lo_user) / cmap.scale
+    elif "range" in fixed:
+        range_floor = float(fixed["range"]) / cmap.scale
+    prior, tail = reduce_prior(prior, params, range_floor, mode_tol)
+    tail = tail if likelihood == "gaussian" else None
     if collapsed is None:
         collapsed = likelihood == "gaussian" and prior.gaussian and collapse_pays(
-            X.shape[0], prior.latent_dim, prior.generator.diagonal_branch)
+            X.shape[0], prior.latent_dim, isinstance(prior.generator, AbstractDiagonalGenerator))
     Xu = jnp.asarray(cmap.to_unit(X))
     # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
     # it, from its 1-D tables when the trunk is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000
     # on a quiet CPU, more when memory bandwidth is shared (docs/results/inference.md)
     features = prior.generator.features(Xu) if collapsed else prior.generator.product_features(Xu)
-    gen = model_generator(prior, pr.range, nu)  # the range prior's support, in unit-box units
+    gen = model_generator(prior, params)
     G = gram_for(prior, features, collapsed)
     model = build_model(ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
-        Z=Z, likelihood=likelihood, nu=nu, range_prior=range_prior, sigma_prior=sigma_prior, noise_prior=noise_prior,
-        nu_prior=nu_prior, collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G))
+        Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,
+        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G))
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
@@ -128,13 +165,12 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
     elapsed = time.perf_counter() - t0
     if collapsed:
-        samples["field"], samples["field_latent"] = recover_field(gen, G, features, cmap, samples, yj, Z, nu, tail,
+        samples["field"], samples["field_latent"] = recover_field(gen, G, features, params, samples, yj, Z, tail,
                                                                   k_field, field_draws, jitter)
-    posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",)}
-    if nu is not None:
-        posterior.pop("nu", None)
+    posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",) and k not in fixed}
     meta = {
-        "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": nu, "collapsed": collapsed,
+        "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": fixed.get("nu"),
+        "fixed": {k: float(v) for k, v in fixed.items()}, "collapsed": collapsed,
         "prior_config": prior.config.to_dict(), "prior_fingerprint": base_fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,

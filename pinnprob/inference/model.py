@@ -1,70 +1,144 @@
-"""The NumPyro model a fit samples: priors on (range, σ, ν, intercept, β), the generative field at the
-data sites through the generator the model evaluates (the spectral branch tabulated), and the
-likelihood — Gaussian (field collapsed or latent, noise plus the truncated modes' variance), Poisson
-or Bernoulli — wrapped so that the field is sampled through its latent. :class:`ModelSpec` holds
-what the model is built from; :func:`build_model` builds it.
+"""The NumPyro model a fit samples: priors on the SPDE's parameters (by name, in the user's units), σ,
+the intercept and β; the generative field at the data sites through the generator the model evaluates
+(for a spectral prior, its branch tabulated); and the likelihood — Gaussian (field collapsed or
+latent, noise plus the truncated modes' variance), Poisson or Bernoulli — wrapped so that the field is
+sampled through its latent. :class:`ModelParams` maps the user's parameters to θ; :class:`ModelSpec`
+holds what the model is built from; :func:`build_model` builds it.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from pinnprob.generators.tabulated import TabulatedGenerator
+from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, gram
 from pinnprob.inference.data import CoordinateMap
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.reparam import latent_field
-from pinnprob.spde.matern import to_operator_params
+from pinnprob.parameters import ParameterSpace
 
-__all__ = ["ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for"]
-
-
-def model_generator(prior, range_bounds_unit, nu):
-    """The generator the model evaluates: for spectral priors, the branch tabulated over the log-range
-    interval ``range_bounds_unit`` (unit-box units) and ν's range (or the fixed ν), which makes a NUTS
-    gradient several times cheaper at the same law (:class:`~pinnprob.generators.TabulatedGenerator`,
-    interpolation error ~1e-5 in log amplitude); other generators unchanged."""
-    if prior.config.family != "spectral":
-        return prior.generator
-    lo, hi = range_bounds_unit
-    nub = prior.param_range.nu if nu is None else (float(nu), float(nu))
-    return TabulatedGenerator(prior.generator, (math.log(lo), math.log(hi)), nub, num_range=49)
+__all__ = ["ModelParams", "ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for"]
 
 
-def truncation_tail(full_eigenvalues, num_kept: int, dim: int):
-    """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of (range, ν) in
-    unit-box units: Σ_{k ≥ m} τ⁻²(κ² + λ_k)^{-α} over the full trunk's eigenvalues λ_k (the exact SPDE
-    spectrum, which the generator matches). Orthonormal modes average φ_k² = 1 over the unit box,
-    so this is the per-site variance the truncation removes; ``fit`` adds it to the noise variance
-    (the modified predictive process of Finley et al. 2009), so that the nugget does not absorb it.
-    Returns None when nothing was left out."""
+@dataclass(frozen=True)
+class ModelParams:
+    """The SPDE's parameters in a model, in the user's units: ``priors`` (name → NumPyro distribution)
+    for the free ones, ``fixed`` (name → value) for the others. ``space`` is the prior's (unit-box
+    units) and ``scale`` the coordinate map's: a parameter whose unit has length to the power k
+    (:attr:`~pinnprob.parameters.Axis.length_power`) is divided by scale^k on its way to the box."""
+
+    space: ParameterSpace
+    priors: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    scale: float = 1.0
+
+    def __post_init__(self):
+        names = set(self.space.names)
+        if set(self.priors) | set(self.fixed) != names or set(self.priors) & set(self.fixed):
+            raise ValueError(f"each of {list(self.space.names)} needs a prior or a fixed value, not both; "
+                             f"got priors for {sorted(self.priors)}, fixed {sorted(self.fixed)}")
+
+    def to_unit(self, name: str, value):
+        """A parameter's value in unit-box units."""
+        return value / self.scale ** self.space.axis(name).length_power
+
+    def to_user(self, name: str, value):
+        return value * self.scale ** self.space.axis(name).length_power
+
+    def theta(self, values: dict):
+        """θ (natural coordinates, unit box) from the parameters by name in the user's units."""
+        return self.space.theta(**{n: self.to_unit(n, values[n]) for n in self.space.names})
+
+    def theta_bounds(self) -> np.ndarray:
+        """(p, 2): the box in natural coordinates, or the fixed value twice, per axis."""
+        out = []
+        for a in self.space.axes:
+            if a.name in self.fixed:
+                v = float(self.to_unit(a.name, self.fixed[a.name]))
+                v = np.log(v) if a.log else v
+                out.append((v, v))
+            else:
+                out.append(a.natural_bounds)
+        return np.asarray(out, np.float64)
+
+    def sample(self, sigma_prior):
+        """Inside a model: the free parameters and σ as sample sites (the first parameter, then σ, then
+        the rest: for the Matérn range, σ, ν), the fixed ones as constants; returns (values, σ)."""
+        names = self.space.names
+        values = {}
+
+        def one(n):
+            values[n] = numpyro.sample(n, self.priors[n]) if n in self.priors else jnp.asarray(float(self.fixed[n]))
+
+        one(names[0])
+        sigma = numpyro.sample("sigma", sigma_prior)
+        for n in names[1:]:
+            one(n)
+        return values, sigma
+
+    def theta_from_draws(self, draws: dict, num: int) -> jax.Array:
+        """θ (num, p) for ``num`` posterior draws given by name as arrays (num,) (fixed ones filled in)."""
+        vals = {n: jnp.asarray(draws[n]) if n in self.priors else jnp.full((num,), float(self.fixed[n]))
+                for n in self.space.names}
+        return self.theta(vals)
+
+    def to_dict(self) -> dict:
+        """What a fit stores to rebuild θ from its draws: the fixed values and the scale."""
+        return {"fixed": {k: float(v) for k, v in self.fixed.items()}, "scale": float(self.scale)}
+
+
+def model_generator(prior, params: ModelParams):
+    """The generator the model evaluates: the prior's, made cheaper for θ within the model's bounds
+    where its type allows (:meth:`~pinnprob.generators.AbstractGenerator.for_inference`; for spectral
+    priors the branch tabulated, interpolation error ~1e-5 in log amplitude)."""
+    return prior.generator.for_inference(params.theta_bounds())
+
+
+def truncation_tail(spde, full_eigenvalues, num_kept: int):
+    """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of θ (unit box):
+    Σ_{k ≥ m} D_k(θ)⁻² over the full trunk's eigenvalues λ_k, from the diagonal SPDE's symbol (the
+    exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1 over the unit
+    box, so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
+    variance (the modified predictive process of Finley et al. 2009), so that the nugget does not
+    absorb it. Returns None when nothing was left out."""
     lam = jnp.asarray(full_eigenvalues)[num_kept:]
     if lam.size == 0:
         return None
 
-    def tail(range_unit, nu):
-        kappa, tau, alpha = to_operator_params(range_unit, 1.0, nu, dim)
-        return jnp.exp(jax.nn.logsumexp(-2 * jnp.log(tau) - alpha * jnp.log(kappa**2 + lam)))
+    def tail(theta):
+        return jnp.exp(jax.nn.logsumexp(-2.0 * spde.log_symbol(lam, theta)))
 
     return tail
 
 
-def obs_scale(noise, sigma, range_unit, nu, tail):
+def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: float):
+    """(prior, tail) for a model: a diagonal (spectral) prior keeps only the modes needed down to
+    ``range_floor`` (unit box) at ``tol`` and reports the left-out variance (:func:`truncation_tail`);
+    other priors are used whole (tail None)."""
+    if not isinstance(prior.generator, AbstractDiagonalGenerator) or range_floor is None:
+        return prior, None
+    full = prior.generator.basis.eigenvalues
+    nu = params.fixed.get("nu")
+    reduced = prior.truncate(max(range_floor, prior.param_range.range[0]), tol=tol, nu=nu)
+    return reduced, truncation_tail(prior.spde, full, reduced.latent_dim)
+
+
+def obs_scale(noise, sigma, theta, tail):
     """sd of y given the field: the noise, plus the truncated modes' variance when ``tail`` is given
     (modified predictive process; :func:`truncation_tail`)."""
-    return noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(range_unit, nu))
+    return noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(theta))
 
 
 def gram_for(prior, features, collapsed):
-    """ΦᵀΦ when the collapsed likelihood will use it (diagonal-branch generator and cheaper), else None."""
-    if not collapsed or not prior.generator.diagonal_branch:
+    """ΦᵀΦ when the collapsed likelihood will use it (diagonal generator and cheaper), else None."""
+    if not collapsed or not isinstance(prior.generator, AbstractDiagonalGenerator):
         return None
     n, m = features.shape
     return gram(features) if collapsed_cost(n, m, True)[1] == "gram" else None
@@ -78,11 +152,11 @@ class ModelSpec:
     """What :func:`build_model` builds the model from.
 
     ``prior`` the (truncated) generative prior; ``features`` its trunk at the data sites (unit box;
-    dense for the collapsed form, else dense or separable); ``cmap`` the coordinate map (the range
-    prior is in user units); ``y_info`` (mean, sd) of y, which scale the intercept and β priors;
-    ``Z`` the covariates (n, p) or None; ``likelihood`` "gaussian", "poisson" or "bernoulli"; ``nu``
-    a fixed ν or None (then ν ~ ``nu_prior``); ``range_prior``, ``sigma_prior``, ``noise_prior``,
-    ``nu_prior`` NumPyro distributions; ``collapsed`` the field integrated out (Gaussian only);
+    dense for the collapsed form, else dense or separable); ``cmap`` the coordinate map; ``y_info``
+    (mean, sd) of y, which scale the intercept and β priors; ``Z`` the covariates (n, p) or None;
+    ``likelihood`` "gaussian", "poisson" or "bernoulli"; ``params`` the SPDE's parameters
+    (:class:`ModelParams`, user units); ``sigma_prior``, ``noise_prior`` NumPyro distributions;
+    ``collapsed`` the field integrated out (Gaussian only);
     ``jitter`` added to the field's covariance; ``generator`` the generator the model evaluates
     (default: the prior's; :func:`model_generator`); ``tail`` the truncated modes' variance
     (:func:`truncation_tail`) or None; ``gram`` ΦᵀΦ for the collapsed likelihood, or None for none
@@ -95,11 +169,9 @@ class ModelSpec:
     y_info: tuple
     Z: Any
     likelihood: str
-    nu: Any
-    range_prior: Any
+    params: ModelParams
     sigma_prior: Any
     noise_prior: Any
-    nu_prior: Any
     collapsed: bool
     jitter: float
     generator: Any = None
@@ -110,8 +182,8 @@ class ModelSpec:
 def build_model(spec: ModelSpec):
     """The NumPyro model ``model(y=None)`` of :class:`ModelSpec` ``spec``, wrapped with
     :func:`~pinnprob.inference.latent_field` (a latent field site is sampled through its latent z)."""
-    prior, features, cmap, Z, likelihood, nu = spec.prior, spec.features, spec.cmap, spec.Z, spec.likelihood, spec.nu
-    range_prior, sigma_prior, noise_prior, nu_prior = spec.range_prior, spec.sigma_prior, spec.noise_prior, spec.nu_prior
+    prior, features, Z, likelihood, params = spec.prior, spec.features, spec.Z, spec.likelihood, spec.params
+    sigma_prior, noise_prior = spec.sigma_prior, spec.noise_prior
     collapsed, jitter, tail = spec.collapsed, spec.jitter, spec.tail
     gen = prior.generator if spec.generator is None else spec.generator
     # ΦᵀΦ, once, outside the model (``fit`` passes the one it also uses to recover the field)
@@ -124,9 +196,8 @@ def build_model(spec: ModelSpec):
     gauss = likelihood == "gaussian"
 
     def model(y=None):
-        range_ = numpyro.sample("range", range_prior)
-        sigma = numpyro.sample("sigma", sigma_prior)
-        nu_ = numpyro.sample("nu", nu_prior) if nu is None else jnp.asarray(float(nu))
+        values, sigma = params.sample(sigma_prior)
+        theta = params.theta(values)
         icpt = numpyro.sample("intercept_centered", dist.Normal(ymean if gauss else 0.0, 2.0 * ysd if gauss else 3.0))
         eta = icpt * jnp.ones(features.shape[0])
         if p:
@@ -136,10 +207,10 @@ def build_model(spec: ModelSpec):
             numpyro.deterministic("intercept", icpt - jnp.dot(zmean, beta))
         else:
             numpyro.deterministic("intercept", icpt)
-        field = GenerativeField(gen, features, range_ / cmap.scale, nu_, sigma, jitter=jitter)
+        field = GenerativeField(gen, features, theta, sigma, jitter=jitter)
         if gauss:
             noise = numpyro.sample("noise", noise_prior)
-            scale = obs_scale(noise, sigma, range_ / cmap.scale, nu_, tail)
+            scale = obs_scale(noise, sigma, theta, tail)
             if collapsed:
                 numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G), obs=y)
                 return

@@ -16,6 +16,7 @@ import numpy as np
 
 from pinnprob.inference.arviz_data import group
 from pinnprob.inference.data import CoordinateMap
+from pinnprob.inference.model import ModelParams
 from pinnprob.inference.distribution import GenerativeField
 
 __all__ = ["fit_prior", "predict", "fields_at"]
@@ -53,10 +54,10 @@ _DRAW_BATCH = 32
 
 
 @eqx.filter_jit
-def fields_at(gen, feats, range_unit, nu, sigma, Z):
-    """σ g(X; z, θ) for a batch of S posterior draws: ``range_unit``, ``nu``, ``sigma`` (S,) and Z (S, m)
-    as arrays (so one compilation serves every draw), → (S, n)."""
-    return jax.vmap(lambda r, v, s, z: GenerativeField(gen, feats, r, v, s).from_latent(z))(range_unit, nu, sigma, Z)
+def fields_at(gen, feats, theta, sigma, Z):
+    """σ g(X; z, θ) for a batch of S posterior draws: θ (S, p), σ (S,) and Z (S, m) as arrays (so one
+    compilation serves every draw), → (S, n)."""
+    return jax.vmap(lambda t, s, z: GenerativeField(gen, feats, t, s).from_latent(z))(theta, sigma, Z)
 
 
 def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
@@ -94,8 +95,11 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     ci, di = sel[:, 0], sel[:, 1]
     dtype = jnp.result_type(float)
     take = lambda name: jnp.asarray(post[name].values[ci, di], dtype)  # noqa: E731  (draws,) + shape
-    nus = take("nu") if meta["nu_fixed"] is None else jnp.full(len(sel), float(meta["nu_fixed"]), dtype)
-    theta = (take("range") / cmap.scale, nus, take("sigma"), jnp.asarray(lat[ci, di], dtype))
+    fixed = meta.get("fixed", {} if meta.get("nu_fixed") is None else {"nu": meta["nu_fixed"]})
+    space = prior.param_range
+    params = ModelParams(space, {n: None for n in space.names if n not in fixed}, fixed, cmap.scale)
+    th = params.theta_from_draws({n: take(n) for n in params.priors}, len(sel)).astype(dtype)
+    theta = (th, take("sigma"), jnp.asarray(lat[ci, di], dtype))
     icpt = post["intercept"].values[ci, di]
     beta = post["beta"].values[ci, di] if p else None  # (draws, p)
     out = np.empty((len(sel), len(Xn)))

@@ -16,27 +16,28 @@ from pinnprob.inference.model import obs_scale
 __all__ = ["recover_field"]
 
 
-def recover_field(gen, G, features, cmap, samples, y, Z, nu, tail, key, field_draws, jitter):
+def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draws, jitter):
     """Field (and latent) at the data sites for the posterior draws (all, or ``field_draws`` evenly
-    spaced), by an exact draw of z | y under the model's own generator ``gen`` and Gram matrix ``G``."""
-    C, S = samples["range"].shape[:2]
+    spaced), by an exact draw of z | y under the model's own generator ``gen`` and Gram matrix ``G``;
+    ``params`` (:class:`~pinnprob.inference.model.ModelParams`) maps the draws to θ."""
+    C, S = samples["sigma"].shape[:2]
     idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
 
     @jax.jit
-    def one(k, r, nu_, sig, icpt, beta, noise):
-        field = GenerativeField(gen, features, r / cmap.scale, nu_, sig, jitter=jitter)
+    def one(k, theta, sig, icpt, beta, noise):
+        field = GenerativeField(gen, features, theta, sig, jitter=jitter)
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        z = conditional_latent(k, field, y - eta, obs_scale(noise, sig, r / cmap.scale, nu_, tail), gram=G)
+        z = conditional_latent(k, field, y - eta, obs_scale(noise, sig, theta, tail), gram=G)
         return field.from_latent(z), z
 
     fields = np.full((C, S, features.shape[0]), np.nan)
     latents = np.full((C, S, gen.latent_dim), np.nan)
     for c in range(C):
-        for j, s in enumerate(idx):
-            nu_ = samples["nu"][c, s] if nu is None else float(nu)
+        thetas = params.theta_from_draws({n: samples[n][c] for n in params.priors}, S)
+        for s in idx:
             beta = samples["beta"][c, s] if "beta" in samples else jnp.zeros(0)
-            f, z = one(jax.random.fold_in(key, c * S + s), samples["range"][c, s], nu_, samples["sigma"][c, s],
+            f, z = one(jax.random.fold_in(key, c * S + s), thetas[s], samples["sigma"][c, s],
                        samples["intercept_centered"][c, s], beta, samples["noise"][c, s])
             fields[c, s], latents[c, s] = np.asarray(f), np.asarray(z)
     return fields, latents  # full (chain, draw) shape, NaN where a draw was not recovered
