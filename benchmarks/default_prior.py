@@ -19,7 +19,6 @@ Writes docs/results/default_prior.md.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 

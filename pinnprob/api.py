@@ -15,7 +15,7 @@ from pinnprob.training import fit_generator
 __all__ = ["train", "pretrained", "PRETRAINED", "DEFAULT_CONFIG_FILE", "covariance_error_evaluator", "eval_grid",
            "evaluation_thetas"]
 
-PRETRAINED = {"matern2d": "matern2d.eqx"}
+PRETRAINED = {"matern2d": "matern2d.eqx", "matern2d-nonstationary": "matern2d-nonstationary.eqx"}
 DEFAULT_CONFIG_FILE = resources.files("pinnprob") / "weights" / "matern2d.json"
 
 
@@ -60,9 +60,9 @@ def covariance_error_evaluator(config: PriorConfig, thetas=None, num_samples: in
         errs = []
         for t, C in zip(thetas, truths):
             th = spde.space.theta(**t)
-            if isinstance(gen, AbstractGaussianGenerator):
+            if isinstance(gen, AbstractGaussianGenerator):  # the law N(0, ΨΨᵀ + diag δ)
                 Psi = np.asarray(gen.basis_matrix(Xj, th), np.float64)
-                Cg = Psi @ Psi.T
+                Cg = Psi @ Psi.T + np.diag(np.asarray(gen.site_variance(Xj, th), np.float64))
             else:
                 Z = jax.random.normal(key, (num_samples, gen.latent_dim))
                 U = np.asarray(jax.vmap(lambda z: gen(Xj, z, th))(Z), np.float64)
@@ -98,8 +98,16 @@ def train(config: PriorConfig | None = None, *, checkpoint: str | os.PathLike | 
 
 
 def pretrained(name: str = "matern2d") -> GenerativePrior:
-    """A prior shipped inside the package (no training): ``"matern2d"``, the 2-D Matérn
-    field on the unit square with Neumann boundaries, Gaussian spectral generator."""
+    """A prior shipped inside the package (no training):
+
+    * ``"matern2d"`` — the stationary Matérn field on the unit square with Neumann boundaries,
+      parameters (range, ν), Gaussian spectral generator;
+    * ``"matern2d-nonstationary"`` — the α = 2 (ν = 1) Matérn with a log-linear range field and a
+      constant anisotropy, parameters (range, range_trend_x1, range_trend_x2, angle, ratio), Neumann,
+      a process-convolution generator (:class:`~pinnprob.generators.ConvolutionGenerator`).
+
+    Their claimed boxes are ``pretrained(name).param_range``; the configurations that retrain them
+    are ``pinnprob/weights/<name>.json``."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained prior {name!r}; available: {sorted(PRETRAINED)}")
     ref = resources.files("pinnprob") / "weights" / PRETRAINED[name]

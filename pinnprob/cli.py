@@ -206,12 +206,20 @@ def _fit(args) -> int:
     if args.predict_csv is not None:
         Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
         _check_inside(Xp, X, args.buffer, args.predict_csv)
-    prior = None if args.prior is None else pinnprob.load(args.prior)
+    from pinnprob.api import PRETRAINED
+
+    if args.prior is None or args.prior in PRETRAINED:
+        prior = pinnprob.pretrained(args.prior or "matern2d")
+    else:
+        prior = pinnprob.load(args.prior)
+    if args.nu is not None and "nu" not in prior.param_names:
+        raise CLIError(f"--nu: the prior {args.prior!r} has no parameter nu (its parameters: {list(prior.param_names)})")
 
     if not args.quiet:
+        field = ("Matérn field (nu " + ("free" if args.nu is None else f"= {args.nu:g}") + ")"
+                 if prior.config.spde == "matern" else f"{prior.config.spde} field ({', '.join(prior.param_names)})")
         print(f"fitting {X.shape[0]} sites: {'log ' if args.log else ''}{args.value} ~ intercept"
-              f"{''.join(' + ' + c for c in args.covariate)} + Matérn field (nu "
-              f"{'free' if args.nu is None else f'= {args.nu:g}'}), method {args.method}")
+              f"{''.join(' + ' + c for c in args.covariate)} + {field}, method {args.method}")
     idata = pinnprob.fit(X, y, prior=prior, covariates=Z, nu=args.nu, method=args.method, num_warmup=args.warmup,
                          num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
                          svi_steps=args.svi_steps, progress_bar=not args.quiet,
@@ -245,7 +253,7 @@ def _fit(args) -> int:
     from pinnprob.inference.arviz_data import group
 
     post = group(idata, "posterior")
-    names = [v for v in ("range", "sigma", "nu", "noise", "intercept", "beta") if v in post]
+    names = [v for v in (*prior.param_names, "sigma", "noise", "intercept", "beta") if v in post]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one chain: ArviZ warns that R-hat needs several
         summary = az.summary(idata, var_names=names)
@@ -354,7 +362,8 @@ def main(argv=None) -> int:
                    help="also predict at the sites of FILE (same coordinate and covariate column names)")
     f.add_argument("--buffer", type=float, default=0.5,
                    help="modelled square around the data, in units of its extent per side (default: %(default)s)")
-    f.add_argument("--prior", default=None, metavar="FILE", help="a prior file instead of the shipped default")
+    f.add_argument("--prior", default=None, metavar="NAME|FILE",
+                   help="a shipped prior by name (matern2d, matern2d-nonstationary) or a prior file; default matern2d")
     f.add_argument("--sep", default=",", help="column separator of the CSV files (default: ',')")
     f.add_argument("--out", default="pinnprob-fit", help="output folder (default: %(default)s)")
     f.add_argument("--quiet", action="store_true", help="no progress bars")

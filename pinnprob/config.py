@@ -34,7 +34,7 @@ def _spdes() -> dict:
 SPDES = ("matern", "matern-nonstationary")
 # configuration keys added after prior-file format 1, left out of to_dict() at their default so that
 # the identity (fingerprint) of priors saved before them is unchanged
-_ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24}
+_ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4}
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class PriorConfig:
     weighting: str = "none"
     dim: int = 2
     bc: str = "neumann"
-    train_range: tuple = ((0.05, 1.0), (0.5, 2.5))
+    train_range: tuple | dict | None = None  # default: the SPDE's default box
     valid_range: tuple | None = None
     # test functions / trunk: eigenmodes with index < modes_per_dim and |ω| ≤ π·modes_per_dim
     modes_per_dim: int = 128
@@ -73,6 +73,7 @@ class PriorConfig:
     # process-convolution generator: latent grid spacing; local SPDEs: test functions per axis
     convolution_spacing: float = 0.02
     test_per_dim: int = 24
+    quadrature_per_panel: int = 4
 
     def __post_init__(self):
         if self.spde not in SPDES:
@@ -83,7 +84,8 @@ class PriorConfig:
             raise ValueError(f"divergence must be one of {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}, "
                              f"got {self.divergence!r}")
         template = _spdes()[self.spde].default_space()
-        object.__setattr__(self, "train_range", _as_box(self.train_range, template))
+        box = tuple((a.lo, a.hi) for a in template.axes) if self.train_range is None else self.train_range
+        object.__setattr__(self, "train_range", _as_box(box, template))
         if self.valid_range is not None:
             object.__setattr__(self, "valid_range", _as_box(self.valid_range, template))
         Box.unit(self.dim, self.bc)  # validates dim and bc
@@ -188,7 +190,7 @@ def build_generator(config: PriorConfig, key=None):
     if config.family == "convolution":
         from pinnprob.generators.convolution import ConvolutionGenerator
 
-        return ConvolutionGenerator(key, config.domain, space, spacing=config.convolution_spacing,
+        return ConvolutionGenerator(key, config.domain, spde, spacing=config.convolution_spacing,
                                     width=config.width, depth=config.depth)
     return PushForwardGenerator(key, _basis(config), space, latent_dim=config.latent_dim,
                                 width=max(config.width, 128), depth=config.depth)
@@ -223,13 +225,16 @@ def _(spde: LocalSPDE, config: PriorConfig):
     # test functions = bumps on a grid whose supports may be cut by the boundary (they then test the
     # natural Neumann condition), integrated by a Gauss rule aligned with their kinks
     from pinnprob.local_loss import LocalWeakFormLoss
-    from pinnprob.quadrature import grid_quadrature
+    from pinnprob.quadrature import boundary_quadrature, grid_quadrature
     from pinnprob.testfunctions.compact import BumpTestFunctions
 
     test = BumpTestFunctions.covering(config.domain, config.test_per_dim, power=3)
     n = config.test_per_dim - 1
-    pts, wts = grid_quadrature(config.domain, 4 * n, rule="gauss", panels=n)
-    return LocalWeakFormLoss(spde, test, pts, wts, divergence=config.divergence, num_samples=config.num_samples)
+    q = config.quadrature_per_panel
+    pts, wts = grid_quadrature(config.domain, q * n, rule="gauss", panels=n)
+    boundary = boundary_quadrature(config.domain, q * n, panels=n) if config.dim == 2 else None
+    return LocalWeakFormLoss(spde, test, pts, wts, divergence=config.divergence, num_samples=config.num_samples,
+                             boundary=boundary, num_cells=config.modes_per_step or 64)
 
 
 def build_loss(config: PriorConfig):

@@ -126,6 +126,10 @@ class FEMMatern:
     def num_nodes(self) -> int:
         return self.mesh.p.shape[1]
 
+    def interpolation(self, X):
+        """The P1 interpolation matrix A (n, nodes) of sites X (n, 2): u(X) = A w."""
+        return self._interpolation(X)
+
     def _interpolation(self, X):
         return self.basis.probes(box_sites(X, self.lengths).T).tocsr()
 

@@ -8,6 +8,13 @@ Galerkin identity that gives the finite-element precision). The loss is D(law of
 
 * Gaussian generators, u = Ψ(x) z: r = R z with R_kj = a_θ(ψ_j-th column of Ψ, ψ_k), so
   Cov r = R Rᵀ and KL / W2 are closed-form;
+* process convolutions (:class:`~pinnprob.generators.AbstractConvolutionGenerator`), whose z_j is the
+  noise of cell j: the residual map is known column by column, R*_kj = h ψ_k(c_j) (each column is
+  the operator's Green's function at c_j, tested), and the loss is ‖R − R*‖²_F / ‖R*‖²_F over a
+  random subset of cells — an upper bound of W2²(law of r, tested noise)/‖R*‖², since
+  W2(N(0, RRᵀ), N(0, R*R*ᵀ)) ≤ ‖R − R*‖_F. Both derivatives are moved onto the test functions,
+  a_θ(v, ψ) = ∫ v (κ²ψ − ∇·H∇ψ) dx + ∮ v n·H∇ψ ds (H constant in x), so the kernel's log
+  singularity is integrated, never differentiated;
 * push-forward generators: samples of r, sample-based divergences.
 """
 
@@ -19,7 +26,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob import divergences as dv
-from pinnprob.generators.base import AbstractGaussianGenerator, AbstractGenerator
+from pinnprob.generators.base import AbstractConvolutionGenerator, AbstractGaussianGenerator, AbstractGenerator
 from pinnprob.losses import GAUSSIAN_DIVERGENCES, check_divergence, sample_divergence
 from pinnprob.spde.base import LocalSPDE
 
@@ -46,18 +53,28 @@ class LocalWeakFormLoss(eqx.Module):
     quad_points: Float[Array, "q d"]
     quad_weights: Float[Array, " q"]
     gram: Float[Array, "K K"]
+    boundary_points: Float[Array, "b d"] | None
+    boundary_normals: Float[Array, "b d"] | None
+    boundary_weights: Float[Array, " b"] | None
     divergence: str = eqx.field(static=True, default="kl")
     num_samples: int = eqx.field(static=True, default=256)
     jitter: float = eqx.field(static=True, default=1e-4)
+    num_cells: int = eqx.field(static=True, default=64)
 
     def __init__(self, spde: LocalSPDE, test, quad_points, quad_weights, divergence: str = "kl",
-                 num_samples: int = 256, jitter: float = 1e-4):
+                 num_samples: int = 256, jitter: float = 1e-4, boundary=None, num_cells: int = 64):
         check_divergence(divergence)
         self.spde, self.test = spde, test
         self.quad_points, self.quad_weights = jnp.asarray(quad_points), jnp.asarray(quad_weights)
         psi = jax.vmap(test.point)(self.quad_points)
         self.gram = (psi * self.quad_weights[:, None]).T @ psi  # G by the same quadrature as the residuals
         self.divergence, self.num_samples, self.jitter = divergence, int(num_samples), float(jitter)
+        # (points, outward normals, weights) of a rule on the boundary, for the paired path's ∮ term
+        if boundary is None:
+            self.boundary_points = self.boundary_normals = self.boundary_weights = None
+        else:
+            self.boundary_points, self.boundary_normals, self.boundary_weights = (jnp.asarray(b) for b in boundary)
+        self.num_cells = int(num_cells)
 
     def target(self) -> Float[Array, "K K"]:
         """Covariance of the tested noise, (K, K)."""
@@ -70,7 +87,29 @@ class LocalWeakFormLoss(eqx.Module):
         psi, gpsi = field_and_gradient(self.test.point, self.quad_points)
         return self.spde.tested(u, gu, psi, gpsi, self.quad_weights, self.quad_points, theta)
 
+    def paired(self, gen: AbstractConvolutionGenerator, key: PRNGKeyArray, theta) -> Array:
+        """‖R − R*‖²_F / ‖R*‖²_F over ``num_cells`` random cells (see the module notes)."""
+        C = gen.centres()
+        idx = jax.random.choice(key, C.shape[0], (self.num_cells,), replace=False)
+        v = gen.kernel_columns(self.quad_points, theta, idx)  # (q, s) = h k(x_q, c_j)
+        c = self.spde.coefficients(self.quad_points, theta)
+        psi = jax.vmap(self.test.point)(self.quad_points)  # (q, K)
+        hess = jax.vmap(jax.jacfwd(jax.jacfwd(self.test.point)))(self.quad_points)  # (q, K, d, d), forward mode
+        adj = c.kappa2[:, None] * psi - jnp.einsum("qab,qkab->qk", c.H, hess)  # κ²ψ − ∇·H∇ψ (H constant)
+        R = (self.quad_weights[:, None] * adj).T @ v  # (K, s)
+        if self.boundary_points is not None:
+            xb = self.boundary_points
+            vb = gen.kernel_columns(xb, theta, idx)  # (b, s)
+            Hb = self.spde.coefficients(xb, theta).H
+            gpsi = jax.vmap(jax.jacfwd(self.test.point))(xb)  # (b, K, d)
+            flux = jnp.einsum("bd,bde,bke->bk", self.boundary_normals, Hb, gpsi)  # n·H∇ψ
+            R = R + (self.boundary_weights[:, None] * flux).T @ vb
+        target = gen.spacing ** (C.shape[1] / 2.0) * jax.vmap(self.test.point)(C[idx]).T  # h^{d/2} ψ_k(c_j)
+        return jnp.sum((R - target) ** 2) / jnp.sum(target**2)
+
     def __call__(self, gen: AbstractGenerator, key: PRNGKeyArray, theta: Float[Array, " p"]) -> Array:
+        if isinstance(gen, AbstractConvolutionGenerator):
+            return self.paired(gen, key, theta)
         target = self.target()
         K = target.shape[0]
         if isinstance(gen, AbstractGaussianGenerator):

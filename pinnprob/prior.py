@@ -125,18 +125,24 @@ class GenerativePrior:
         Z = jax.random.normal(key, (S, gen.latent_dim))
         pieces = []
         for start in range(0, X.shape[0], site_chunk):
-            pieces.append(sample_fields(gen, Z, X[start:start + site_chunk], theta, sigma))
+            Xc = X[start:start + site_chunk]
+            u = sample_fields(gen, Z, Xc, theta, sigma)
+            if self.gaussian:  # the part below the generator's resolution, independent between sites
+                e = jax.random.normal(jax.random.fold_in(key, start + 1), u.shape)
+                u = u + sigma * jnp.sqrt(site_variance(gen, Xc, theta)) * e
+            pieces.append(u)
         return jnp.concatenate(pieces, axis=1)
 
     def covariance(self, X, *, sigma=1.0, **params) -> Float[Array, "n n"]:
-        """The generator's exact covariance σ² Ψ Ψᵀ at X (Gaussian generators only)."""
+        """The generator's exact covariance σ²(ΨΨᵀ + diag δ) at X, δ its site variance (Gaussian
+        generators only)."""
         if not self.gaussian:
             raise TypeError("covariance() is exact only for Gaussian generators; estimate it from sample()")
         X = check_sites(X, self.dim)
         check_sigma(sigma)
         theta = self.theta(X, **params)
         Psi = self.generator.basis_matrix(X, theta)
-        return float(sigma) ** 2 * Psi @ Psi.T
+        return float(sigma) ** 2 * (Psi @ Psi.T + jnp.diag(self.generator.site_variance(X, theta)))
 
     # -- NumPyro ---------------------------------------------------------------------------------
     def distribution(self, X, *, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None,
@@ -241,6 +247,11 @@ def sample_fields(gen, Z: Float[Array, "S m"], X: Float[Array, "n d"], theta: Fl
         Psi = gen.basis_matrix(X, theta)  # (n, m)
         return sigma * Z @ Psi.T
     return sigma * jax.vmap(lambda z: gen(X, z, theta))(Z)
+
+
+@eqx.filter_jit
+def site_variance(gen, X, theta):
+    return gen.site_variance(X, theta)
 
 
 def _deserialise_leaf(f, like):

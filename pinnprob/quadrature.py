@@ -27,7 +27,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob.domain import Box
 
-__all__ = ["grid_quadrature", "random_quadrature", "QUADRATURE_RULES"]
+__all__ = ["grid_quadrature", "random_quadrature", "boundary_quadrature", "QUADRATURE_RULES"]
 
 QUADRATURE_RULES = ("midpoint", "gauss")
 
@@ -109,3 +109,24 @@ def random_quadrature(
     points = jax.random.uniform(key, (num_points, domain.dim), dtype=lengths.dtype) * lengths
     weights = jnp.full((num_points,), volume / num_points, dtype=lengths.dtype)
     return points, weights
+
+
+def boundary_quadrature(domain: Box, num_per_side: int, rule: str = "gauss", panels: int = 1):
+    """A rule on the boundary of a 2-D box: points (b, 2), outward unit normals (b, 2), weights (b,),
+    ``num_per_side`` points per side (Gauss–Legendre on ``panels`` panels, as :func:`grid_quadrature`);
+    the weights on each side sum to its length."""
+    if domain.dim != 2:
+        raise ValueError(f"boundary_quadrature is for 2-D boxes, got d = {domain.dim}")
+    L1, L2 = (float(L) for L in domain.lengths)
+    pts, nrm, wts = [], [], []
+    for axis, L, other in ((0, L1, L2), (1, L2, L1)):
+        t, w = _rule_1d(other, num_per_side, rule, panels)
+        for wall, n in ((0.0, -1.0), (L, 1.0)):
+            p = np.zeros((len(t), 2))
+            p[:, axis], p[:, 1 - axis] = wall, t
+            nv = np.zeros((len(t), 2))
+            nv[:, axis] = n
+            pts.append(p)
+            nrm.append(nv)
+            wts.append(w)
+    return jnp.asarray(np.concatenate(pts)), jnp.asarray(np.concatenate(nrm)), jnp.asarray(np.concatenate(wts))

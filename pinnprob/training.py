@@ -118,14 +118,16 @@ def fit_generator(
 ) -> tuple[AbstractGenerator, dict]:
     """Train ``gen`` for ``steps`` steps of Adam (cosine-decayed, clipped); return it and the history.
 
+    ``steps=0`` returns the initialisation (evaluated once): for generators whose initial state is
+    already a solution (the analytic kernel of a process convolution).
     ``evaluate(gen) -> dict`` runs every ``eval_every`` steps (e.g. covariance error
     against the exact solution). With ``checkpoint`` set, the state is saved every
     ``checkpoint_every`` steps and at the end; ``resume=True`` continues from it.
     """
     from tqdm.auto import tqdm
 
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
     warmup = min(200, steps // 10)
     schedule = optax.warmup_cosine_decay_schedule(0.0 if warmup else learning_rate, learning_rate, warmup,
                                                   max(steps, warmup + 1), end_value=learning_rate * 1e-2)
@@ -165,5 +167,7 @@ def fit_generator(
         if ckpt is not None and (state.step % checkpoint_every == 0 or state.step == steps):
             _save_checkpoint(ckpt, state)
     bar.close()
+    if steps == 0 and evaluate is not None:
+        state.history["eval"].append({"step": 0, **evaluate(state.gen)})
     state.history["train_seconds"] = state.history.get("train_seconds", 0.0) + time.perf_counter() - t0
     return state.gen, state.history

@@ -237,3 +237,8 @@ def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, mo
     assert "beta[dist]" in summ.index
     for name in ("map_mean.png", "map_sd.png", "trace.png", "pair.png", "posterior.nc"):
         assert (out / name).is_file()
+
+
+def test_fit_shipped_prior_by_name_and_nu_it_lacks(tmp_path, capsys, no_sampling):
+    line = _error_line(capsys, ["fit", str(_csv(tmp_path)), *COLS, "--prior", "matern2d-nonstationary", "--nu", "1.5"])
+    assert "no parameter nu" in line and "range_trend_x1" in line

@@ -82,8 +82,17 @@ class AbstractGaussianGenerator(AbstractGenerator):
         """Ψ (n, m), the linear map z ↦ u, dense."""
 
     def basis_matrix(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, "n m"]:
-        """Ψ(X; θ): the field is Ψ z and its covariance ΨΨᵀ."""
+        """Ψ(X; θ): the field is Ψ z (plus its site part) and its covariance ΨΨᵀ + diag(site variance)."""
         return self.basis_from_branch(self.features(X), self.branch(theta))
+
+    def site_variance_from_branch(self, features, branch) -> Float[Array, " n"]:
+        """The variance per site (σ = 1) that the latent does not carry: a part of the field below the
+        generator's resolution, independent between sites (default: none). The law of the field is
+        N(0, ΨΨᵀ + diag(site variance))."""
+        return jnp.zeros(features.shape[0])
+
+    def site_variance(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        return self.site_variance_from_branch(self.features(X), self.branch(theta))
 
 
 class AbstractDiagonalGenerator(AbstractGaussianGenerator):

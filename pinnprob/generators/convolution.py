@@ -14,12 +14,20 @@ local SPDE (κ²(x) − ∇·H∇)(τ(x)u) = W the exact kernel is the Neumann G
   constant κ);
 * the Neumann (conormal) condition by images: for each wall, the oblique reflection of c along the
   conormal H n (an orthogonal reflection in the coordinates H^{-1/2}x, where the operator is the
-  isotropic one), and the two reflections between parallel walls; corner images are left out
-  (for non-aligned H the reflections at adjacent walls generate no finite group);
+  isotropic one), and the two reflections between parallel walls; the corner images (products of
+  reflections at adjacent walls) are exact for axis-aligned H and have no exact counterpart for a
+  rotated one (the reflections then generate no finite group): they are weighted down to zero as
+  H turns away from the axes (:meth:`_images`);
 * within a cell of the singularity (r_H < h/√π) K₀ is replaced by its mean over the disk of the
   cell's area, 2(1 − κa K₁(κa))/(κa)² (the cell-averaged kernel);
 * a_w (per latent cell) and b_w (a radial profile, tabulated on log κr and interpolated) start at
-  zero and are trained on the weak form (:class:`pinnprob.local_loss.LocalWeakFormLoss`).
+  zero and are trained on the weak form (:class:`pinnprob.local_loss.LocalWeakFormLoss`);
+* the discretisation's error in the variance, from the free-space kernel alone:
+  v(x) = Σ_j (τ(x)⁻¹ h K₀(κ_e r)/(2π))², whose integral counterpart is 1. Where v < 1 (white noise
+  on cells cannot carry the variance below the cell scale) the deficit δ = 1 − v is returned as
+  a site variance (:meth:`site_variance_from_branch`), independent between sites (its correlation
+  length is h). Where v > 1 (a site between cell centres at κh ≳ 0.5) the row is scaled by
+  v^{-1/2}.
 
 Full rank in the cells, Gaussian (covariance ΨΨᵀ exact), O(n J) per evaluation of Ψ.
 """
@@ -122,20 +130,33 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
         return ConvolutionBranch(jnp.asarray(theta), 0.5 * jnp.log(coef.kappa2), coef.H, amp, radial)
 
     def _images(self, C, H_c):
-        """The centres and their wall images, (I, J, 2): the oblique reflections c − 2(c_a − w) H e_a / H_aa
-        at the walls w ∈ {0, L_a} and the two products of reflections at parallel walls, per axis a."""
+        """The centres and their images, (I, J, 2), with weights (I, J): per axis a, the oblique
+        reflections c − 2(c_a − w) H e_a / H_aa at the walls w ∈ {0, L_a} and the two products of
+        reflections at parallel walls (weight 1); at the corners, the products of reflections at
+        adjacent walls in both orders, exact when H is axis-aligned (the reflections commute) and
+        wrong when it is not (they generate no finite group), so weighted by w/2 each with
+        w = max(0, 1 − m/0.3), m = |H₁₂|/√(H₁₁H₂₂) the misalignment (1 for aligned or isotropic H,
+        0 from m = 0.3 on)."""
+        def refl(c, a, wall):
+            e = H_c[:, :, a] / H_c[:, a, a][:, None]  # conormal direction, scaled to unit a-component
+            return c - 2.0 * (c[:, a] - wall)[:, None] * e
+
         out = [C]
         for a, L in enumerate(self.domain.lengths):
-            e = H_c[:, :, a] / H_c[:, a, a][:, None]  # conormal direction, scaled to unit a-component
+            out += [refl(C, a, 0.0), refl(C, a, L), refl(refl(C, a, 0.0), a, L), refl(refl(C, a, L), a, 0.0)]
+        ones = [jnp.ones(C.shape[0])] * len(out)
+        m = jnp.abs(H_c[:, 0, 1]) / jnp.sqrt(H_c[:, 0, 0] * H_c[:, 1, 1])
+        w = jnp.clip(1.0 - m / 0.3, 0.0, 1.0)
+        (L0, L1) = self.domain.lengths
+        corners = []
+        for w0 in (0.0, L0):
+            for w1 in (0.0, L1):
+                corners += [refl(refl(C, 0, w0), 1, w1), refl(refl(C, 1, w1), 0, w0)]
+        return jnp.stack(out + corners), jnp.stack(ones + [0.5 * w] * len(corners))
 
-            def refl(c, wall, e=e, a=a):
-                return c - 2.0 * (c[:, a] - wall)[:, None] * e
-
-            out += [refl(C, 0.0), refl(C, L), refl(refl(C, 0.0), L), refl(refl(C, L), 0.0)]
-        return jnp.stack(out)
-
-    def _kernel(self, X, b: ConvolutionBranch, idx=None) -> Float[Array, "n J"]:
-        """h k_θ(x_i, c_j) (the columns of τΨ), for all cells or the cells ``idx``."""
+    def _kernel(self, X, b: ConvolutionBranch, idx=None, free: bool = False) -> Float[Array, "n J"]:
+        """h k_θ(x_i, c_j) (the columns of τΨ), for all cells or the cells ``idx``; ``free``: the
+        free-space kernel alone (no images, no learned factors)."""
         C = self.centres()
         lk_c, H_c, amp = b.log_kappa_c, b.H_c, b.amp
         if idx is not None:
@@ -147,6 +168,12 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
         ke = jnp.exp(log_ke)
         a = self.spacing / math.sqrt(math.pi)  # radius of the disk of a cell's area
         cap = 2.0 * one_minus_x_k1(ke * a) / (ke * a) ** 2
+
+        if free:
+            d = X[:, None, :] - C[None]
+            r = jnp.sqrt(jnp.maximum(jnp.einsum("nja,jab,njb->nj", d, Hinv, d), 1e-30))
+            g = jnp.where(r < a, cap, k0(jnp.maximum(ke * r, 1e-30)))
+            return self.spacing * g / (2.0 * math.pi * jnp.sqrt(det))[None, :]
 
         def one(Ci):
             d = X[:, None, :] - Ci[None]
@@ -161,13 +188,27 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
             g = jnp.where(r < a, cap, k0(jnp.maximum(kr, 1e-30)))
             return g * jnp.exp(rad)
 
-        G = jnp.sum(jax.vmap(one)(self._images(C, H_c)), axis=0)
+        images, weights = self._images(C, H_c)
+        G = jnp.sum(jax.vmap(one)(images) * weights[:, None, :], axis=0)
         return self.spacing * G * jnp.exp(amp)[None, :] / (2.0 * math.pi * jnp.sqrt(det))[None, :]
 
-    def basis_from_branch(self, X, b: ConvolutionBranch) -> Float[Array, "n J"]:
-        """Ψ (n, J): τ(x)⁻¹ h k_θ(x, c_j)."""
+    def _free_variance(self, X, b: ConvolutionBranch) -> Float[Array, " n"]:
+        """v(x) = Σ_j (τ(x)⁻¹ h K₀(κ_e r)/(2π√det H))², the free-space kernel's discrete variance, whose
+        continuum value is 1."""
         log_tau = self.spde.coefficients(X, b.theta).log_tau
-        return jnp.exp(-log_tau)[:, None] * self._kernel(X, b)
+        return jnp.exp(-2.0 * log_tau) * jnp.sum(self._kernel(X, b, free=True) ** 2, axis=1)
+
+    def basis_from_branch(self, X, b: ConvolutionBranch) -> Float[Array, "n J"]:
+        """Ψ (n, J): s(x) τ(x)⁻¹ h k_θ(x, c_j), with s(x) = min(1, v(x)^{-1/2}) scaling down the sites where
+        the cells' discrete sum overshoots its continuum value (v > 1; :meth:`site_variance_from_branch`
+        adds what it undershoots)."""
+        log_tau = self.spde.coefficients(X, b.theta).log_tau
+        s = jax.lax.rsqrt(jnp.maximum(self._free_variance(X, b), 1.0))
+        return (s * jnp.exp(-log_tau))[:, None] * self._kernel(X, b)
+
+    def site_variance_from_branch(self, X, b: ConvolutionBranch) -> Float[Array, " n"]:
+        """δ(x) = max(0, 1 − v(x)): the sub-cell variance (σ = 1) the cells' discrete sum undershoots."""
+        return jnp.maximum(1.0 - self._free_variance(X, b), 0.0)
 
     def combine(self, X, b, z):
         return self.basis_from_branch(X, b) @ z

@@ -97,8 +97,8 @@ class CollapsedGaussian(dist.Distribution):
     def log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
         r = value - self.loc
-        if not self._gram_path:
-            return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2)
+        if not self._gram_path:  # the field's own site variance goes with the noise
+            return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2 + self.field.site_variance())
         return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram, self.noise**2)
 
 
@@ -138,9 +138,10 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
     S = field.basis()
     z = jax.random.normal(k1, (m,))
     e = jax.random.normal(k2, (n,))
-    C = S @ S.T + noise**2 * jnp.eye(n)
+    s2 = noise**2 + field.site_variance()  # (n,): the noise and the field's part below its resolution
+    C = S @ S.T + jnp.diag(s2 * jnp.ones(n))
     L = jnp.linalg.cholesky(C)
-    w = cho_solve((L, True), resid - S @ z - noise * e)
+    w = cho_solve((L, True), resid - S @ z - jnp.sqrt(s2) * e)
     return z + S.T @ w
 
 

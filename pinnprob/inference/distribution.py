@@ -31,10 +31,15 @@ class GenerativeField(dist.Distribution):
     ``features`` or ``product_features`` return); each evaluation then costs one branch pass and
     an O(n m) product.
 
-    * ``sample`` runs the generator.
-    * ``log_prob`` is exact for Gaussian generators: N(0, σ²ΨΨᵀ + ε σ² I) with the documented
-      jitter ε (default 1e-5, relative to σ²) that makes the low-rank covariance proper;
-      computed by a dense Cholesky when n ≤ m and by Woodbury when n > m.
+    * ``sample`` runs the generator (and adds the site part, below).
+    * ``log_prob`` is exact for Gaussian generators: N(0, σ²(ΨΨᵀ + diag δ) + ε σ² I) with δ the
+      generator's site variance (the part below its resolution, independent between sites; zero
+      for the spectral generator) and the documented jitter ε (default 1e-5, relative to σ²) that
+      makes the low-rank covariance proper; computed by a dense Cholesky when n ≤ m and by
+      Woodbury when n > m.
+    * :meth:`from_latent` gives the latent part σΨz only: a model that samples the field through its
+      latent (:func:`pinnprob.inference.latent_field`) should add σ²δ (:meth:`site_variance`) to its
+      observation variance, as :func:`pinnprob.fit` does.
     * For push-forward generators ``log_prob`` raises :class:`LatentOnlyError`; use the latent
       reparameterisation (:func:`pinnprob.inference.latent_field`).
 
@@ -104,6 +109,15 @@ class GenerativeField(dist.Distribution):
         g = g.reshape(lead + self.batch_shape + self.event_shape)
         return self.sigma[..., None] * g
 
+    def site_variance(self):
+        """σ²δ, the variance per site the latent does not carry, shape ``batch_shape + (n,)``."""
+        if not self.gaussian:
+            return jnp.zeros(self.batch_shape + self.event_shape)
+        b = self._branches()
+        Bf = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[len(self.batch_shape):]), b)
+        v = jax.vmap(lambda b1: self.generator.site_variance_from_branch(self.features, b1))(Bf)
+        return self.sigma[..., None] ** 2 * v.reshape(self.batch_shape + self.event_shape)
+
     def basis(self):
         """σΨ(θ) of shape ``batch_shape + (n, m)`` (Gaussian generators): the field is σΨ z."""
         if not self.gaussian:
@@ -117,7 +131,8 @@ class GenerativeField(dist.Distribution):
     # -- Distribution API -------------------------------------------------------------------------
     def sample(self, key, sample_shape=()):
         z = jax.random.normal(key, tuple(sample_shape) + self.batch_shape + (self.latent_dim,))
-        return self.from_latent(z)
+        e = jax.random.normal(jax.random.fold_in(key, 1), tuple(sample_shape) + self.batch_shape + self.event_shape)
+        return self.from_latent(z) + jnp.sqrt(self.site_variance()) * e
 
     @property
     def mean(self):
@@ -127,12 +142,13 @@ class GenerativeField(dist.Distribution):
     def covariance_matrix(self):
         S = self.basis()
         n = self.event_shape[0]
-        return S @ jnp.swapaxes(S, -1, -2) + self.jitter * self.sigma[..., None, None] ** 2 * jnp.eye(n)
+        d = self.site_variance() + self.jitter * self.sigma[..., None] ** 2
+        return S @ jnp.swapaxes(S, -1, -2) + d[..., None] * jnp.eye(n)
 
     @property
     def variance(self):
         S = self.basis()
-        return jnp.sum(S**2, -1) + self.jitter * self.sigma[..., None] ** 2
+        return jnp.sum(S**2, -1) + self.site_variance() + self.jitter * self.sigma[..., None] ** 2
 
     @validate_sample
     def log_prob(self, value):
@@ -144,26 +160,31 @@ class GenerativeField(dist.Distribution):
                 "normal site `f_latent` and a deterministic site `f`."
             )
         S = self.basis()  # (..., n, m)
-        eps = self.jitter * self.sigma**2  # (...)
+        eps = self.jitter * self.sigma[..., None] ** 2 + self.site_variance()  # (..., n)
         return _lowrank_gaussian_logpdf(value, S, eps)
 
 
 def _lowrank_gaussian_logpdf(value, S, eps):
-    """log N(value | 0, S Sᵀ + eps I), batched; dense Cholesky if n ≤ m, Woodbury otherwise."""
+    """log N(value | 0, S Sᵀ + diag(eps)), batched, eps (..., n) or (...) (then eps I); dense Cholesky if
+    n ≤ m, Woodbury otherwise."""
     n, m = S.shape[-2], S.shape[-1]
+    eps = jnp.asarray(eps)
+    eps = jnp.broadcast_to(eps[..., None] if eps.ndim < S.ndim - 1 else eps, S.shape[:-1])  # (..., n)
     value = jnp.broadcast_to(value, jnp.broadcast_shapes(value.shape, S.shape[:-1]))
     if n <= m:
-        C = S @ jnp.swapaxes(S, -1, -2) + eps[..., None, None] * jnp.eye(n)
+        C = S @ jnp.swapaxes(S, -1, -2) + eps[..., None] * jnp.eye(n)
         L = jnp.linalg.cholesky(C)
         w = solve_triangular(L, value[..., None], lower=True)[..., 0]
         logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
         return -0.5 * (jnp.sum(w**2, -1) + logdet + n * math.log(2 * math.pi))
-    # Woodbury: (eps I + S Sᵀ)^{-1} = (I − S (eps I_m + SᵀS)^{-1} Sᵀ)/eps,
-    # log det = (n − m) log eps + log det(eps I_m + SᵀS)
-    St = jnp.swapaxes(S, -1, -2)
-    cap = St @ S + eps[..., None, None] * jnp.eye(m)
+    # Woodbury with D = diag(eps): (D + S Sᵀ)^{-1} = D⁻¹ − D⁻¹S (I_m + SᵀD⁻¹S)^{-1} SᵀD⁻¹,
+    # log det = log det D + log det(I_m + SᵀD⁻¹S)
+    Sd = S / jnp.sqrt(eps)[..., None]  # D^{-1/2} S
+    vd = value / jnp.sqrt(eps)
+    St = jnp.swapaxes(Sd, -1, -2)
+    cap = St @ Sd + jnp.eye(m)
     L = jnp.linalg.cholesky(cap)
-    Stv = (St @ value[..., None])[..., 0]
-    quad = (jnp.sum(value**2, -1) - jnp.sum(Stv * cho_solve((L, True), Stv[..., None])[..., 0], -1)) / eps
-    logdet = (n - m) * jnp.log(eps) + 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
+    Stv = (St @ vd[..., None])[..., 0]
+    quad = jnp.sum(vd**2, -1) - jnp.sum(Stv * cho_solve((L, True), Stv[..., None])[..., 0], -1)
+    logdet = jnp.sum(jnp.log(eps), -1) + 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
     return -0.5 * (quad + logdet + n * math.log(2 * math.pi))

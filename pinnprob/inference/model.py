@@ -214,7 +214,8 @@ def build_model(spec: ModelSpec):
             if collapsed:
                 numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G), obs=y)
                 return
-            f = numpyro.sample("field", field)
+            f = numpyro.sample("field", field)  # its latent part; the site part goes with the noise
+            scale = jnp.sqrt(scale**2 + field.site_variance())
             numpyro.sample("y", dist.Normal(eta + f, scale).to_event(1), obs=y)
         else:
             f = numpyro.sample("field", field)

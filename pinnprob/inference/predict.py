@@ -54,10 +54,17 @@ _DRAW_BATCH = 32
 
 
 @eqx.filter_jit
-def fields_at(gen, feats, theta, sigma, Z):
+def fields_at(gen, feats, theta, sigma, Z, E=None):
     """σ g(X; z, θ) for a batch of S posterior draws: θ (S, p), σ (S,) and Z (S, m) as arrays (so one
-    compilation serves every draw), → (S, n)."""
-    return jax.vmap(lambda t, s, z: GenerativeField(gen, feats, t, s).from_latent(z))(theta, sigma, Z)
+    compilation serves every draw), → (S, n); with E (S, n) standard normals, plus the generator's
+    site part σ√δ(x)·E (independent of the data: a conditional simulation of it is a fresh draw)."""
+    def one(t, s, z, e):
+        f = GenerativeField(gen, feats, t, s)
+        out = f.from_latent(z)
+        return out if e is None else out + jnp.sqrt(f.site_variance()) * e
+    if E is None:
+        return jax.vmap(lambda t, s, z: one(t, s, z, None))(theta, sigma, Z)
+    return jax.vmap(one)(theta, sigma, Z, E)
 
 
 def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
@@ -112,7 +119,8 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     for start in range(0, len(Xn), chunk):
         feats = gen.product_features(jnp.asarray(U[start:start + chunk]))  # separable: chunk × 2√m numbers
         eta = icpt[:, None] + (0.0 if beta is None else beta @ Zn[start:start + chunk].T)
-        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta)))
+        E = jax.random.normal(jax.random.fold_in(jax.random.key(seed), start), (len(theta[0]), feats.shape[0]), dtype)
+        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta), E[b:b + nb]))
                             for b in range(0, len(sel), nb)])[:len(sel)]
         out[:, start:start + chunk] = eta + f
     res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),

@@ -37,8 +37,8 @@ def anisotropy_matrix(angle, log_ratio):
     return jnp.stack([jnp.stack([h11, h12], -1), jnp.stack([h12, h22], -1)], -2)
 
 
-def nonstationary_space(range=(0.1, 0.4), range_trend_x1=(-0.8, 0.8), range_trend_x2=(-0.8, 0.8),
-                        angle=(0.0, math.pi), ratio=(1.0, 3.0)) -> ParameterSpace:
+def nonstationary_space(range=(0.08, 0.25), range_trend_x1=(-0.7, 0.7), range_trend_x2=(-0.7, 0.7),
+                        angle=(0.0, math.pi), ratio=(1.0, 2.5)) -> ParameterSpace:
     """The parameters of :class:`NonStationaryMatern` over a training box (defaults: the shipped one)."""
     return ParameterSpace((
         Axis("range", *range, log=True, length_power=1, doc="range ρ₀ at the centre of the square"),
@@ -58,7 +58,7 @@ class NonStationaryMatern(LocalSPDE):
     domain: Box
     space: ParameterSpace = eqx.field(static=True, default_factory=nonstationary_space)
     noise: AbstractNoise = eqx.field(default_factory=GaussianWhiteNoise)
-    field_bounds: tuple = eqx.field(static=True, default=(0.05, 1.0))
+    field_bounds: tuple = eqx.field(static=True, default=(0.05, 0.5))
 
     def __check_init__(self):
         if self.domain.dim != 2:
