@@ -240,7 +240,8 @@ def write(res: dict, path: Path):
         "a process convolution whose kernel is the operator's local Green's function with conormal images "
         "(`pinnprob.generators.ConvolutionGenerator`). Its law is N(0, σ²(ΨΨᵀ + diag δ)), with δ the variance below "
         "the cell scale. The truth is P1 finite elements with a lumped mass matrix (`pinnprob.truth.FEMMatern`), "
-        "which learned nothing. The FEM mesh error at this mesh is under 1 % (docs/results/fem_truth.md).",
+        "which learned nothing. Its own error at 300 cells per side is about 1–1.5 % at the shortest ranges "
+        "(2.5 % at 200, 0.8 % at 400 for range 0.05: docs/results/fem_truth.md).",
         "",
         f"Claimed box: {res['box']}; range field claimed within {res['field_bounds']} at every site.",
         "",
@@ -270,6 +271,8 @@ def write(res: dict, path: Path):
         lines.append("| " + " | ".join(f"{r[n]:.3f}" for n in names) + f" | {r['rel_err']:.4f} | {r['mc_floor']:.4f} |")
     sp = res["speed"]
     lines += ["", "## Speed (this 2-core CPU, float32)", "",
+              "Measured while another job shared the CPU (the test suite or the accuracy sweep), so both columns "
+              "are slower than on a quiet machine; the ratio is what to read. " + res.get("speed_note", ""), "",
               f"* {sp['fields']} fields at {sp['sites']} sites: generator {sp['generator_s']:.1f} s "
               f"(plus {sp['generator_compile_s']:.1f} s compilation), FEM sampler {sp['fem_s']:.1f} s "
               f"on a {sp['fem_mesh']}² mesh (plus {sp['fem_setup_s']:.1f} s assembly and factorisation).",
