@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_sites", "check_params", "check_sigma", "scalar_or_none", "is_traced"]
+__all__ = ["check_sites", "check_sigma", "scalar_or_none", "is_traced"]
 
 
 def is_traced(x) -> bool:
@@ -63,9 +63,3 @@ def check_sigma(sigma) -> None:
     s = scalar_or_none(sigma, "sigma")
     if s is not None and s <= 0:
         raise ValueError(f"sigma must be > 0, got {s}")
-
-
-def check_params(space, sigma, values: dict) -> None:
-    """Validate σ and the SPDE's parameters by name against the prior's space (one ValueError)."""
-    check_sigma(sigma)
-    space.check(**values)

@@ -25,9 +25,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob import divergences as dv
 from pinnprob.generators.base import AbstractConvolutionGenerator, AbstractGaussianGenerator, AbstractGenerator
-from pinnprob.losses import GAUSSIAN_DIVERGENCES, check_divergence, sample_divergence
+from pinnprob.losses import GAUSSIAN_DIVERGENCES, check_divergence, gaussian_residual_divergence, sample_divergence
 from pinnprob.spde.base import LocalSPDE
 
 __all__ = ["LocalWeakFormLoss", "field_and_gradient"]
@@ -115,11 +114,7 @@ class LocalWeakFormLoss(eqx.Module):
         if isinstance(gen, AbstractGaussianGenerator):
             R = self.residual_map(gen, theta)
             if self.divergence in GAUSSIAN_DIVERGENCES:
-                cov = R @ R.T
-                if self.divergence == "kl":
-                    jit = self.jitter * jnp.mean(jnp.diag(target))
-                    return dv.gaussian_kl(cov + jit * jnp.eye(K), target) / K
-                return dv.gaussian_w2(cov, target) / K
+                return gaussian_residual_divergence(self.divergence, R, target, self.jitter)
             k1, k2, k3 = jax.random.split(key, 3)
             x = jax.random.normal(k1, (self.num_samples, R.shape[1])) @ R.T
         else:

@@ -36,7 +36,8 @@ from pinnprob.generators.base import (
 from pinnprob.spde.base import DiagonalSPDE
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
-__all__ = ["WeakFormLoss", "GAUSSIAN_DIVERGENCES", "SAMPLE_DIVERGENCES", "sample_divergence", "check_divergence"]
+__all__ = ["WeakFormLoss", "GAUSSIAN_DIVERGENCES", "SAMPLE_DIVERGENCES", "sample_divergence", "check_divergence",
+           "gaussian_residual_divergence"]
 
 GAUSSIAN_DIVERGENCES = ("kl", "w2")
 SAMPLE_DIVERGENCES = ("sliced_w2", "mmd", "energy", "kl_mm", "w2_mm")
@@ -45,6 +46,17 @@ SAMPLE_DIVERGENCES = ("sliced_w2", "mmd", "energy", "kl_mm", "w2_mm")
 def check_divergence(name: str) -> None:
     if name not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
         raise ValueError(f"unknown divergence {name!r}; choose from {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}")
+
+
+def gaussian_residual_divergence(name: str, R: Float[Array, "K m"], target: Float[Array, "K K"], jitter: float) -> Array:
+    """KL or W2 between N(0, R Rᵀ) (the law of residuals r = R z) and N(0, target), per test function.
+    rank(R Rᵀ) ≤ m: KL is infinite when m < K; a jitter relative to the target's scale keeps it finite."""
+    K = target.shape[0]
+    cov = R @ R.T
+    if name == "kl":
+        jit = jitter * jnp.mean(jnp.diag(target))
+        return dv.gaussian_kl(cov + jit * jnp.eye(K), target) / K
+    return dv.gaussian_w2(cov, target) / K
 
 
 def sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: Float[Array, "S K"],
@@ -131,12 +143,7 @@ class WeakFormLoss(eqx.Module):
         else:
             R, target = jnp.exp(log_d)[:, None] * A, jnp.eye(K)
         if self.divergence in GAUSSIAN_DIVERGENCES:
-            cov = R @ R.T
-            if self.divergence == "kl":
-                # rank(cov) ≤ m: KL is infinite when m < K; the jitter keeps it finite
-                jit = self.jitter * jnp.mean(jnp.diag(target))
-                return dv.gaussian_kl(cov + jit * jnp.eye(K), target) / K
-            return dv.gaussian_w2(cov, target) / K
+            return gaussian_residual_divergence(self.divergence, R, target, self.jitter)
         k1, k2, k3 = jax.random.split(key, 3)
         x = jax.random.normal(k1, (self.num_samples, R.shape[1])) @ R.T
         y = jax.random.normal(k2, (self.num_samples, K)) * jnp.sqrt(jnp.diag(target))

@@ -89,10 +89,6 @@ class ModelParams:
                 for n in self.space.names}
         return self.theta(vals)
 
-    def to_dict(self) -> dict:
-        """What a fit stores to rebuild θ from its draws: the fixed values and the scale."""
-        return {"fixed": {k: float(v) for k, v in self.fixed.items()}, "scale": float(self.scale)}
-
 
 def model_generator(prior, params: ModelParams):
     """The generator the model evaluates: the prior's, made cheaper for θ within the model's bounds

@@ -18,7 +18,6 @@ import abc
 from typing import NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -89,8 +88,3 @@ class LocalSPDE(AbstractSPDE):
         mass = (wk * c.kappa2[:, None] * psi).T @ v  # ∫ κ² τu ψ
         stiff = jnp.einsum("qk,qkd,qmd->km", wk, grad_psi, Hgrad)  # ∫ H∇(τu)·∇ψ
         return mass + stiff
-
-    def log_tau_and_grad(self, log_tau_fn, x):
-        """(log τ(x), ∇ log τ(x)) for a pointwise function ``log_tau_fn`` (d,) → scalar, by autodiff."""
-        val, grad = jax.vmap(jax.value_and_grad(log_tau_fn))(x)
-        return val, grad

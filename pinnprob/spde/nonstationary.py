@@ -19,22 +19,14 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from pinnprob._validation import is_traced
 from pinnprob.domain import Box
+from pinnprob.fem import anisotropy_matrix
 from pinnprob.noise import AbstractNoise, GaussianWhiteNoise
 from pinnprob.parameters import Axis, ParameterSpace
 from pinnprob.spde.base import LocalCoefficients, LocalSPDE
 
-__all__ = ["NonStationaryMatern", "nonstationary_space", "anisotropy_matrix"]
-
-
-def anisotropy_matrix(angle, log_ratio):
-    """H = R(angle) diag(r, 1/r) R(angle)ᵀ, r = exp(log_ratio), shape (..., 2, 2) (see
-    :func:`pinnprob.fem.anisotropy_matrix`, the same matrix for NumPy)."""
-    c, s, r = jnp.cos(angle), jnp.sin(angle), jnp.exp(log_ratio)
-    h11 = r * c**2 + s**2 / r
-    h22 = r * s**2 + c**2 / r
-    h12 = (r - 1 / r) * c * s
-    return jnp.stack([jnp.stack([h11, h12], -1), jnp.stack([h12, h22], -1)], -2)
+__all__ = ["NonStationaryMatern", "nonstationary_space"]
 
 
 def nonstationary_space(range=(0.08, 0.25), range_trend_x1=(-0.7, 0.7), range_trend_x2=(-0.7, 0.7),
@@ -80,8 +72,8 @@ class NonStationaryMatern(LocalSPDE):
         return jnp.exp(self.log_range_field(x, theta))
 
     def H(self, theta):
-        """The anisotropy matrix (2, 2), det H = 1."""
-        return anisotropy_matrix(theta[3], theta[4])
+        """The anisotropy matrix (2, 2), det H = 1 (:func:`pinnprob.fem.anisotropy_matrix`, the FEM truth's)."""
+        return anisotropy_matrix(jnp.asarray(theta[3]), jnp.asarray(theta[4]))
 
     def coefficients(self, x, theta) -> LocalCoefficients:
         log_rho = self.log_range_field(x, theta)
@@ -96,7 +88,7 @@ class NonStationaryMatern(LocalSPDE):
         """The parameters in the training box, and (given sites X (n, 2)) the range field inside
         ``field_bounds`` at every site: one ValueError."""
         super().check(**values)
-        if X is None or any(_traced(v) for v in values.values()):
+        if X is None or any(is_traced(v) for v in values.values()):
             return
         X = np.asarray(X, np.float64)
         lr = (math.log(float(values["range"])) + float(values["range_trend_x1"]) * (X[:, 0] - 0.5)
@@ -109,8 +101,3 @@ class NonStationaryMatern(LocalSPDE):
             raise ValueError(f"the range field leaves [{lo:g}, {hi:g}] (unit-box units) at {int(bad.sum())} site(s) "
                              f"(first: row {i}, range {rho[i]:.4g}); use smaller trends or another range")
 
-
-def _traced(v) -> bool:
-    from pinnprob._validation import is_traced
-
-    return is_traced(v)
