@@ -347,7 +347,7 @@ def main(argv=None) -> int:
                    help="a covariate column (repeat the flag for several)")
     f.add_argument("--log", action="store_true", help="model log(value); every value must be > 0")
     f.add_argument("--nu", type=float, default=None,
-                   help="fix the smoothness nu (e.g. 1.5; within the prior's range, [1, 2.5] for the shipped "
+                   help="fix the smoothness nu (e.g. 1.5; within the prior's range, [0.5, 2.5] for the shipped "
                         "one); default: estimate it over that range")
     f.add_argument("--method", choices=("nuts", "blackjax", "svi"), default="nuts",
                    help="NUTS in NumPyro (default), NUTS in BlackJAX, or SVI (fast, approximate)")

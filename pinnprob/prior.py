@@ -123,13 +123,15 @@ class GenerativePrior:
 
     def _sample_chunk(self, gen, key, X, theta, sigma, S, site_chunk):
         Z = jax.random.normal(key, (S, gen.latent_dim))
+        # the part below the generator's resolution, independent between sites: drawn for all sites at
+        # once, so that the fields do not depend on the site chunks
+        E = jax.random.normal(jax.random.fold_in(key, 1), (S, X.shape[0])) if self.gaussian else None
         pieces = []
         for start in range(0, X.shape[0], site_chunk):
             Xc = X[start:start + site_chunk]
             u = sample_fields(gen, Z, Xc, theta, sigma)
-            if self.gaussian:  # the part below the generator's resolution, independent between sites
-                e = jax.random.normal(jax.random.fold_in(key, start + 1), u.shape)
-                u = u + sigma * jnp.sqrt(site_variance(gen, Xc, theta)) * e
+            if self.gaussian:
+                u = u + sigma * jnp.sqrt(site_variance(gen, Xc, theta)) * E[:, start:start + site_chunk]
             pieces.append(u)
         return jnp.concatenate(pieces, axis=1)
 
@@ -178,7 +180,7 @@ class GenerativePrior:
 
         Keeps the shortest prefix of modes (by eigenvalue) whose left-out variance is at most
         ``tol`` of the total, at range ``min_range`` and at both ends of the ν range (or at ``nu``
-        only, when ν is fixed). Its ``param_range`` starts at ``min_range``. Diagonal (spectral)
+        only, when ν is fixed), ν below 1 counted as 1 (see the comment in the code). Its ``param_range`` starts at ``min_range``. Diagonal (spectral)
         generators of the Matérn only.
         """
         if not isinstance(self.generator, AbstractDiagonalGenerator) or self.param_names != ("range", "nu"):
@@ -187,7 +189,11 @@ class GenerativePrior:
         if not pr.range[0] <= min_range <= pr.range[1]:
             raise ValueError(f"min_range = {min_range:g} is outside the prior's range {pr.range}")
         keep = 1
-        for n in (pr.nu if nu is None else (float(nu),)):
+        # below ν = 1 the left-out fraction falls too slowly (∝ λ^{−ν}) for a variance tolerance to cut
+        # the trunk anywhere useful: those fields keep ν = 1's modes, and the variance of the rest is
+        # the truncation tail a model adds per site (inference.model.truncation_tail; it is exact for
+        # the data when the data's spacing exceeds the cut's wavelength)
+        for n in sorted({min(max(v, 1.0), pr.nu[1]) for v in (pr.nu if nu is None else (float(nu),))}):
             a2 = np.asarray(self.generator.amplitudes(pr.theta(range=min_range, nu=n)), np.float64) ** 2
             tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = fraction in modes k, k+1, ...
             keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))

@@ -140,7 +140,9 @@ def test_collapsed_likelihood_equals_marginal_gaussian(prior, sites):
         c = CollapsedGaussian(d, mean, 0.3)
         y = c.sample(jax.random.key(0))
         S = d.basis()
-        ref = dist.MultivariateNormal(mean, S @ S.T + 0.09 * jnp.eye(25)).log_prob(y)
+        # the law: σ²(ΨΨᵀ + δI), δ the spectrum's variance above the trunk, plus the noise
+        assert float(d.site_variance()[0]) > 0
+        ref = dist.MultivariateNormal(mean, S @ S.T + jnp.diag(d.site_variance()) + 0.09 * jnp.eye(25)).log_prob(y)
         np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
 
 
@@ -158,7 +160,7 @@ def test_collapsed_gram_path_equals_marginal_gaussian(prior):
         assert c._gram_path
         y = c.sample(jax.random.key(0), (2,))
         S = d.basis()
-        ref = dist.MultivariateNormal(mean, S @ S.T + 0.0625 * jnp.eye(n)).log_prob(y)
+        ref = dist.MultivariateNormal(mean, S @ S.T + jnp.diag(d.site_variance()) + 0.0625 * jnp.eye(n)).log_prob(y)
         np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
         # and its gradient in the parameters, through the branch network
         def lp(r, s, noise):
@@ -166,8 +168,9 @@ def test_collapsed_gram_path_equals_marginal_gaussian(prior):
             return CollapsedGaussian(f, mean, noise, gram=G).log_prob(y[0])
 
         def lp_ref(r, s, noise):
-            Sr = prior.distribution(X, range=r, nu=1.2, sigma=s).basis()
-            return dist.MultivariateNormal(mean, Sr @ Sr.T + noise**2 * jnp.eye(n)).log_prob(y[0])
+            fr = prior.distribution(X, range=r, nu=1.2, sigma=s)
+            Sr = fr.basis()
+            return dist.MultivariateNormal(mean, Sr @ Sr.T + jnp.diag(fr.site_variance()) + noise**2 * jnp.eye(n)).log_prob(y[0])
 
         np.testing.assert_allclose(jax.grad(lp, (0, 1, 2))(0.45, 0.8, 0.25),
                                    jax.grad(lp_ref, (0, 1, 2))(0.45, 0.8, 0.25), rtol=1e-6)
@@ -186,9 +189,10 @@ def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
     z = np.asarray(jax.vmap(lambda k: conditional_latent(k, d, resid, 0.3, gram=G))(
         jax.random.split(jax.random.key(2), N)), np.float64)
     S = np.asarray(d.basis(), np.float64)
-    P = np.eye(m) + S.T @ S / 0.09
+    s2 = 0.09 + float(d.site_variance()[0])  # the noise and the field's tail above the trunk
+    P = np.eye(m) + S.T @ S / s2
     cov = np.linalg.inv(P)
-    mean = cov @ S.T @ resid / 0.09
+    mean = cov @ S.T @ resid / s2
     se = np.sqrt(np.diag(cov) / N)
     assert np.all(np.abs(z.mean(0) - mean) < 4.5 * se + 1e-4)
     # posterior variances: sample variance within its Monte Carlo error (chi-square, 2/N relative)
@@ -203,8 +207,9 @@ def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):
         jax.random.split(jax.random.key(2), 3000))
     S = np.asarray(d.basis(), np.float64)
     K = S @ S.T
-    post_mean = K @ np.linalg.solve(K + 0.04 * np.eye(25), resid)
-    post_cov = K - K @ np.linalg.solve(K + 0.04 * np.eye(25), K)
+    R = np.diag(0.04 + np.asarray(d.site_variance(), np.float64))  # noise and the field's tail
+    post_mean = K @ np.linalg.solve(K + R, resid)
+    post_cov = K - K @ np.linalg.solve(K + R, K)
     se = np.sqrt(np.diag(post_cov) / 3000)
     assert np.all(np.abs(np.asarray(draws).mean(0) - post_mean) < 4.5 * se + 1e-4)
 
@@ -273,7 +278,15 @@ def test_fit_returns_inference_data_in_user_units(prior, method):
     ok = ~np.isnan(post["field_latent"].values[0, :, 0])
     expect = (post["intercept"].values[0, ok][:, None] + np.outer(post["beta"].values[0, ok, 0], cov[:7])
               + post["field"].values[0, ok, :7])
-    np.testing.assert_allclose(pred["draws"], expect, rtol=0, atol=1e-3 * np.abs(expect).max())
+    # plus, in predict's draws, a fresh draw of the field's part above the trunk (σ√δ(θ) per site)
+    from pinnprob.inference.predict import fit_prior
+
+    used, meta = fit_prior(idata)
+    th = used.param_range.theta(range=jnp.asarray(post["range"].values[0, ok] / meta["coordinate_map"]["scale"]),
+                                nu=jnp.full(int(ok.sum()), 1.5))
+    sd_site = post["sigma"].values[0, ok] * np.sqrt(np.asarray(jax.vmap(used.generator.tail_variance)(th)))
+    assert np.all(sd_site > 0)
+    assert np.all(np.abs(pred["draws"] - expect) < 1e-3 * np.abs(expect).max() + 5 * sd_site[:, None])
 
 
 def test_fit_free_nu_and_poisson_latent(prior):

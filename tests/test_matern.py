@@ -68,3 +68,35 @@ def test_box_validation():
         Box((1.0, -1.0))
     with pytest.raises(ValueError, match="d = 1, 2 or 3"):
         Box((1.0,) * 4)
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.0, 2.5])
+@pytest.mark.parametrize("rho", [0.02, 0.1, 0.5])
+def test_tail_variance_matches_weyl_closed_form_2d(nu, rho):
+    """Above λ_min the 2-D Matérn's modes carry (κ²/(κ² + λ_min))^ν of the variance (σ = 1): the
+    Weyl density 1/(4π) integrated against the spectrum."""
+    spde = MaternSPDE(Box.unit(2))
+    lam_min = 1.6e5
+    k2 = kappa_from_range(rho, nu) ** 2
+    th = jnp.array([math.log(rho), nu])
+    got = float(spde.tail_variance(lam_min, th))
+    np.testing.assert_allclose(got, (k2 / (k2 + lam_min)) ** nu, rtol=1e-5)
+    # the generic quadrature (any diagonal SPDE) gives the same
+    quad = float(super(MaternSPDE, spde).tail_variance(lam_min, th))
+    np.testing.assert_allclose(quad, (k2 / (k2 + lam_min)) ** nu, rtol=2e-4)
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5])
+def test_tail_variance_1d_is_the_mode_integral(nu):
+    """In 1-D the modes are λ_k = (πk)² on the unit interval: the tail is ∫_K^∞ D(λ_k)⁻² dk."""
+    from scipy.integrate import quad
+
+    spde = MaternSPDE(Box.unit(1))
+    th = jnp.array([math.log(0.1), nu])
+    K = 300.0
+    S = lambda k: float(jnp.exp(-2 * spde.log_symbol(jnp.array([(math.pi * k) ** 2]), th))[0])  # noqa: E731
+    want = quad(S, K, np.inf, limit=200)[0]
+    got = float(spde.tail_variance((math.pi * K) ** 2, th))
+    np.testing.assert_allclose(got, want, rtol=1e-3)
+    farther = float(spde.tail_variance((2 * math.pi * K) ** 2, th))  # a higher cut leaves less out
+    assert farther < 0.9 * got

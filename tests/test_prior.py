@@ -119,13 +119,26 @@ def test_default_prior_is_shipped_and_describes_itself(default):
 
 
 @pytest.mark.parametrize("r, n", [(0.1, 1.0), (0.2, 1.5), (0.5, 2.0), (0.1, 2.0), (0.5, 1.0),
-                                  (0.05, 1.0), (0.05, 2.5), (1.0, 1.0), (1.0, 2.5)])  # + corners of the claim
+                                  (0.05, 1.0), (0.05, 2.5), (1.0, 1.0), (1.0, 2.5),  # + corners of the claim
+                                  (0.05, 0.5), (1.0, 0.5), (0.1, 0.75)])  # the rough end (the exponential)
 def test_default_exact_covariance_error_within_5_percent(default, r, n):
     # the generator's own covariance (no Monte Carlo noise) against the exact box covariance
     X = eval_grid(2)
     C = truth.box_covariance(X, X, default.config.domain, range=r, sigma=1.0, nu=n)
     Cg = np.asarray(default.covariance(X, range=r, nu=n, sigma=1.0), np.float64)
     assert np.linalg.norm(Cg - C) / np.linalg.norm(C) < 0.05
+
+
+def test_default_tail_variance_restores_the_rough_fields_variance(default):
+    """ν = 0.5 at range 0.05: the trunk misses ~10 % of the variance; the site variance (the exact
+    spectrum above the trunk, Weyl's law) puts it back — error ≤ 2 % with it, > 5 % without."""
+    X = eval_grid(2)
+    C = truth.box_covariance(X, X, default.config.domain, range=0.05, sigma=1.0, nu=0.5)
+    Cg = np.asarray(default.covariance(X, range=0.05, nu=0.5, sigma=1.0), np.float64)
+    d = np.asarray(default.generator.site_variance(X, default.param_range.theta(range=0.05, nu=0.5)), np.float64)
+    assert np.allclose(d, d[0]) and 0.07 < d[0] < 0.13  # (κ²/(κ² + λ_max))^ν ≈ 0.099, the same at every site
+    err = lambda A: np.linalg.norm(A - C) / np.linalg.norm(C)  # noqa: E731
+    assert err(Cg) < 0.02 and err(Cg - np.diag(d)) > 0.05
 
 
 def test_default_samples_have_the_generator_covariance(default):

@@ -91,8 +91,12 @@ class AbstractGaussianGenerator(AbstractGenerator):
         N(0, ΨΨᵀ + diag(site variance))."""
         return jnp.zeros(features.shape[0])
 
+    def site_variance_at(self, features, theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        """The site variance from the sites' features and θ (default: through the branch)."""
+        return self.site_variance_from_branch(features, self.branch(theta))
+
     def site_variance(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, " n"]:
-        return self.site_variance_from_branch(self.features(X), self.branch(theta))
+        return self.site_variance_at(self.features(X), theta)
 
 
 class AbstractDiagonalGenerator(AbstractGaussianGenerator):
@@ -111,6 +115,18 @@ class AbstractDiagonalGenerator(AbstractGaussianGenerator):
     @property
     def latent_dim(self) -> int:
         return self.basis.size
+
+    def tail_variance(self, theta: Float[Array, " p"]) -> Float[Array, ""]:
+        """The variance (σ = 1) of the field's modes above the trunk, which the latent does not carry
+        (default: none). It is the same at every site: the generator's site variance."""
+        return jnp.zeros(())
+
+    def site_variance_at(self, features, theta):
+        """:meth:`tail_variance` at each of the n sites (features (n, K), dense or separable)."""
+        return jnp.broadcast_to(self.tail_variance(theta), (features.shape[0],))
+
+    def site_variance(self, X, theta):
+        return jnp.broadcast_to(self.tail_variance(theta), (jnp.shape(X)[0],))
 
     def amplitudes(self, theta, eigenvalues=None) -> Float[Array, " K"]:
         """a(θ, λ_k): standard deviation of the coefficient ⟨u, φ_k⟩ for σ = 1."""

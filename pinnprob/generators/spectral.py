@@ -61,6 +61,14 @@ class SpectralGenerator(AbstractDiagonalGenerator):
         inp = jnp.concatenate([jnp.broadcast_to(th, (lam.shape[0], th.shape[-1])), s[:, None]], axis=1)
         return jax.vmap(self.net)(inp)
 
+    def tail_variance(self, theta):
+        """The exact spectrum's variance above the trained trunk's largest eigenvalue, by Weyl's law
+        (:meth:`~pinnprob.spde.DiagonalSPDE.tail_variance`): what a truncated eigenbasis cannot carry,
+        put back as a variance independent between sites (its correlation length is below
+        1/√λ_max, 0.0025 of the box for the shipped 2-D trunk). Kept at the trained trunk's cutoff
+        when :meth:`with_basis` keeps fewer modes (``fit`` adds the exact variance of those)."""
+        return self.spde.tail_variance(math.expm1(self.log_lambda_max), theta)
+
     def for_inference(self, theta_bounds):
         """With θ of dimension ≤ 2, the branch read from a table over ``theta_bounds``
         (:class:`~pinnprob.generators.TabulatedGenerator`): the same law to ~1e-5, a NUTS gradient

@@ -86,6 +86,9 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
     def latent_dim(self) -> int:
         return self.base.latent_dim
 
+    def tail_variance(self, theta):
+        return self.base.tail_variance(theta)
+
     def log_amplitudes(self, theta, eigenvalues=None) -> Float[Array, " m"]:
         """log a(θ) for every mode, interpolated from the table, shape (m,) (the trunk's modes only)."""
         if eigenvalues is not None:

@@ -99,12 +99,19 @@ class CollapsedGaussian(dist.Distribution):
         r = value - self.loc
         if not self._gram_path:  # the field's own site variance goes with the noise
             return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2 + self.field.site_variance())
-        return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram, self.noise**2)
+        return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram,
+                                     self.noise**2 + _site_variance(self.field))
 
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:
     """d = σ a(θ): the per-column scales of S = Φ diag(d) (diagonal-branch generators)."""
     return field.sigma * field.generator.branch(field.theta)
+
+
+def _site_variance(field: GenerativeField):
+    """σ² × the tail variance of a diagonal-branch generator: the same at every site (so the Gram path
+    keeps a scalar diagonal), shape ``batch_shape``."""
+    return field.site_variance()[..., 0]
 
 
 def _gram_gaussian_logpdf(r, Phi, d, G, eps):
@@ -130,10 +137,11 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
     n, m = field.event_shape[0], field.latent_dim
     k1, k2 = jax.random.split(key)
     if _uses_gram(field, None if gram is None else jnp.asarray(gram)):
-        d = _scales(field) / noise
+        s = jnp.sqrt(noise**2 + _site_variance(field))  # the noise and the field's tail, the same at each site
+        d = _scales(field) / s
         P = d[:, None] * gram * d[None, :] + jnp.eye(m)
         L = jnp.linalg.cholesky(P)
-        mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / noise)  # Φᵀresid, dense or separable Φ
+        mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / s)  # Φᵀresid, dense or separable Φ
         return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
     S = field.basis()
     z = jax.random.normal(k1, (m,))

@@ -113,9 +113,8 @@ class GenerativeField(dist.Distribution):
         """σ²δ, the variance per site the latent does not carry, shape ``batch_shape + (n,)``."""
         if not self.gaussian:
             return jnp.zeros(self.batch_shape + self.event_shape)
-        b = self._branches()
-        Bf = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[len(self.batch_shape):]), b)
-        v = jax.vmap(lambda b1: self.generator.site_variance_from_branch(self.features, b1))(Bf)
+        th = self.theta.reshape(-1, self.theta.shape[-1])
+        v = jax.vmap(lambda t: self.generator.site_variance_at(self.features, t))(th)
         return self.sigma[..., None] ** 2 * v.reshape(self.batch_shape + self.event_shape)
 
     def basis(self):

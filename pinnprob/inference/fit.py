@@ -76,7 +76,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it
     is cheaper than sampling the latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). A
     spectral prior keeps only the modes needed down to the range prior's 0.5 % quantile
-    (``mode_tol``: the variance fraction allowed to be left out).
+    (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
+    modes of ν = 1), and the variance of the modes left out goes with the noise, per site.
 
     The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
     model's settings, and the prior the model used (its weights, compressed, and the fingerprint of

@@ -15,9 +15,11 @@ Two kinds, told apart by type (the loss picks its evaluation from it):
 from __future__ import annotations
 
 import abc
+import math
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -56,6 +58,25 @@ class DiagonalSPDE(AbstractSPDE):
     def spectral_feature(self, eigenvalues: Float[Array, " K"], theta: Float[Array, " p"]) -> Float[Array, " K"]:
         """A scalar per mode that amplitude networks see next to θ (default: the log symbol)."""
         return self.log_symbol(eigenvalues, theta)
+
+    def tail_variance(self, lam_min: float, theta: Float[Array, " p"], num: int = 401, span: float = 60.0):
+        """The variance (σ = 1) of the modes above ``lam_min`` at a point of the box's interior:
+        Σ_{λ_k > λ_min} D_k(θ)⁻² φ_k(x)², by Weyl's law — the modes of a d-dimensional box have the
+        density dN/dλ = ω_d (d/2) λ^{d/2−1} / (2π)^d per unit volume (ω_d the volume of the unit
+        ball; Weyl 1911) and φ_k² averages to 1. Simpson's rule in t = log(λ/λ_min) over [0, span]
+        (the integrand decays like e^{−(α − d/2)t}; the span is cut where λ would overflow the
+        working precision). Within a few 1/√λ_min of a wall, where the Neumann modes' φ_k² reach 2
+        (4 at a corner), this undercounts. ``lam_min`` a positive number (static)."""
+        d = self.domain.dim
+        omega = math.pi ** (d / 2) / math.gamma(d / 2 + 1)
+        lam_min = float(lam_min)
+        span = min(span, math.log(float(jnp.finfo(jnp.result_type(float)).max)) - math.log(lam_min) - 4.0)
+        num = num + 1 - num % 2  # Simpson's rule needs an odd number of points
+        t = jnp.linspace(0.0, span, num)
+        lam = lam_min * jnp.exp(t)
+        log_f = -2.0 * self.log_symbol(lam, theta) + math.log(omega * d / 2 / (2 * math.pi) ** d) + (d / 2) * jnp.log(lam)
+        w = (t[1] - t[0]) / 3.0 * jnp.where(jnp.arange(num) % 2 == 1, 4.0, 2.0).at[0].set(1.0).at[-1].set(1.0)
+        return jnp.exp(jax.nn.logsumexp(log_f + jnp.log(w)))
 
 
 class LocalCoefficients(NamedTuple):

@@ -119,6 +119,15 @@ class MaternSPDE(DiagonalSPDE):
         alpha = nu + self.dim / 2.0
         return jnp.log(tau) + 0.5 * alpha * jnp.log(kappa**2 + jnp.asarray(eigenvalues))
 
+    def tail_variance(self, lam_min, theta, **kw):
+        """In 2-D in closed form: ∫_{λ_min}^∞ (4π τ²)⁻¹ (κ² + λ)^{−α} dλ = (κ²/(κ² + λ_min))^ν for σ = 1
+        (Weyl's density 1/(4π); α = ν + 1); otherwise by quadrature (:class:`DiagonalSPDE`)."""
+        if self.dim != 2:
+            return super().tail_variance(lam_min, theta, **kw)
+        nu = theta[1]
+        kappa2 = 8.0 * nu / jnp.exp(2.0 * theta[0])
+        return jnp.exp(nu * (jnp.log(kappa2) - jnp.log(kappa2 + float(lam_min))))
+
     def spectral_feature(self, eigenvalues, theta):
         """log(κ² + λ_k): the log of the base symbol, whose power α/2 and scale τ the network learns."""
         kappa2 = 8.0 * theta[1] / jnp.exp(2.0 * theta[0])
