@@ -264,8 +264,8 @@ def write(res: dict, path: Path):
         lines.append("| " + " | ".join(f"{r[n]:.3f}" for n in names) + f" | {r['rel_err']:.4f} | {r['mc_floor']:.4f} |")
     sp = res["speed"]
     lines += ["", "## Speed (this 2-core CPU, float32)", "",
-              "Measured while another job shared the CPU (the test suite or the accuracy sweep), so both columns "
-              "are slower than on a quiet machine; the ratio is what to read. " + res.get("speed_note", ""), "",
+              res.get("speed_note", "Measured while another job shared the CPU, so both columns are slower than "
+                      "on a quiet machine; the ratio is what to read."), "",
               f"* {sp['fields']} fields at {sp['sites']} sites: generator {sp['generator_s']:.1f} s "
               f"(plus {sp['generator_compile_s']:.1f} s compilation), FEM sampler {sp['fem_s']:.1f} s "
               f"on a {sp['fem_mesh']}² mesh (plus {sp['fem_setup_s']:.1f} s assembly and factorisation).",
