@@ -12,6 +12,8 @@ branch depends on θ only; when θ is 2-D (the Matérn's (log range, ν)) it can
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -48,13 +50,16 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
     nu0: float = eqx.field(static=True)
     h_nu: float = eqx.field(static=True)
 
-    def __init__(self, base: SpectralGenerator, log_range_bounds, nu_bounds, num_range: int = 33, num_nu: int = 31):
+    def __init__(self, base: SpectralGenerator, log_range_bounds, nu_bounds, num_range: int = 33,
+                 num_nu: int | None = None):
         lo, hi = float(log_range_bounds[0]), float(log_range_bounds[1])
         nlo, nhi = float(nu_bounds[0]), float(nu_bounds[1])
         if not (hi > lo and nhi >= nlo and num_range >= 2):
             raise ValueError(f"bad table bounds: log range {log_range_bounds}, nu {nu_bounds}")
         if base.space.dim != 2:
             raise ValueError(f"a table needs a 2-D θ, the generator's has {base.space.dim}")
+        if num_nu is None:  # ν rows 0.05 apart: linear interpolation in ν within ~5e-4 in log amplitude
+            num_nu = math.ceil((nhi - nlo) / 0.05 - 1e-9) + 1
         V = 1 if nhi == nlo else max(int(num_nu), 2)
         lr = jnp.linspace(lo, hi, num_range)
         nus = jnp.linspace(nlo, nhi, V)
