@@ -33,7 +33,6 @@ Writes docs/results/nonstationary_posterior.md and .json.
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
 import math
 import time
@@ -50,8 +49,8 @@ from nonstationary import fem_for
 import pinnprob
 from pinnprob.inference.collapsed import CollapsedGaussian
 from pinnprob.inference.distribution import GenerativeField
-from pinnprob.inference.fit import default_param_prior
-from pinnprob.inference.priors import pc_sigma, truncate_to_range
+from pinnprob.inference.fit import model_param_priors
+from pinnprob.inference.priors import pc_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUE = {"range": 0.14, "range_trend_x1": 0.5 * math.log(2), "range_trend_x2": 0.5 * math.log(2),
@@ -70,11 +69,7 @@ def to_values(phi) -> dict:
 
 def make_priors(space, ysd: float) -> dict:
     """fit's default priors for data on the unit square (scale 1, extent 1)."""
-    out = {}
-    with warnings.catch_warnings():  # the default's truncation to the box is by design
-        warnings.simplefilter("ignore")
-        for a in space.axes:
-            out[a.name] = truncate_to_range(default_param_prior(a, 1.0, 1.0), a.lo, a.hi, a.name)
+    out = model_param_priors(space, 1.0, 1.0)
     out["sigma"] = pc_sigma(2.0 * ysd, 0.05)
     out["noise"] = dist.HalfNormal(ysd)
     return out

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -45,8 +44,7 @@ import scipy.stats as st
 
 import pinnprob
 from pinnprob.inference.distribution import GenerativeField
-from pinnprob.inference.fit import default_param_prior
-from pinnprob.inference.priors import truncate_to_range
+from pinnprob.inference.fit import model_param_priors
 
 ROOT = Path(__file__).resolve().parents[1]
 N_OBS, N_HELD = 30, 10
@@ -55,9 +53,7 @@ N_OBS, N_HELD = 30, 10
 def prior_draws(space, field_bounds, X, num: int, rng: np.random.Generator) -> dict:
     """``num`` draws of the SPDE's parameters (natural units), σ and noise from the SBC prior,
     restricted to range fields within ``field_bounds`` at X (rejection)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dists = {a.name: truncate_to_range(default_param_prior(a, 1.0, 1.0), a.lo, a.hi, a.name) for a in space.axes}
+    dists = model_param_priors(space, 1.0, 1.0)
     dists["sigma"], dists["noise"] = dist.HalfNormal(1.0), dist.HalfNormal(0.5)
     out = {k: [] for k in dists}
     got, key = 0, jax.random.key(int(rng.integers(2**31)))

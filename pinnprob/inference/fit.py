@@ -36,7 +36,7 @@ from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_r
 from pinnprob.inference.recovery import recover_field
 from pinnprob.inference.runners import run_blackjax, run_nuts, run_svi
 
-__all__ = ["fit", "default_param_prior"]
+__all__ = ["fit", "default_param_prior", "model_param_priors"]
 
 
 def default_param_prior(axis, scale: float, extent: float):
@@ -49,6 +49,25 @@ def default_param_prior(axis, scale: float, extent: float):
     if lo == hi:
         return dist.Delta(lo)
     return dist.LogUniform(lo, hi) if axis.log else dist.Uniform(lo, hi)
+
+
+def model_param_priors(space, scale: float, extent: float, priors: dict | None = None, fixed=()) -> dict:
+    """The priors ``fit`` puts on the SPDE's free parameters (name → NumPyro distribution, user units):
+    ``priors[name]`` where given, else :func:`default_param_prior`, each truncated to the prior's box
+    in user units (coordinates scaled by ``scale``; ``extent`` the data's largest side)."""
+    priors = priors or {}
+    out = {}
+    for a in space.axes:
+        if a.name in fixed:
+            continue
+        lo, hi = sorted((a.lo * scale**a.length_power, a.hi * scale**a.length_power))
+        if a.name in priors:
+            out[a.name] = truncate_to_range(priors[a.name], lo, hi, a.name)
+        else:
+            with warnings.catch_warnings():  # the default's truncation is by design, not news
+                warnings.simplefilter("ignore")
+                out[a.name] = truncate_to_range(default_param_prior(a, scale, extent), lo, hi, a.name)
+    return out
 
 
 def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
@@ -109,19 +128,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0
     ysd = ysd if ysd > 0 else 1.0
-    # the SPDE's parameters: given or default priors, truncated to the prior's box in user units
-    model_priors = {}
-    for a in space.axes:
-        if a.name in fixed:
-            continue
-        lo, hi = a.lo * cmap.scale**a.length_power, a.hi * cmap.scale**a.length_power
-        lo, hi = min(lo, hi), max(lo, hi)
-        if a.name in priors:
-            model_priors[a.name] = truncate_to_range(priors[a.name], lo, hi, a.name)
-        else:
-            with warnings.catch_warnings():  # the default's truncation is by design, not news
-                warnings.simplefilter("ignore")
-                model_priors[a.name] = truncate_to_range(default_param_prior(a, cmap.scale, extent), lo, hi, a.name)
+    model_priors = model_param_priors(space, cmap.scale, extent, priors, fixed)
     params = ModelParams(space, model_priors, fixed, cmap.scale)
     for name, v in fixed.items():
         a = space.axis(name)
