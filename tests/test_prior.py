@@ -120,7 +120,8 @@ def test_default_prior_is_shipped_and_describes_itself(default):
 
 @pytest.mark.parametrize("r, n", [(0.1, 1.0), (0.2, 1.5), (0.5, 2.0), (0.1, 2.0), (0.5, 1.0),
                                   (0.05, 1.0), (0.05, 2.5), (1.0, 1.0), (1.0, 2.5),  # + corners of the claim
-                                  (0.05, 0.5), (1.0, 0.5), (0.1, 0.75)])  # the rough end (the exponential)
+                                  (0.05, 0.5), (1.0, 0.5), (0.1, 0.75),  # the rough end (the exponential)
+                                  (0.02, 0.5), (0.02, 1.5), (0.02, 2.5)])  # the short end
 def test_default_exact_covariance_error_within_5_percent(default, r, n):
     # the generator's own covariance (no Monte Carlo noise) against the exact box covariance
     X = eval_grid(2)
