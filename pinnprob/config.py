@@ -21,7 +21,7 @@ from pinnprob.testfunctions.eigen import BoxEigenbasis
 
 __all__ = ["PriorConfig", "build_generator", "build_loss", "build_spde", "FAMILIES", "SPDES"]
 
-FAMILIES = ("spectral", "lowrank", "pushforward", "convolution")
+FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense")
 
 
 def _spdes() -> dict:
@@ -187,6 +187,10 @@ def build_generator(config: PriorConfig, key=None):
         return gen.with_basis(_basis(config)) if config.max_modes is not None else gen
     if config.family == "lowrank":
         return LowRankGenerator(key, config.dim, space, rank=config.rank)
+    if config.family == "eigendense":
+        from pinnprob.generators.eigendense import EigenDenseGenerator
+
+        return EigenDenseGenerator(key, _basis(config), space, width=config.width, depth=config.depth)
     if config.family == "convolution":
         from pinnprob.generators.convolution import ConvolutionGenerator
 

@@ -9,6 +9,7 @@ from pinnprob.generators.base import (
     FourierFeatures,
 )
 from pinnprob.generators.convolution import ConvolutionGenerator
+from pinnprob.generators.eigendense import EigenDenseGenerator
 from pinnprob.generators.lowrank import LowRankGenerator
 from pinnprob.generators.pushforward import PushForwardGenerator
 from pinnprob.generators.spectral import SpectralGenerator
@@ -21,6 +22,7 @@ __all__ = [
     "AbstractGenerator",
     "AbstractPushForwardGenerator",
     "ConvolutionGenerator",
+    "EigenDenseGenerator",
     "FourierFeatures",
     "LowRankGenerator",
     "PushForwardGenerator",
