@@ -26,12 +26,13 @@ FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense")
 
 def _spdes() -> dict:
     """The SPDEs a configuration can name: name → class with ``default_space()``."""
+    from pinnprob.spde.nig import NIGMatern
     from pinnprob.spde.nonstationary import NonStationaryMatern
 
-    return {"matern": MaternSPDE, "matern-nonstationary": NonStationaryMatern}
+    return {"matern": MaternSPDE, "matern-nonstationary": NonStationaryMatern, "matern-nig": NIGMatern}
 
 
-SPDES = ("matern", "matern-nonstationary")
+SPDES = ("matern", "matern-nonstationary", "matern-nig")
 # configuration keys added after prior-file format 1, left out of to_dict() at their default so that
 # the identity (fingerprint) of priors saved before them is unchanged
 _ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4}

@@ -1,4 +1,4 @@
-"""Weak-form losses for diagonal SPDEs: the law of the tested residuals against tested white noise.
+"""Weak-form losses for diagonal SPDEs: the law of the tested residuals against the tested noise.
 
 For a :class:`~pinnprob.spde.DiagonalSPDE` and test functions φ_1..φ_K the orthonormal eigenbasis
 of the box (G = I), the residuals are r_k(z) = ⟨L_θ u(·; z), φ_k⟩ = D_k(θ) ⟨u(·; z), φ_k⟩ (for the
@@ -12,7 +12,8 @@ Three evaluation paths, chosen by the generator's type:
   so every Gaussian divergence is a sum over modes; a random subset of modes is
   drawn each step (PINN-style collocation, in frequency);
 * Gaussian (any trunk): Cov r = R Rᵀ with R = D Φ_qᵀ diag(w) Ψ(X_q), by quadrature;
-* push-forward: samples of r through the network, sample-based divergences only.
+* push-forward: samples of r through the network, sample-based divergences only, against draws of
+  the SPDE's noise law tested on the basis (N(0, I) for white noise; :meth:`WeakFormLoss.target_samples`).
 
 ``weighting="field"`` compares ⟨u, φ_k⟩ with its target law N(0, D_k^{-2}) instead of
 r_k with N(0, 1): a decreasing spectral weight, one fix for the pitfall of §5.
@@ -149,6 +150,11 @@ class WeakFormLoss(eqx.Module):
         y = jax.random.normal(k2, (self.num_samples, K)) * jnp.sqrt(jnp.diag(target))
         return sample_divergence(self.divergence, k3, x, y, target) / K
 
+    def target_samples(self, key: PRNGKeyArray, theta, num: int) -> Float[Array, "num K"]:
+        """``num`` draws of the noise tested against the test basis, (num, K): N(0, I) for white noise,
+        the noise law's own draws otherwise (:meth:`~pinnprob.noise.AbstractNoise.orthonormal_samples`)."""
+        return self.spde.noise.orthonormal_samples(key, self.test, self.spde.domain, num, self.spde.noise_params(theta))
+
     def _pushforward(self, gen: AbstractGenerator, key, theta):
         k1, k2, k3 = jax.random.split(key, 3)
         z = jax.random.normal(k1, (self.num_samples, gen.latent_dim))
@@ -163,7 +169,7 @@ class WeakFormLoss(eqx.Module):
             x, sd = c, jnp.exp(-log_d)
         else:
             x, sd = c * jnp.exp(log_d), jnp.ones(K)
-        y = jax.random.normal(k2, (self.num_samples, K)) * sd
+        y = self.target_samples(k2, theta, self.num_samples) * sd
         name = {"kl": "kl_mm", "w2": "w2_mm"}.get(self.divergence, self.divergence)
         return sample_divergence(name, k3, x, y, jnp.diag(sd**2)) / K
 

@@ -13,6 +13,7 @@ noise (it enters the prior analytically).
 from __future__ import annotations
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-__all__ = ["AbstractNoise", "AbstractGaussianNoise", "GaussianWhiteNoise", "NIGNoise", "inverse_gaussian"]
+__all__ = ["AbstractNoise", "AbstractGaussianNoise", "GaussianWhiteNoise", "NIGNoise", "cell_grid", "inverse_gaussian"]
 
 
 class AbstractNoise(eqx.Module):
@@ -39,6 +40,12 @@ class AbstractNoise(eqx.Module):
         """``num`` draws of the tested noise (⟨Ṁ, ψ_k⟩)_k by the midpoint rule on the cells:
         Σ_j ψ_k(c_j) M(A_j), with ``values`` = ψ_k(c_j) (J, K); shape (num, K)."""
         return self.cell_masses(key, areas, num, params) @ values
+
+    @abc.abstractmethod
+    def orthonormal_samples(self, key: PRNGKeyArray, test, domain, num: int,
+                            params: Float[Array, " q"] | None = None) -> Float[Array, "num K"]:
+        """``num`` draws of the noise tested against an orthonormal basis ``test`` (X (n, d) → (n, K)) on
+        the box ``domain``: what a sample-based weak-form loss compares its residuals with."""
 
 
 class AbstractGaussianNoise(AbstractNoise):
@@ -59,6 +66,19 @@ class GaussianWhiteNoise(AbstractGaussianNoise):
         """W(A_j) ~ N(0, h_j), independent."""
         areas = jnp.asarray(areas)
         return jnp.sqrt(areas) * jax.random.normal(key, (num, areas.shape[0]), dtype=areas.dtype)
+
+    def orthonormal_samples(self, key, test, domain, num, params=None):
+        """N(0, I): exact, no grid (the Gram matrix of an orthonormal basis is the identity)."""
+        K = test(jnp.zeros((1, domain.dim))).shape[-1]
+        return jax.random.normal(key, (num, K))
+
+
+def cell_grid(domain, cells_per_side: int) -> tuple[Float[Array, "J d"], Float[Array, " J"]]:
+    """Centres (J, d) and areas (J,) of a regular grid of ``cells_per_side``^d cells covering the box."""
+    axes = [(jnp.arange(cells_per_side) + 0.5) * (L / cells_per_side) for L in domain.lengths]
+    C = jnp.stack(jnp.meshgrid(*axes, indexing="ij"), -1).reshape(-1, domain.dim)
+    area = math.prod(L / cells_per_side for L in domain.lengths)
+    return C, jnp.full(C.shape[0], area)
 
 
 def inverse_gaussian(key: PRNGKeyArray, mean: Float[Array, "..."], shape_param: Float[Array, "..."],
@@ -87,6 +107,7 @@ class NIGNoise(AbstractNoise):
     (η → ∞: Gaussian white noise). ``params`` = (μ, η)."""
 
     param_names = ("mu", "eta")
+    cells_per_side: int = eqx.field(static=True, default=128)
 
     @staticmethod
     def check(mu, eta) -> None:
@@ -105,6 +126,14 @@ class NIGNoise(AbstractNoise):
         V = inverse_gaussian(kv, areas, eta * areas**2, (num,))
         Z = jax.random.normal(kz, V.shape, dtype=V.dtype)
         return (mu * (V - areas) + jnp.sqrt(V) * Z) / jnp.sqrt(1.0 + mu**2 / eta)
+
+    def orthonormal_samples(self, key, test, domain, num, params):
+        """The noise on a grid of ``cells_per_side``^d cells, tested against the basis by the midpoint
+        rule (its error is that of the rule for the basis's highest frequencies on the grid)."""
+        C, areas = cell_grid(domain, self.cells_per_side)
+        from pinnprob.testfunctions.eigen import dense_features
+
+        return self.tested_samples(key, dense_features(test(C)), areas, num, params)
 
     @staticmethod
     def cumulant_factors(mu, eta) -> tuple:

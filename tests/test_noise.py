@@ -132,3 +132,49 @@ def test_fem_nig_sampler_matches_its_exact_moments():
         _check_moments(U[:, j], var[j], skew[j], kurt[j], j)
     with pytest.raises(ValueError, match="eta"):
         f.sample_nig(0, X, 10, 1.0, 0.0)
+
+
+# -- the NIG-driven Matérn SPDE and its weak-form targets -------------------------------------------
+def test_nig_matern_has_the_matern_operator_and_refuses_bad_parameters():
+    from pinnprob.domain import Box
+    from pinnprob.spde import MaternSPDE
+    from pinnprob.spde.nig import NIGMatern
+
+    spde, matern = NIGMatern(Box.unit(2)), MaternSPDE(Box.unit(2))
+    lam = jnp.array([0.0, 10.0, 1e3, 1e5])
+    th, th_m = jnp.array([math.log(0.2), 1.0, math.log(50.0)]), jnp.array([math.log(0.2), 1.0])
+    np.testing.assert_allclose(spde.log_symbol(lam, th), matern.log_symbol(lam, th_m), rtol=1e-6)
+    np.testing.assert_allclose(spde.tail_variance(1e4, th), matern.tail_variance(1e4, th_m), rtol=1e-6)
+    np.testing.assert_allclose(spde.noise_params(th), [1.0, 50.0], rtol=1e-6)
+    for bad in (dict(eta=0.0), dict(eta=-1.0), dict(mu=float("nan")), dict(mu=5.0), dict(range=0.01)):
+        with pytest.raises(ValueError):
+            spde.check(**{"range": 0.2, "mu": 0.0, "eta": 50.0, **bad})
+
+
+def test_weak_form_targets_follow_the_noise_law():
+    """The sample-based loss draws its targets from the SPDE's noise: N(0, I) (the same draws as
+    before) for white noise; for NIG noise, variance 1 and the tested skewness and kurtosis per mode."""
+    from pinnprob.domain import Box
+    from pinnprob.losses import WeakFormLoss
+    from pinnprob.spde import MaternSPDE
+    from pinnprob.spde.nig import NIGMatern
+    from pinnprob.testfunctions.eigen import BoxEigenbasis
+
+    box = Box.unit(2)
+    basis = BoxEigenbasis.create(box, 3, max_frequency=3 * math.pi)
+    key = jax.random.key(4)
+    white = WeakFormLoss(MaternSPDE(box), basis, None, None, divergence="mmd", exact_projection=True)
+    np.testing.assert_array_equal(white.target_samples(key, jnp.array([math.log(0.2), 1.0]), 8),
+                                  jax.random.normal(key, (8, basis.size)))
+    nig = NIGMatern(box, noise=NIGNoise(cells_per_side=32))
+    loss = WeakFormLoss(nig, basis, None, None, divergence="mmd", exact_projection=True)
+    mu, eta = 2.0, 20.0
+    y = np.asarray(loss.target_samples(key, jnp.array([math.log(0.2), mu, math.log(eta)]), 40_000), np.float64)
+    from pinnprob.noise import cell_grid
+
+    C, areas = cell_grid(box, 32)
+    phi = np.asarray(basis(C), np.float64)
+    h = float(areas[0])
+    for k in (0, 1, 4):  # the constant mode (skewness c₃), a cosine (∫φ³ = 0), a product of cosines
+        var, skew, kurt = NIGNoise.tested_moments(mu, eta, *(h * np.sum(phi[:, k] ** n) for n in (2, 3, 4)))
+        _check_moments(y[:, k], var, skew, kurt, k)

@@ -41,6 +41,11 @@ class AbstractSPDE(eqx.Module):
     def dim(self) -> int:
         return self.domain.dim
 
+    def noise_params(self, theta: Float[Array, " p"]) -> Float[Array, " q"] | None:
+        """The noise law's own parameters at θ (:attr:`~pinnprob.noise.AbstractNoise.param_names`);
+        default: none (white noise)."""
+        return None
+
     def check(self, X=None, **values) -> None:
         """One ValueError for parameters (by name) that this SPDE and its training box do not accept;
         ``X`` (n, d), when given, are the sites where the parameters will be used (subclasses check
