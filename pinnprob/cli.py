@@ -349,8 +349,9 @@ def main(argv=None) -> int:
     f.add_argument("--nu", type=float, default=None,
                    help="fix the smoothness nu (e.g. 1.5; within the prior's range, [0.5, 2.5] for the shipped "
                         "one); default: estimate it over that range")
-    f.add_argument("--method", choices=("nuts", "blackjax", "svi"), default="nuts",
-                   help="NUTS in NumPyro (default), NUTS in BlackJAX, or SVI (fast, approximate)")
+    f.add_argument("--method", choices=("nuts", "blackjax", "svi", "laplace"), default="nuts",
+                   help="NUTS in NumPyro (default), NUTS in BlackJAX, SVI (fast, approximate) or laplace "
+                        "(INLA-style: mode, Hessian, importance-weighted draws; Gaussian likelihood)")
     f.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: %(default)s)")
     f.add_argument("--samples", type=int, default=500, help="posterior draws per chain (default: %(default)s)")
     f.add_argument("--chains", type=int, default=1, help="chains, run one after another (default: %(default)s)")

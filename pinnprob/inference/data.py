@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["CoordinateMap", "check_inputs", "LIKELIHOODS", "METHODS"]
 
 LIKELIHOODS = ("gaussian", "poisson", "bernoulli")
-METHODS = ("nuts", "blackjax", "svi")
+METHODS = ("nuts", "blackjax", "svi", "laplace")
 
 
 @dataclass(frozen=True)

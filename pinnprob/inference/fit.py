@@ -7,7 +7,8 @@
     β ~ N(0, ·),  f ~ GenerativeField(X; θ, σ),
     y ~ N(intercept + Zβ + f, noise²)  |  Poisson(exp(·))  |  Bernoulli(logit = ·),
 
-runs NUTS (NumPyro or BlackJAX) or SVI (:mod:`~pinnprob.inference.runners`), recovers a collapsed
+runs NUTS (NumPyro or BlackJAX), SVI or an INLA-style Laplace approximation
+(:mod:`~pinnprob.inference.runners`), recovers a collapsed
 field (:mod:`~pinnprob.inference.recovery`) and returns ArviZ ``InferenceData`` whose parameters are in
 the user's units. ``predict(idata, X_new)`` (:mod:`~pinnprob.inference.predict`) gives posterior
 predictive summaries and conditional simulations at new sites, chunked.
@@ -34,7 +35,7 @@ from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import ModelParams, ModelSpec, build_model, gram_for, model_generator, reduce_prior
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field
-from pinnprob.inference.runners import run_blackjax, run_nuts, run_svi
+from pinnprob.inference.runners import run_blackjax, run_laplace, run_nuts, run_svi
 
 __all__ = ["fit", "default_param_prior", "model_param_priors"]
 
@@ -98,6 +99,12 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
     modes of ν = 1), and the variance of the modes left out goes with the noise, per site.
 
+    ``method``: ``"nuts"`` (NumPyro), ``"blackjax"``, ``"svi"`` or ``"laplace"`` — for a Gaussian
+    likelihood, the parameters' posterior mode on the collapsed model, the Laplace approximation there
+    and importance-weighted draws from it (:func:`~pinnprob.inference.runners.run_laplace`; its
+    diagnostics, e.g. the weights' effective sample size, are in the ``pinnprob`` attribute under
+    ``"laplace"``); the field is then drawn from its exact conditional, as after NUTS.
+
     The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
     model's settings, and the prior the model used (its weights, compressed, and the fingerprint of
     the ``prior`` passed here), so that a fit written with ``to_netcdf`` and read back predicts as
@@ -124,6 +131,13 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
                              f"{0 if Z is None else Z.shape[1]} covariate(s)")
     if collapsed and not (likelihood == "gaussian" and prior.gaussian):
         raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
+    if method == "laplace":
+        if not (likelihood == "gaussian" and prior.gaussian):
+            raise ValueError("method='laplace' needs a Gaussian likelihood and a Gaussian generator "
+                             "(it integrates the field out); use method='nuts'")
+        if collapsed is False:
+            raise ValueError("method='laplace' works on the collapsed model: leave collapsed unset or True")
+        collapsed = True
     cmap = CoordinateMap.from_data(X, buffer)
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0
@@ -168,6 +182,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
         samples, stats = run_nuts(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
     elif method == "blackjax":
         samples, stats = run_blackjax(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
+    elif method == "laplace":
+        samples, stats, laplace_info = run_laplace(model, yj, k_run, num_samples, num_chains, progress_bar)
     else:
         samples, stats = run_svi(model, yj, k_run, num_samples, num_chains, svi_steps, progress_bar)
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
@@ -183,6 +199,8 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,
     }
+    if method == "laplace":
+        meta["laplace"] = laplace_info
     attrs = {"pinnprob": json.dumps(meta),
              # the (truncated) prior the model used, for predict() after a round trip through a file
              "pinnprob_prior": base64.b64encode(zlib.compress(prior.to_bytes(), 6)).decode("ascii")}
