@@ -356,13 +356,13 @@ def test_laplace_runner_integrates_a_skewed_posterior():
         s2 = numpyro.sample("s2", dist.InverseGamma(3.0, 2.0))
         numpyro.sample("y", dist.Normal(0.0, jnp.sqrt(s2)), obs=y)
 
-    samples, stats, info = run_laplace(model, y, jax.random.key(0), 4000, 1, False, num_proposals=20_000)
+    samples, stats, info = run_laplace(model, y, jax.random.key(0), 2000, 1, False, num_proposals=6000)
     a, b = 3.0 + 4.0, 2.0 + float(jnp.sum(y**2)) / 2.0
     mean, sd = b / (a - 1), b / ((a - 1) * math.sqrt(a - 2))
     assert info["mode"]["s2"] == pytest.approx(b / a, rel=1e-3)
     draws = np.asarray(samples["s2"][0], np.float64)
-    assert draws.shape == (4000,) and info["importance_ess"] > 5000
-    ess = min(info["importance_ess"], 4000)
+    assert draws.shape == (2000,) and info["importance_ess"] > 1500
+    ess = min(info["importance_ess"], 2000)
     assert abs(draws.mean() - mean) < 4 * sd / math.sqrt(ess)
     assert abs(draws.std() / sd - 1) < 4 * math.sqrt(2.0 / ess) + 0.02
 
