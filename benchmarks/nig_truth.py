@@ -8,34 +8,24 @@ against the continuum, and its sampler against its exact moments (issue 12, Deli
 the lumped areas, K T w = m) has exact marginal cumulants κ_n(u(x)) = c_n Σ_i V_xi^n C̃_ii
 (`FEMMatern.nig_moments`). On R² the field is g * Ṁ with g(r) = K₀(κr)/(2πτ), so at a site far from
 the walls its skewness is c₃ ∫g³/(∫g²)^{3/2} and its excess kurtosis c₄ ∫g⁴/(∫g²)², with
-∫gⁿ = (2πτ)⁻ⁿ (2π/κ²) ∫₀^∞ K₀(s)ⁿ s ds (quadrature). Writes docs/results/nig_truth.md and .json.
+∫gⁿ = (2πτ)⁻ⁿ (2π/κ²) ∫₀^∞ K₀(s)ⁿ s ds (`pinnprob.truth.nig_matern_moments`). Writes docs/results/nig_truth.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.stats as st
-from scipy import integrate, special
 
 from pinnprob.fem import FEMMatern
-from pinnprob.noise import NIGNoise
+from pinnprob.truth import nig_matern_moments
 
 ROOT = Path(__file__).resolve().parents[1]
 MESHES = (25, 50, 100, 200, 400)
-
-
-def continuum(rho: float, mu: float, eta: float) -> tuple[float, float]:
-    """(skewness, excess kurtosis) of the stationary ν = 1 field on R² driven by unit NIG noise."""
-    I3, I4 = (integrate.quad(lambda s, n=n: special.k0(s) ** n * s, 0, np.inf, limit=200)[0] for n in (3, 4))
-    _, c3, c4 = NIGNoise.cumulant_factors(mu, eta)
-    kappa = math.sqrt(8.0) / rho
-    return c3 * I3 * kappa * 2**1.5 / math.sqrt(2 * math.pi), 4 * c4 * I4 * kappa**2 / (2 * math.pi)
 
 
 def main(argv=None) -> int:
@@ -45,7 +35,7 @@ def main(argv=None) -> int:
     centre = np.array([[0.5, 0.5]])
     conv = []
     for rho, mu, eta in ((0.1, 2.0, 20.0), (0.2, 2.0, 20.0), (0.2, 5.0, 200.0)):
-        skew, kurt = continuum(rho, mu, eta)
+        skew, kurt = nig_matern_moments(range=rho, mu=mu, eta=eta)
         for n in MESHES:
             t0 = time.perf_counter()
             v, s, k = FEMMatern.stationary(n, range=rho).nig_moments(centre, mu, eta)

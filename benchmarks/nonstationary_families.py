@@ -48,18 +48,17 @@ def trunk_floor(values: dict, modes: int, mesh: int) -> float:
     """The error of the FEM law itself projected on the trunk's K eigenmodes — what any generator on
     that trunk can at best reach: Cov c = Yᵀ C̃ Y for the coefficients c = Φᵀ C̃ w of the node weights
     (Y = K⁻¹ T⁻¹ C̃ Φ), and the field covariance Φ(X) Cov c Φ(X)ᵀ on the grid against FEM's."""
+    import math
+
     from nonstationary import fem_for
 
     from pinnprob.api import eval_grid
-    from pinnprob.config import _basis
-    from pinnprob.testfunctions.eigen import dense_features
+    from pinnprob.domain import Box
+    from pinnprob.testfunctions.eigen import BoxEigenbasis, dense_features
 
-    basis = _basis(eigendense_config(modes, 0))
+    basis = BoxEigenbasis.create(Box.unit(2), modes, max_frequency=math.pi * modes)  # the eigendense trunk's
     fem = fem_for(values, mesh)
-    nodes = fem.mesh.p.T
-    Phi = np.asarray(dense_features(basis(nodes)), np.float64)  # (N, K)
-    Y = fem._lu.solve(fem.lumped[:, None] * Phi / fem.tau[:, None])
-    cov_c = Y.T @ (fem.lumped[:, None] * Y)
+    cov_c = fem.coefficient_covariance(np.asarray(dense_features(basis(fem.mesh.p.T)), np.float64))
     X = eval_grid(2)
     PX = np.asarray(dense_features(basis(X)), np.float64)
     T = fem.covariance(X)

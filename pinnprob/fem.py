@@ -160,6 +160,14 @@ class FEMMatern:
         W = self._lu.solve(np.sqrt(self.lumped)[:, None] * xi) / self.tau[:, None]
         return np.asarray((A @ W).T)
 
+    def coefficient_covariance(self, values) -> np.ndarray:
+        """Cov(c) (K, K) of the field's coefficients c_k = ∫ u v_k (lumped: Σ_i C̃_ii w_i v_k(node_i)) on
+        functions given by their values at the nodes (N, K): Yᵀ C̃ Y with Y = K⁻¹ T⁻¹ C̃ v (K symmetric),
+        e.g. the FEM law projected on a basis."""
+        v = np.asarray(values, np.float64)
+        Y = self._lu.solve(self.lumped[:, None] * v / self.tau[:, None])
+        return Y.T @ (self.lumped[:, None] * Y)
+
     def sample_nig(self, seed: int, X, num_samples: int, mu: float, eta: float) -> np.ndarray:
         """Exact samples at X (num_samples, n) of the finite-element field driven by unit-variance NIG
         noise (:class:`~pinnprob.noise.NIGNoise`) instead of W: K T w = m with m_i the noise's mass on

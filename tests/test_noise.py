@@ -94,23 +94,14 @@ def test_nig_bad_parameters_are_refused(mu, eta):
 
 
 # -- the finite-element truth driven by NIG noise ---------------------------------------------------
-def _continuum_moments(rho, mu, eta):
-    """Skewness and excess kurtosis of the stationary ν = 1 field on R² driven by unit NIG noise: u =
-    g * Ṁ with g(r) = K₀(κr)/(2πτ), so κ_n(u) = c_n ∫ gⁿ = c_n (2πτ)⁻ⁿ (2π/κ²) ∫₀^∞ K₀(s)ⁿ s ds."""
-    from scipy import integrate, special
-
-    I3, I4 = (integrate.quad(lambda s, n=n: special.k0(s) ** n * s, 0, np.inf, limit=200)[0] for n in (3, 4))
-    _, c3, c4 = NIGNoise.cumulant_factors(mu, eta)
-    kappa = math.sqrt(8.0) / rho
-    return c3 * I3 * kappa * 2**1.5 / math.sqrt(2 * math.pi), 4 * c4 * I4 * kappa**2 / (2 * math.pi)
-
-
 def test_fem_nig_moments_converge_to_the_continuum():
     """The FEM field's exact skewness and kurtosis at the centre (range 0.2, far from the walls) approach
     the continuum's as the mesh is refined (measured: 9 %, 4.6 %, 1.9 % for skewness at 50, 100, 200)."""
     from pinnprob.fem import FEMMatern
 
-    skew, kurt = _continuum_moments(0.2, 2.0, 20.0)
+    from pinnprob.truth import nig_matern_moments
+
+    skew, kurt = nig_matern_moments(range=0.2, mu=2.0, eta=20.0)
     errs = []
     for n in (50, 100):
         _, s, k = FEMMatern.stationary(n, range=0.2).nig_moments(np.array([[0.5, 0.5]]), 2.0, 20.0)

@@ -10,8 +10,6 @@ draws it (:meth:`~pinnprob.losses.WeakFormLoss.target_samples`). θ = (log range
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax.numpy as jnp
 
@@ -19,6 +17,7 @@ from pinnprob.domain import Box
 from pinnprob.noise import NIGNoise
 from pinnprob.parameters import Axis, ParameterSpace
 from pinnprob.spde.base import DiagonalSPDE
+from pinnprob.spde.matern import MaternSPDE
 
 __all__ = ["NIGMatern", "nig_space"]
 
@@ -50,22 +49,23 @@ class NIGMatern(DiagonalSPDE):
     def default_space(cls) -> ParameterSpace:
         return nig_space()
 
-    @staticmethod
-    def _kappa2(theta):
-        return 8.0 * jnp.exp(-2.0 * theta[0])  # κ = √(8ν)/ρ, ν = 1
+    def _matern(self, theta):
+        """The same operator as the Matérn's at ν = 1: (MaternSPDE, its θ = (log range, 1))."""
+        return MaternSPDE(self.domain), jnp.stack([theta[0], jnp.ones_like(theta[0])])
 
     def log_symbol(self, eigenvalues, theta):
-        """log τ + log(κ² + λ_k), τ² = 1/(4πκ²) for unit variance (Lindgren, Rue & Lindström 2011, §2)."""
-        kappa2 = self._kappa2(theta)
-        return -0.5 * jnp.log(4.0 * math.pi * kappa2) + jnp.log(kappa2 + jnp.asarray(eigenvalues))
+        """The Matérn's log τ + log(κ² + λ_k) at ν = 1 (the noise law does not enter the operator)."""
+        m, th = self._matern(theta)
+        return m.log_symbol(eigenvalues, th)
 
     def spectral_feature(self, eigenvalues, theta):
-        return jnp.log(self._kappa2(theta) + jnp.asarray(eigenvalues))
+        m, th = self._matern(theta)
+        return m.spectral_feature(eigenvalues, th)
 
     def tail_variance(self, lam_min, theta, **kw):
-        """κ²/(κ² + λ_min): the Matérn's closed form at ν = 1 (the covariance does not depend on the noise law)."""
-        kappa2 = self._kappa2(theta)
-        return kappa2 / (kappa2 + float(lam_min))
+        """The Matérn's at ν = 1: the covariance does not depend on the noise law (unit variance)."""
+        m, th = self._matern(theta)
+        return m.tail_variance(lam_min, th, **kw)
 
     def noise_params(self, theta):
         """(μ, η)."""
