@@ -93,7 +93,7 @@ class PriorConfig:
 
     def _space(self, box) -> ParameterSpace:
         template = _spdes()[self.spde].default_space()
-        return ParameterSpace(tuple(Axis(a.name, lo, hi, a.log, a.length_power, a.doc)
+        return ParameterSpace(tuple(Axis(a.name, lo, hi, a.log, a.length_power, a.doc, a.time_power)
                                     for a, (lo, hi) in zip(template.axes, box)))
 
     @property

@@ -25,7 +25,8 @@ class Axis:
     """One parameter: its name, closed bounds [lo, hi] in the user's terms, and whether networks see
     its log (``log=True``, bounds > 0). ``length_power`` is the power of length in its unit (range: 1,
     a slope of log range per unit length: −1, angles and ratios: 0), used to map user units to the
-    unit box. ``doc`` says what it is, in a few words."""
+    unit box; ``time_power`` the same for time (a temporal range: 1, a velocity: −1). ``doc`` says what
+    it is, in a few words."""
 
     name: str
     lo: float
@@ -33,6 +34,7 @@ class Axis:
     log: bool = False
     length_power: int = 0
     doc: str = ""
+    time_power: int = 0
 
     def __post_init__(self):
         lo, hi = float(self.lo), float(self.hi)
@@ -104,7 +106,8 @@ class ParameterSpace:
     def replace(self, name: str, lo: float | None = None, hi: float | None = None) -> "ParameterSpace":
         """The same space with the bounds of one axis changed."""
         a = self.axis(name)
-        new = Axis(a.name, a.lo if lo is None else lo, a.hi if hi is None else hi, a.log, a.length_power, a.doc)
+        new = Axis(a.name, a.lo if lo is None else lo, a.hi if hi is None else hi, a.log, a.length_power, a.doc,
+                   a.time_power)
         return ParameterSpace(tuple(new if b.name == name else b for b in self.axes))
 
     # -- coordinates ----------------------------------------------------------------------------
@@ -183,7 +186,8 @@ class ParameterSpace:
     # -- I/O ------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"axes": [{"name": a.name, "lo": a.lo, "hi": a.hi, "log": a.log, "length_power": a.length_power,
-                          "doc": a.doc} for a in self.axes]}
+                          "doc": a.doc, **({"time_power": a.time_power} if a.time_power else {})}
+                         for a in self.axes]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ParameterSpace":

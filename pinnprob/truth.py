@@ -11,14 +11,19 @@ Everything here is NumPy/SciPy in float64 (validation code, not a hot path):
 * :func:`cholesky_sample` — exact samples at points through a Cholesky factor;
 * :class:`FEMMatern` (from :mod:`pinnprob.fem`) — the α = 2 SPDE with a range, variance and
   anisotropy that may vary in space, by P1 finite elements (Lindgren, Rue & Lindström 2011):
-  point covariances and exact samples, for operators with no closed form.
+  point covariances and exact samples, for operators with no closed form;
+* :func:`advection_diffusion_covariance` / :func:`advection_diffusion_sample` — the space-time
+  advection–diffusion SPDE on a torus (Clarotto et al. 2024), exact by its Fourier modes, and
+  :func:`advection_diffusion_fd_sample`, an independent finite-difference simulation of it in 1-D.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
 import itertools
 import math
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -42,7 +47,12 @@ __all__ = [
     "anisotropy_matrix",
     "reference_covariance",
     "nig_matern_moments",
+    "advection_diffusion_covariance",
+    "advection_diffusion_sample",
+    "advection_diffusion_fd_sample",
 ]
+
+builtins_range = builtins.range  # ``range`` is a keyword argument (the practical range) below
 
 
 def _params(rho, sigma, nu, d):
@@ -216,3 +226,178 @@ def _(spde: NonStationaryMatern, X, Y=None, mesh: int = 200, **params):
 
     fem = FEMMatern.from_range_field(mesh, rho, sigma=1.0, angle=float(theta[3]), log_ratio=float(theta[4]))
     return fem.covariance(X, Y)
+
+
+# -- the advection–diffusion SPDE on a torus × time (Clarotto et al. 2024) ----------------------------------
+
+
+class _TorusModes(NamedTuple):
+    """Half of the Fourier lattice of a torus (ω ≠ 0 with its first nonzero coordinate > 0), its rates and
+    variances, and the zero mode: what the exact covariance and sampler of the advection–diffusion SPDE sum."""
+
+    omega: np.ndarray  # (K, d), half lattice
+    re: np.ndarray  # (K,) Re λ_ω
+    im: np.ndarray  # (K,) Im λ_ω
+    w: np.ndarray  # (K,) τ²/(2(κ² + ωᵀHω)^α Lᵈ): each of ±ω contributes w e^{−Re λ|s|} cos(ω·h − Im λ s)
+    re0: float  # the zero mode's rate
+    w0: float  # the zero mode's variance
+    tail: float  # the spatial marginal's variance beyond the kept modes (added where h = 0 and s = 0)
+
+
+def _torus_modes(lengths, *, range, time_range, velocity, alpha, sigma, angle, ratio, tol) -> _TorusModes:
+    from pinnprob.spde.advection_diffusion import to_operator_params
+
+    L = np.asarray(lengths, np.float64)
+    d = L.shape[0]
+    velocity = np.atleast_1d(np.asarray(velocity, np.float64))
+    if velocity.shape != (d,):
+        raise ValueError(f"velocity must have {d} component(s) on a {d}-D torus, got shape {velocity.shape}")
+    nu = float(alpha) - d / 2
+    if nu <= 0:
+        raise ValueError(f"alpha must exceed d/2 = {d / 2:g}, got {alpha}")
+    H = np.asarray(anisotropy_matrix(float(angle), math.log(float(ratio)))) if d == 2 else np.eye(1)
+    p = to_operator_params(range=range, time_range=time_range, velocity=velocity, alpha=alpha, sigma=sigma, H=H)
+    kappa, c, tau, gamma = float(p.kappa), float(p.c), float(p.tau), np.asarray(p.gamma, np.float64)
+    # modes with ωᵀHω ≤ Ω², Ω such that the spatial marginal's variance beyond it is tol σ²: with
+    # x = κ²/(κ² + Ω²) that fraction is the regularised incomplete beta I_x(ν, d/2)
+    x = float(special.betaincinv(nu, d / 2, tol))
+    Omega = kappa * math.sqrt((1 - x) / x)
+    hmin = float(np.linalg.eigvalsh(H)[0])
+    kmax = [int(math.ceil(Omega / math.sqrt(hmin) * Li / (2 * math.pi))) for Li in L]
+    grids = np.meshgrid(*[np.arange(-k, k + 1) for k in kmax], indexing="ij")
+    k = np.stack([g.ravel() for g in grids], -1)
+    first = np.where(k[:, 0] != 0, k[:, 0], k[:, -1])
+    k = k[first > 0]  # half lattice: ω ≠ 0 and its first nonzero coordinate positive
+    omega = 2 * math.pi * k / L
+    q = np.einsum("ka,ab,kb->k", omega, H, omega)
+    keep = q <= Omega**2
+    omega, q = omega[keep], q[keep]
+    a = float(alpha)
+    vol = float(np.prod(L))
+    return _TorusModes(omega, (kappa**2 + q) ** a / c, omega @ gamma / c, tau**2 / (2 * (kappa**2 + q) ** a * vol),
+                       kappa ** (2 * a) / c, tau**2 / (2 * kappa ** (2 * a) * vol), float(sigma) ** 2 * tol)
+
+
+def advection_diffusion_covariance(X, T, Y=None, S=None, *, lengths, range: float, time_range: float, velocity,
+                                   alpha: float, sigma: float = 1.0, angle: float = 0.0, ratio: float = 1.0,
+                                   tol: float = 1e-4, chunk: int = 4096) -> np.ndarray:
+    """Exact stationary covariance Cov(u(x_i, t_i), u(y_j, s_j)) of the advection–diffusion SPDE
+    (:class:`~pinnprob.spde.advection_diffusion.AdvectionDiffusion`) on the torus Π[0, L_i) × time: the
+    Fourier coefficients are complex Ornstein–Uhlenbeck processes (Clarotto et al. 2024, §2.2), so
+
+        C(h, s) = Σ_ω τ² e^{−Re λ_ω |s|} cos(ω·h − Im λ_ω s) / (2 (κ² + ωᵀHω)^α Lᵈ),
+        λ_ω = [(κ² + ωᵀHω)^α + i γ·ω]/c,   h = x − y,  s = t − s',
+
+    over ω ∈ 2πZᵈ/L with ωᵀHω ≤ Ω², Ω where the spatial marginal's variance beyond it is ``tol`` σ²; that
+    variance is added where h = 0 and s = 0 (its correlation length is below 1/Ω). Sites (n, d), (p, d)
+    and times (n,), (p,) → (n, p); float64."""
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    T = np.asarray(T, np.float64).reshape(-1)
+    Y = X if Y is None else np.atleast_2d(np.asarray(Y, np.float64))
+    S = T if S is None else np.asarray(S, np.float64).reshape(-1)
+    if T.shape[0] != X.shape[0] or S.shape[0] != Y.shape[0]:
+        raise ValueError(f"one time per site: X {X.shape} with T {T.shape}, Y {Y.shape} with S {S.shape}")
+    m = _torus_modes(lengths, range=range, time_range=time_range, velocity=velocity, alpha=alpha, sigma=sigma,
+                     angle=angle, ratio=ratio, tol=tol)
+    L = np.asarray(lengths, np.float64)
+    h = np.mod(X[:, None, :] - Y[None, :, :], L).reshape(-1, X.shape[1])  # differences on the torus
+    s = (T[:, None] - S[None, :]).reshape(-1)
+    # the sum depends on (h, s) only: evaluate it once per distinct pair
+    key = np.concatenate([np.round(h / L, 12), np.round(s, 12)[:, None]], 1)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    hu, su = uniq[:, :-1] * L, uniq[:, -1]
+    out = m.w0 * np.exp(-m.re0 * np.abs(su))
+    for i in builtins_range(0, m.omega.shape[0], chunk):
+        om, re, im, w = m.omega[i:i + chunk], m.re[i:i + chunk], m.im[i:i + chunk], m.w[i:i + chunk]
+        phase = hu @ om.T - su[:, None] * im[None, :]
+        out += (np.exp(-np.abs(su)[:, None] * re[None, :]) * np.cos(phase)) @ (2 * w)
+    out = out + m.tail * ((np.abs(su) == 0) & np.all(np.isclose(np.mod(hu / L + 0.5, 1.0) - 0.5, 0, atol=1e-12), 1))
+    return out[inv.reshape(-1)].reshape(X.shape[0], Y.shape[0])
+
+
+def advection_diffusion_sample(seed: int, X, times, *, lengths, range: float, time_range: float, velocity,
+                               alpha: float, sigma: float = 1.0, angle: float = 0.0, ratio: float = 1.0,
+                               num_samples: int = 1, tol: float = 1e-4, chunk: int = 256) -> np.ndarray:
+    """Exact draws of the stationary advection–diffusion field on the torus at sites X (n, d) and increasing
+    times (T,), shape (num_samples, T, n): each Fourier coefficient is stepped exactly between the times as a
+    complex OU process, B(t + Δ) = e^{−λΔ} B(t) + √(v(1 − e^{−2Re λ Δ})) ξ (circular ξ, E|ξ|² = 1), started
+    in its stationary law; u = B₀ + Σ_{half lattice} Re(B_ω e^{iω·x}). The variance beyond the kept modes
+    (``tol`` σ², as in :func:`advection_diffusion_covariance`) is added as independent noise. NumPy, float64."""
+    rng = np.random.default_rng(seed)
+    X = np.atleast_2d(np.asarray(X, np.float64))
+    times = np.asarray(times, np.float64).reshape(-1)
+    if times.size > 1 and not np.all(np.diff(times) > 0):
+        raise ValueError("times must be strictly increasing")
+    m = _torus_modes(lengths, range=range, time_range=time_range, velocity=velocity, alpha=alpha, sigma=sigma,
+                     angle=angle, ratio=ratio, tol=tol)
+    E = np.exp(1j * X @ m.omega.T)  # (n, K)
+    lam = m.re + 1j * m.im
+    var = 4 * m.w  # E|B_ω|², so that ±ω together contribute 2w cos(ω·h − Im λ s) e^{−Re λ|s|}
+    out = np.empty((num_samples, times.size, X.shape[0]))
+    K = m.omega.shape[0]
+    for i in builtins_range(0, num_samples, chunk):
+        S = min(chunk, num_samples - i)
+
+        def circ(shape):
+            return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / math.sqrt(2)
+
+        B = np.sqrt(var) * circ((S, K))
+        b0 = math.sqrt(m.w0) * rng.standard_normal(S)
+        for j, t in enumerate(times):
+            if j > 0:
+                dt = t - times[j - 1]
+                B = np.exp(-lam * dt) * B + np.sqrt(var * -np.expm1(-2 * m.re * dt)) * circ((S, K))
+                b0 = math.exp(-m.re0 * dt) * b0 + math.sqrt(m.w0 * -math.expm1(-2 * m.re0 * dt)) * rng.standard_normal(S)
+            out[i:i + S, j] = (B @ E.T).real + b0[:, None] + math.sqrt(m.tail) * rng.standard_normal((S, X.shape[0]))
+    return out
+
+
+def advection_diffusion_fd_sample(seed: int, cells: int, times, *, length: float = 1.0, range: float,
+                                  time_range: float, velocity: float, alpha: int, sigma: float = 1.0,
+                                  dt: float, num_chains: int = 64, burn_in: float | None = None) -> np.ndarray:
+    """Draws of the 1-D advection–diffusion field on a periodic grid of ``cells`` cells by finite differences
+    in space and Crank–Nicolson in time — a truth independent of the Fourier modes of
+    :func:`advection_diffusion_sample`: du = −A u dt + (τ/√c) dW with A = [(κ² − D₂)^α + γ D₁]/c, D₂ and D₁
+    the periodic central differences, and the white noise's cell increments N(0, dt/h). Crank–Nicolson keeps
+    every mode's stationary variance (it is 1/(2 Re λ) for any step) and is second order at the resolved
+    modes; ``dt`` should be small against the slowest time scale and the lags. Each chain starts at 0 and runs
+    ``burn_in`` (default 10 time ranges) before ``times`` (increasing, ≥ 0, multiples of dt). Returns
+    (num_chains, len(times), cells), the values at the cell centres (i + ½)h."""
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    from pinnprob.spde.advection_diffusion import to_operator_params
+
+    rng = np.random.default_rng(seed)
+    if int(alpha) != alpha or alpha < 1:
+        raise ValueError(f"the finite-difference truth takes an integer alpha ≥ 1, got {alpha}")
+    p = to_operator_params(range=range, time_range=time_range, velocity=[velocity], alpha=alpha, sigma=sigma)
+    kappa, c, tau, gamma = float(p.kappa), float(p.c), float(p.tau), float(p.gamma[0])
+    h = length / cells
+    eye = sparse.identity(cells, format="csr")
+    shift = sparse.diags([np.ones(cells - 1)], [1], shape=(cells, cells), format="csr")
+    shift = shift + sparse.csr_matrix(([1.0], ([cells - 1], [0])), shape=(cells, cells))  # u_{i+1}, periodic
+    D2 = (shift + shift.T - 2 * eye) / h**2
+    D1 = (shift - shift.T) / (2 * h)
+    base = kappa**2 * eye - D2
+    Ak = eye
+    for _ in builtins_range(int(alpha)):
+        Ak = Ak @ base
+    A = ((Ak + gamma * D1) / c).tocsc()
+    lu = splu((eye + 0.5 * dt * A).tocsc())
+    rhs = (eye - 0.5 * dt * A).tocsr()
+    noise_sd = tau / math.sqrt(c) * math.sqrt(dt / h)
+    times = np.asarray(times, np.float64).reshape(-1)
+    burn_in = 10 * time_range if burn_in is None else burn_in
+    steps = np.rint((times + burn_in) / dt).astype(int)
+    if np.any(np.abs(steps * dt - times - burn_in) > 1e-6 * dt) or np.any(np.diff(steps) <= 0):
+        raise ValueError("times must be increasing multiples of dt")
+    u = np.zeros((cells, num_chains))
+    out = np.empty((num_chains, times.size, cells))
+    j = 0
+    for n in builtins_range(1, int(steps[-1]) + 1):
+        u = lu.solve(rhs @ u + noise_sd * rng.standard_normal(u.shape))
+        if n == steps[j]:
+            out[:, j] = u.T
+            j += 1
+    return out
