@@ -18,6 +18,7 @@ from pinnprob.inference.fit import fit  # noqa: E402
 from pinnprob.inference.predict import predict  # noqa: E402
 from pinnprob.parameters import Axis, ParameterSpace, ParamRange  # noqa: E402
 from pinnprob.prior import GenerativePrior, PriorFileError, load  # noqa: E402
+from pinnprob.spacetime_prior import SpaceTimePrior  # noqa: E402
 from pinnprob.training import TrainingDivergedError  # noqa: E402
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ParameterSpace",
     "PriorConfig",
     "PriorFileError",
+    "SpaceTimePrior",
     "TrainingDivergedError",
     "fit",
     "load",

@@ -21,18 +21,20 @@ from pinnprob.testfunctions.eigen import BoxEigenbasis
 
 __all__ = ["PriorConfig", "build_generator", "build_loss", "build_spde", "FAMILIES", "SPDES"]
 
-FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense")
+FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense", "fourier-ou")
 
 
 def _spdes() -> dict:
     """The SPDEs a configuration can name: name → class with ``default_space()``."""
+    from pinnprob.spde.advection_diffusion import AdvectionDiffusion
     from pinnprob.spde.nig import NIGMatern
     from pinnprob.spde.nonstationary import NonStationaryMatern
 
-    return {"matern": MaternSPDE, "matern-nonstationary": NonStationaryMatern, "matern-nig": NIGMatern}
+    return {"matern": MaternSPDE, "matern-nonstationary": NonStationaryMatern, "matern-nig": NIGMatern,
+            "advection-diffusion": AdvectionDiffusion}
 
 
-SPDES = ("matern", "matern-nonstationary", "matern-nig")
+SPDES = ("matern", "matern-nonstationary", "matern-nig", "advection-diffusion")
 # configuration keys added after prior-file format 1, left out of to_dict() at their default so that
 # the identity (fingerprint) of priors saved before them is unchanged
 _ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4}
@@ -84,7 +86,7 @@ class PriorConfig:
         if self.divergence not in GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES:
             raise ValueError(f"divergence must be one of {GAUSSIAN_DIVERGENCES + SAMPLE_DIVERGENCES}, "
                              f"got {self.divergence!r}")
-        template = _spdes()[self.spde].default_space()
+        template = _spdes()[self.spde].default_space(self.dim)
         box = tuple((a.lo, a.hi) for a in template.axes) if self.train_range is None else self.train_range
         object.__setattr__(self, "train_range", _as_box(box, template))
         if self.valid_range is not None:
@@ -92,7 +94,7 @@ class PriorConfig:
         Box.unit(self.dim, self.bc)  # validates dim and bc
 
     def _space(self, box) -> ParameterSpace:
-        template = _spdes()[self.spde].default_space()
+        template = _spdes()[self.spde].default_space(self.dim)
         return ParameterSpace(tuple(Axis(a.name, lo, hi, a.log, a.length_power, a.doc, a.time_power)
                                     for a, (lo, hi) in zip(template.axes, box)))
 
@@ -192,6 +194,10 @@ def build_generator(config: PriorConfig, key=None):
         from pinnprob.generators.eigendense import EigenDenseGenerator
 
         return EigenDenseGenerator(key, _basis(config), space, width=config.width, depth=config.depth)
+    if config.family == "fourier-ou":
+        from pinnprob.generators.fourier_ou import FourierOUGenerator
+
+        return FourierOUGenerator(key, spde, num_per_dim=config.modes_per_dim, width=config.width, depth=config.depth)
     if config.family == "convolution":
         from pinnprob.generators.convolution import ConvolutionGenerator
 
@@ -242,7 +248,24 @@ def _(spde: LocalSPDE, config: PriorConfig):
                              boundary=boundary, num_cells=config.modes_per_step or 64)
 
 
+def _register_spacetime():
+    from pinnprob.spde.advection_diffusion import AdvectionDiffusion
+
+    @_weak_form.register(AdvectionDiffusion)
+    def _(spde, config):
+        # Fourier modes in space (exact on the torus), hats in time at each mode's own time scale:
+        # test_per_dim hats, quadrature_per_panel midpoints per half-width, modes_per_step modes a step
+        from pinnprob.spacetime_loss import OUWeakFormLoss
+
+        return OUWeakFormLoss(spde, num_test=config.test_per_dim, sub=config.quadrature_per_panel,
+                              num_modes=config.modes_per_step)
+
+
+_register_spacetime()
+
+
 def build_loss(config: PriorConfig):
     """The weak-form loss the configuration describes, chosen by the SPDE's kind: the box eigenbasis
-    for diagonal SPDEs, compactly supported bumps and the bilinear form for local ones."""
+    for diagonal SPDEs, compactly supported bumps and the bilinear form for local ones, Fourier modes
+    in space and hats in time for the advection–diffusion SPDE."""
     return _weak_form(build_spde(config), config)

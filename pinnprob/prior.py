@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -19,7 +20,7 @@ from pinnprob.config import PriorConfig, build_generator
 from pinnprob.generators.base import AbstractDiagonalGenerator, AbstractGaussianGenerator
 from pinnprob.parameters import ParameterSpace
 
-__all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "sample_fields", "FORMAT_VERSION"]
+__all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "sample_fields", "prior_type", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"PINNPROB\n"
@@ -245,6 +246,13 @@ class GenerativePrior:
         return path
 
 
+@functools.singledispatch
+def prior_type(generator) -> type:
+    """The prior class that wraps a generator, by its type: :class:`GenerativePrior` for fields in space;
+    generators of fields on (x, t) register :class:`~pinnprob.spacetime_prior.SpaceTimePrior`."""
+    return GenerativePrior
+
+
 @eqx.filter_jit
 def sample_fields(gen, Z: Float[Array, "S m"], X: Float[Array, "n d"], theta: Float[Array, " p"], sigma) -> Float[Array, "S n"]:
     """σ g(X; z_s, θ) for S latents Z (S, m), shape (S, n): one dense Ψ and a product for Gaussian
@@ -304,7 +312,7 @@ def from_bytes(data: bytes, source: str = "<bytes>") -> GenerativePrior:
     leaves = jax.tree_util.tree_leaves(eqx.filter(generator, eqx.is_inexact_array))
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
         raise PriorFileError(f"{source} is corrupted (non-finite weights)")
-    return GenerativePrior(generator, config, header.get("history"))
+    return prior_type(generator)(generator, config, header.get("history"))
 
 
 def load(path: str | os.PathLike) -> GenerativePrior:

@@ -162,3 +162,173 @@ def test_spde_is_jittable_and_differentiable():
     f = jax.jit(lambda t: jnp.sum(spde.log_mode_variance(omega, t)) + jnp.sum(spde.rates(omega, t)[1]))
     g = jax.grad(f)(theta)
     assert np.all(np.isfinite(np.asarray(g))) and float(jnp.abs(g[2])) > 0
+
+
+# -- the generator, its weak-form loss and the shipped prior ---------------------------------------------
+
+from pinnprob.generators.fourier_ou import FourierOUGenerator  # noqa: E402
+from pinnprob.spacetime_loss import (  # noqa: E402
+    OUWeakFormLoss,
+    _complex_kl,
+    _logdet_toeplitz,
+    hat_gram,
+    ou_residual_covariance,
+)
+
+
+def test_levinson_log_det_and_hat_gram():
+    P, _ = ou_residual_covariance(1.2 + 0.7j, 1.3, 0.5, 8, 16, 1.0)
+    np.testing.assert_allclose(float(_logdet_toeplitz(P[:, 0])), np.linalg.slogdet(np.asarray(P, complex))[1], rtol=1e-5)
+    t = np.linspace(-2, 4, 600001)
+    hat = lambda c: np.maximum(0, 1 - np.abs(t - c) / 2.0)  # noqa: E731  half-width 2
+    G = hat_gram(3, 2.0)
+    np.testing.assert_allclose([np.trapezoid(hat(0) * hat(0), t), np.trapezoid(hat(0) * hat(2), t)], [G[0, 0], G[0, 1]],
+                               rtol=1e-6)
+
+
+class OracleOU(FourierOUGenerator):
+    """The generator with the exact OU law of every mode (the truth of the advection–diffusion SPDE),
+    scaled by ``scale`` in variance: what the loss must score ≈ 0 (scale 1) and the covariance must
+    reproduce."""
+
+    scale: float
+
+    def __init__(self, key, spde, num_per_dim, scale=1.0):
+        super().__init__(key, spde, num_per_dim=num_per_dim)
+        self.scale = scale
+
+    def mode_params(self, theta, omega=None):
+        omega = self.omega if omega is None else omega
+        re, im = self.spde.rates(omega, theta)
+        log_v = jnp.log(4.0) + self.spde.log_mode_variance(omega, theta) - math.log(math.prod(self.spde.domain.lengths))
+        return log_v + math.log(self.scale), jnp.log(re), im
+
+
+def oracle(d=1, scale=1.0, num_per_dim=128):
+    spde = AdvectionDiffusion(Box.unit(d, "periodic"), space=advection_diffusion_space(d, velocity=(-0.5, 0.5)))
+    return OracleOU(jax.random.PRNGKey(0), spde, num_per_dim, scale)
+
+
+@pytest.mark.parametrize("width", [1.0, 2.0])
+def test_residual_law_of_the_true_ou_is_the_tested_noise(width):
+    # the true rate and variance score at the quadrature's level; a 10 % error in either scores 10× more
+    sub = 16
+    for mu in (0.0, 2.0):
+        P, _ = ou_residual_covariance(1 + 1j * mu, 1.0, mu, 8, sub, width)
+        base = float(_complex_kl(P, 8, width, 1e-6))
+        assert base < 1e-4
+        for rho, v in ((1 + 1j * mu, 1.1), (1.1 + 1j * mu, 1.0)):
+            assert float(_complex_kl(ou_residual_covariance(rho, v, mu, 8, sub, width)[0], 8, width, 1e-6)) > 10 * base + 1e-3
+
+
+def test_loss_scores_the_exact_law_near_zero_and_a_wrong_one_high():
+    loss = OUWeakFormLoss(oracle().spde, num_test=8, sub=16, num_modes=24)
+    theta = oracle().spde.space.theta(range=0.2, time_range=1.5, velocity_x1=0.3, alpha=1.5)
+    key = jax.random.PRNGKey(0)
+    exact, wrong = float(loss(oracle(), key, theta)), float(loss(oracle(scale=1.2), key, theta))
+    assert exact < 1e-3 and wrong > 5 * exact, (exact, wrong)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_generator_covariance_with_the_exact_modes_is_the_truth(d):
+    gen = oracle(d, num_per_dim=128 if d == 1 else 40)
+    vals = {"range": 0.25, "time_range": 1.0, "alpha": 1.5 if d == 1 else 2.0,
+            **{n: 0.2 for n in gen.spde.velocity_names}, **({"angle": 0.5, "ratio": 1.5} if d == 2 else {})}
+    theta = gen.spde.space.theta(**vals)
+    X = np.random.default_rng(5).uniform(size=(10, d))
+    T = np.random.default_rng(6).uniform(0, 2, size=10)
+    G = np.asarray(gen.covariance(jnp.asarray(X), jnp.asarray(T), jnp.asarray(X), jnp.asarray(T), theta), np.float64)
+    kw = dict(lengths=(1.0,) * d, range=0.25, time_range=1.0, alpha=vals["alpha"], velocity=[0.2] * d,
+              **({"angle": 0.5, "ratio": 1.5} if d == 2 else {}))
+    C = truth.advection_diffusion_covariance(X, T, **kw)
+    # the generator's site-time noise replaces the modes beyond its trunk
+    assert rel_fro(G, C) < 2e-3
+
+
+def test_generator_sampler_within_its_monte_carlo_floor():
+    gen = oracle(1, num_per_dim=64)
+    theta = gen.spde.space.theta(range=0.3, time_range=1.0, velocity_x1=-0.3, alpha=1.2)
+    X, times = jnp.linspace(0.05, 0.95, 6)[:, None], jnp.array([0.0, 0.2, 0.5, 1.0])
+    n = 3000
+    U = np.asarray(gen.sample(jax.random.PRNGKey(2), X, times, theta, n), np.float64).reshape(n, -1)
+    XX, TT = jnp.tile(X, (4, 1)), jnp.repeat(times, 6)
+    C = np.asarray(gen.covariance(XX, TT, XX, TT, theta), np.float64)
+    assert rel_fro(U.T @ U / n, C) < 1.4 * mc_floor(C, n)
+
+
+# -- the shipped 1-D prior ------------------------------------------------------------------------------
+
+import pinnprob  # noqa: E402
+from pinnprob.spacetime_prior import SpaceTimePrior  # noqa: E402
+
+PRIOR_1D = dict(range=0.25, time_range=1.0, velocity_x1=0.2, alpha=1.5)
+
+
+@pytest.fixture(scope="module")
+def prior1d():
+    return pinnprob.pretrained("advection-diffusion-1d")
+
+
+def test_shipped_prior_is_a_space_time_prior_and_round_trips(prior1d, tmp_path):
+    assert isinstance(prior1d, SpaceTimePrior)
+    assert prior1d.param_names == ("range", "time_range", "velocity_x1", "alpha")
+    back = pinnprob.load(prior1d.save(tmp_path / "p.eqx"))
+    assert isinstance(back, SpaceTimePrior) and back.fingerprint == prior1d.fingerprint
+
+
+@pytest.mark.parametrize("vals", [PRIOR_1D, dict(range=0.13, time_range=3.0, velocity_x1=-0.33, alpha=1.25),
+                                  dict(range=0.4, time_range=0.65, velocity_x1=0.3, alpha=1.75)])
+def test_shipped_prior_against_the_exact_covariance(prior1d, vals):
+    X = (np.arange(8) + 0.5) / 8
+    T = np.repeat(np.arange(6) * vals["time_range"] / 4, 8)
+    XX = np.tile(X, 6)[:, None]
+    C = truth.advection_diffusion_covariance(XX, T, lengths=(1.0,), range=vals["range"], time_range=vals["time_range"],
+                                             velocity=[vals["velocity_x1"]], alpha=vals["alpha"])
+    G = np.asarray(prior1d.covariance(XX, T, sigma=1.3, **vals), np.float64) / 1.3**2
+    assert rel_fro(G, C) < 0.05
+
+
+def test_shipped_prior_distribution_and_sampler(prior1d):
+    import numpyro
+    import numpyro.distributions as dist
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    X, T = rng.uniform(size=(12, 1)), rng.uniform(0, 3, size=12)  # stations reporting at different times
+    d = prior1d.distribution(X, T, sigma=0.8, **PRIOR_1D)
+    y = rng.normal(size=12)
+    C = np.asarray(d.covariance_matrix, np.float64)
+    np.testing.assert_allclose(float(d.log_prob(jnp.asarray(y))), stats.multivariate_normal(np.zeros(12), C).logpdf(y),
+                               rtol=1e-4)
+
+    def model():  # the parameters traced inside a NumPyro model
+        r = numpyro.sample("range", dist.Uniform(0.15, 0.4))
+        v = numpyro.sample("v", dist.Uniform(-0.3, 0.3))
+        numpyro.sample("y", prior1d.distribution(X, T, range=r, time_range=1.0, velocity_x1=v, alpha=1.5), obs=y)
+
+    from numpyro.infer.util import log_density
+
+    lp = jax.jit(lambda r, v: log_density(model, (), {}, {"range": r, "v": v})[0])(0.25, 0.2)
+    assert np.isfinite(float(lp))
+    U = prior1d.sample(jax.random.PRNGKey(0), X, np.array([0.0, 0.5]), num_samples=3, **PRIOR_1D)
+    assert U.shape == (3, 2, 12) and np.all(np.isfinite(np.asarray(U)))
+
+
+def test_shipped_prior_refuses_bad_input(prior1d):
+    X = np.array([[0.1], [0.5]])
+    X0 = X.copy()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prior1d.sample(jax.random.PRNGKey(0), X, [0.0, 1.0, 0.5], **PRIOR_1D)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        prior1d.sample(jax.random.PRNGKey(0), X, [0.0, 1.0, 1.0], **PRIOR_1D)
+    with pytest.raises(ValueError, match="NaN"):
+        prior1d.covariance(X, [0.0, np.nan], **PRIOR_1D)
+    with pytest.raises(ValueError, match="one time per site"):
+        prior1d.covariance(X, [0.0], **PRIOR_1D)
+    with pytest.raises(ValueError, match="appears 2 times"):
+        prior1d.distribution(np.array([[0.1], [0.1]]), [1.0, 1.0], **PRIOR_1D)
+    with pytest.raises(ValueError, match="velocity_x1 = 0.9 is outside"):
+        prior1d.covariance(X, [0.0, 1.0], **{**PRIOR_1D, "velocity_x1": 0.9})
+    with pytest.raises(ValueError, match="outside the unit box"):
+        prior1d.covariance(X + 1.0, [0.0, 1.0], **PRIOR_1D)
+    np.testing.assert_array_equal(X, X0)

@@ -134,6 +134,11 @@ class AdvectionDiffusion(AbstractSPDE):
     space: ParameterSpace = eqx.field(static=True, default=None)
     noise: AbstractNoise = eqx.field(default_factory=GaussianWhiteNoise)
 
+    @classmethod
+    def default_space(cls, dim: int = 1) -> ParameterSpace:
+        """:func:`advection_diffusion_space` of ``dim`` with its default box."""
+        return advection_diffusion_space(dim)
+
     def __post_init__(self):
         if self.space is None:
             object.__setattr__(self, "space", advection_diffusion_space(self.domain.dim))

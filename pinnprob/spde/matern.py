@@ -99,7 +99,7 @@ class MaternSPDE(DiagonalSPDE):
     noise: AbstractNoise = eqx.field(default_factory=GaussianWhiteNoise)
 
     @classmethod
-    def default_space(cls) -> ParameterSpace:
+    def default_space(cls, dim: int = 2) -> ParameterSpace:
         """range ∈ [0.05, 1] (unit-box units), ν ∈ [0.5, 2.5]."""
         return matern_space()
 

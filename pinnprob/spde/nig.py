@@ -46,7 +46,7 @@ class NIGMatern(DiagonalSPDE):
             raise ValueError(f"NIGMatern's parameters are (range, mu, eta), got {self.space.names}")
 
     @classmethod
-    def default_space(cls) -> ParameterSpace:
+    def default_space(cls, dim: int = 2) -> ParameterSpace:
         return nig_space()
 
     def _matern(self, theta):

@@ -57,7 +57,7 @@ class NonStationaryMatern(LocalSPDE):
             raise ValueError(f"NonStationaryMatern is 2-D, got a {self.domain.dim}-D domain")
 
     @classmethod
-    def default_space(cls) -> ParameterSpace:
+    def default_space(cls, dim: int = 2) -> ParameterSpace:
         return nonstationary_space()
 
     # -- the user's terms ----------------------------------------------------------------------
