@@ -40,7 +40,7 @@ ALPHA = 1.5
 NAMES = ("range", "time_range", "velocity_x1", "sigma", "noise")
 
 
-def exact_covariance_fn(X, T, num_per_dim=400):
+def exact_covariance_fn(X, T, num_per_dim=100):
     """C(params) for the pairs (X, T): the Fourier/OU sum over |k| < num_per_dim (JAX, differentiable) plus
     the continuum tail of the spatial marginal beyond it on the diagonal."""
     spde = AdvectionDiffusion(Box((1.0,), "periodic"), space=advection_diffusion_space(1, velocity=(-1.0, 1.0),
@@ -139,7 +139,7 @@ def main():
              f"σ = 1, noise sd {TRUE['noise']}. Priors (the claimed box): range LogUniform(0.12, 0.42), time range",
              "LogUniform(0.6, 3.3), velocity Uniform(−0.35, 0.35), σ HalfNormal(2), noise HalfNormal(1). NUTS (NumPyro), "
              f"{args.chains} chains × ({args.warmup} warm-up + {args.samples}) draws, for both models.", "",
-             "Reference: the exact GP, a dense Cholesky of the exact torus covariance (Fourier/OU modes |k| < 400 in",
+             "Reference: the exact GP, a dense Cholesky of the exact torus covariance (Fourier/OU modes |k| < 100 in",
              f"JAX plus the analytic tail; its own error against `truth.advection_diffusion_covariance` at the truth: {ref_err:.1e}).",
              f"The generator's covariance at the truth differs from it by {100 * cov_err:.2f} % (relative Frobenius).", "",
              "| parameter | true | exact GP | generator | Δmean / sd | sd ratio | R̂ (exact / gen.) |", "|---|---|---|---|---|---|---|",

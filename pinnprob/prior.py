@@ -40,6 +40,9 @@ class GenerativePrior:
     boundary effects included.
     """
 
+    #: what the prior's fields are indexed by: "space" (sites), or "space-time" (site-time pairs)
+    data_kind = "space"
+
     def __init__(self, generator, config: PriorConfig, history: dict | None = None):
         self.generator = generator
         self.config = config

@@ -63,6 +63,8 @@ class SpaceTimePrior(GenerativePrior):
     ``sample(key, X, times, ...)``, ``covariance(X, T, ...)`` and ``distribution(X, T, ...)``, with the
     SPDE's parameters by name (``range=``, ``time_range=``, ``velocity_x1=``, ``alpha=``, ...) and σ."""
 
+    data_kind = "space-time"
+
     @property
     def latent_dim(self) -> int:
         """Real latent variables per time: two per half-lattice mode and one for the zero mode."""

@@ -332,3 +332,8 @@ def test_shipped_prior_refuses_bad_input(prior1d):
     with pytest.raises(ValueError, match="outside the unit box"):
         prior1d.covariance(X + 1.0, [0.0, 1.0], **PRIOR_1D)
     np.testing.assert_array_equal(X, X0)
+
+
+def test_fit_refuses_a_space_time_prior_before_any_work(prior1d):
+    with pytest.raises(ValueError, match="space-time data"):
+        pinnprob.fit(np.random.default_rng(0).uniform(size=(20, 2)), np.zeros(20), prior=prior1d)

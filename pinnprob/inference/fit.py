@@ -114,6 +114,9 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     from pinnprob.api import pretrained
 
     prior = pretrained("matern2d") if prior is None else (pretrained(prior) if isinstance(prior, str) else prior)
+    if prior.data_kind != "space":
+        raise ValueError(f"fit takes spatial data; this prior is for {prior.data_kind} data. fit for space-time data is "
+                         "not built yet: use prior.distribution(X, T, ...) in your own NumPyro model")
     base_fingerprint = prior.fingerprint
     space = prior.param_range
     priors, fixed = dict(priors or {}), dict(fixed or {})
