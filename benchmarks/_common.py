@@ -17,6 +17,12 @@ def rel_fro(A, B) -> float:
     return float(np.linalg.norm(A - B) / np.linalg.norm(B))
 
 
+def mc_floor(C: np.ndarray, n: int) -> float:
+    """The expected relative Frobenius error of an n-sample covariance estimate of C (mean known): for
+    Gaussian data E‖Ĉ − C‖² = Σ_ij (C_ij² + C_ii C_jj)/n."""
+    return float(np.sqrt((np.sum(C**2) + np.sum(np.outer(np.diag(C), np.diag(C)))) / n) / np.linalg.norm(C))
+
+
 def gmrf_log_marginal(fem, A, y: np.ndarray, sigma: float, noise: float) -> float:
     """log N(y | 0, σ² A Q⁻¹ Aᵀ + s² I) of a :class:`pinnprob.fem.FEMMatern` field (Q its precision for
     σ = 1), the way R-INLA evaluates it: sparse factorisations of P = Q/σ² + AᵀA/s² and of K, with

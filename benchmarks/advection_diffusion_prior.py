@@ -22,10 +22,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import rel_fro
+from _common import mc_floor, rel_fro
 
 import pinnprob
 from pinnprob import truth
+from pinnprob.spacetime_prior import exact_parameters, grid_sites
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results"
@@ -47,20 +48,6 @@ def load(name_or_path):
     return pinnprob.pretrained(name_or_path) if name_or_path in PRETRAINED else pinnprob.load(name_or_path)
 
 
-def grid_sites(dim):
-    g = (np.arange(8) + 0.5) / 8
-    return g[:, None] if dim == 1 else np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-
-
-def exact_kw(space, theta, dim):
-    v = {k: float(x) for k, x in space.values(jnp.asarray(theta)).items()}
-    kw = dict(lengths=(1.0,) * dim, range=v["range"], time_range=v["time_range"], alpha=v["alpha"],
-              velocity=[v[f"velocity_x{i + 1}"] for i in range(dim)])
-    if dim == 2:
-        kw.update(angle=v["angle"], ratio=v["ratio"])
-    return v, kw
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", default="advection-diffusion-1d", help="a shipped prior's name or a prior file")
@@ -77,7 +64,7 @@ def main():
     cov = eqx.filter_jit(lambda *a: gen.covariance(*a))
     rows, errs = [], []
     for th in pts:
-        v, kw = exact_kw(space, th, args.dim)
+        kw = exact_parameters(prior.spde, th); v = {k: float(x) for k, x in space.values(jnp.asarray(th)).items()}
         times = np.arange(6) * v["time_range"] / 4
         XX, TT = np.tile(X, (6, 1)), np.repeat(times, n)
         C = truth.advection_diffusion_covariance(XX, TT, **kw)
@@ -96,7 +83,7 @@ def main():
     vel, trange = 0.3, 3.0
     th = np.asarray(space.theta(range=0.25, time_range=trange, alpha=alpha_mid, **{"velocity_x1": vel},
                                 **({"velocity_x2": 0.0, "angle": 0.0, "ratio": 1.0} if args.dim == 2 else {})))
-    v, kw = exact_kw(space, th, args.dim)
+    kw = exact_parameters(prior.spde, th); v = {k: float(x) for k, x in space.values(jnp.asarray(th)).items()}
     s = np.linspace(-2, 2, 161)
     x1 = np.full((s.size, args.dim), 0.25)
     var = float(truth.advection_diffusion_covariance(x1[:1], np.zeros(1), **kw)[0, 0])
@@ -118,7 +105,7 @@ def main():
     ts = time.perf_counter() - t0
     XX, TT = np.tile(X, (6, 1)), np.repeat(times, n)
     Cg = np.asarray(cov(jnp.asarray(XX), jnp.asarray(TT), jnp.asarray(XX), jnp.asarray(TT), jnp.asarray(th)), np.float64)
-    floor = math.sqrt((np.sum(Cg**2) + np.sum(np.outer(np.diag(Cg), np.diag(Cg)))) / num) / np.linalg.norm(Cg)
+    floor = mc_floor(Cg, num)
     serr = rel_fro(U.T @ U / num, Cg)
 
     import matplotlib.pyplot as plt

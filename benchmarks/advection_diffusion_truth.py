@@ -17,16 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import rel_fro
+from _common import mc_floor, rel_fro
 
 from pinnprob import truth
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results"
-
-
-def mc_floor(C, n):
-    return math.sqrt((np.sum(C**2) + np.sum(np.outer(np.diag(C), np.diag(C)))) / n) / np.linalg.norm(C)
 
 
 def sampler_check(d, n=4000):
