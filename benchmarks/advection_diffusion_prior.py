@@ -72,8 +72,9 @@ def main():
         e = rel_fro(G, C)
         errs.append(e)
         speed = math.sqrt(sum(x**2 for x in kw["velocity"]))
+        aniso = f" {v['angle']:.2f} | {v['ratio']:.2f} |" if args.dim == 2 else ""
         rows.append(f"| {v['range']:.3f} | {v['time_range']:.2f} | {', '.join(f'{x:+.2f}' for x in kw['velocity'])} | "
-                    f"{v['alpha']:.2f} | {speed * v['time_range'] / v['range']:.2f} | {100 * e:.2f} % |")
+                    f"{v['alpha']:.2f} |{aniso} {speed * v['time_range'] / v['range']:.2f} | {100 * e:.2f} % |")
         print(rows[-1], flush=True)
     errs = np.array(errs)
     ok = int(np.sum(errs <= 0.05))
@@ -136,7 +137,9 @@ def main():
              + (f"the {2 ** space.dim} corners of the box and a " if corners else "a ")
              + f"Latin hypercube of {args.lhs}. The column *moved* is |v| ρ_t/ρ, the spatial ranges the field moves",
              "per time range.", "",
-             "| range | time range | velocity | α | moved | cov. error |", "|---|---|---|---|---|---|", *rows, "",
+             ("| range | time range | velocity | α | angle | ratio | moved | cov. error |" if args.dim == 2 else
+              "| range | time range | velocity | α | moved | cov. error |"),
+             "|---|---|---|---|---|---|" + ("---|---|" if args.dim == 2 else ""), *rows, "",
              f"**{ok}/{len(errs)} points within 5 %**; max {100 * errs.max():.2f} %, median {100 * np.median(errs):.2f} %.", "",
              *(CLAIM_NOTES.get(args.prior, [])), "",
              "## Asymmetry", "",

@@ -17,7 +17,7 @@ __all__ = ["train", "pretrained", "PRETRAINED", "DEFAULT_CONFIG_FILE", "covarian
            "evaluation_thetas"]
 
 PRETRAINED = {"matern2d": "matern2d.eqx", "matern2d-nonstationary": "matern2d-nonstationary.eqx",
-              "advection-diffusion-1d": "advection-diffusion-1d.eqx"}
+              "advection-diffusion-1d": "advection-diffusion-1d.eqx", "advection-diffusion-2d": "advection-diffusion-2d.eqx"}
 DEFAULT_CONFIG_FILE = resources.files("pinnprob") / "weights" / "matern2d.json"
 
 
@@ -116,7 +116,9 @@ def pretrained(name: str = "matern2d") -> GenerativePrior:
       a process-convolution generator (:class:`~pinnprob.generators.ConvolutionGenerator`);
     * ``"advection-diffusion-1d"`` — the space-time advection–diffusion SPDE (Clarotto et al. 2024) on the
       unit circle × time, parameters (range, time_range, velocity_x1, alpha), Fourier modes that are
-      learned Ornstein–Uhlenbeck processes in time (:class:`~pinnprob.spacetime_prior.SpaceTimePrior`).
+      learned Ornstein–Uhlenbeck processes in time (:class:`~pinnprob.spacetime_prior.SpaceTimePrior`);
+    * ``"advection-diffusion-2d"`` — the same on the unit torus, parameters (range, time_range,
+      velocity_x1, velocity_x2, alpha, angle, ratio), α ∈ [2, 2.5], |v_i| ≤ 0.3.
 
     Their claimed boxes are ``pretrained(name).param_range``; the configurations that retrain them
     are ``pinnprob/weights/<name>.json``."""

@@ -115,7 +115,7 @@ def numeric_columns(df, columns: dict, path, *, allow_missing=()):
     out = {}
     for role, name in columns.items():
         if name not in df.columns:
-            raise _missing_column(name, df.columns, path, role if role in ("x", "y", "value") else "covariate")
+            raise _missing_column(name, df.columns, path, role if role in ("x", "y", "time", "value") else "covariate")
         raw = df[name]
         vals = pd.to_numeric(raw, errors="coerce")
         bad = vals.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
@@ -128,7 +128,7 @@ def numeric_columns(df, columns: dict, path, *, allow_missing=()):
         miss = np.flatnonzero(~np.isfinite(arr))
         if miss.size and role not in allow_missing:
             rows = ", ".join(str(r + 1) for r in miss[:5]) + (", ..." if miss.size > 5 else "")
-            kind = "NaN coordinates" if role in ("x", "y") else "missing or infinite values"
+            kind = "NaN coordinates" if role in ("x", "y") else "NaN times" if role == "time" else "missing or infinite values"
             raise CLIError(f"column {name!r} has {miss.size} {kind} (data row(s) {rows}); "
                            f"drop or fill those rows first")
         out[role] = arr
@@ -158,11 +158,11 @@ def grid_over(X, n: int):
 
 
 def _check_fit_args(args):
-    names = [args.x, args.y, args.value, *args.covariate]
+    names = [c for c in (args.x, args.y, args.time, args.value, *args.covariate) if c is not None]
     dup = sorted({c for c in names if names.count(c) > 1})
     if dup:
         raise CLIError(f"column(s) {', '.join(map(repr, dup))} given for more than one role "
-                       "(--x, --y, --value, --covariate must be distinct)")
+                       "(--x, --y, --time, --value, --covariate must be distinct)")
     for flag, v, lo in (("--warmup", args.warmup, 0), ("--samples", args.samples, 1), ("--chains", args.chains, 1),
                         ("--grid", args.grid, 2), ("--svi-steps", args.svi_steps, 1)):
         if v < lo:
@@ -186,6 +186,15 @@ def _check_inside(Xp, X, buffer, path):
                        "raise --buffer to predict there")
 
 
+def _load_prior(name):
+    import pinnprob
+    from pinnprob.api import PRETRAINED
+
+    if name is None or name in PRETRAINED:
+        return pinnprob.pretrained(name or "matern2d")
+    return pinnprob.load(name)
+
+
 def _fit(args) -> int:
     import pandas as pd
 
@@ -193,6 +202,11 @@ def _fit(args) -> int:
     from pinnprob.plotting import plot_pair, plot_prediction_map, plot_trace
 
     _check_fit_args(args)
+    prior = _load_prior(args.prior)
+    if prior.data_kind == "space-time" or args.time is not None:
+        return _fit_spacetime(args, prior)
+    if args.y is None:
+        raise CLIError("--y is required for a spatial prior (the column of the second coordinate)")
     X, y, Z = _read_sites(args.data, args, with_value=True, sep=args.sep)
     if X.shape[0] < 3:
         raise CLIError(f"{str(args.data)!r} has {X.shape[0]} site(s); a spatial fit needs at least 3")
@@ -206,12 +220,6 @@ def _fit(args) -> int:
     if args.predict_csv is not None:
         Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
         _check_inside(Xp, X, args.buffer, args.predict_csv)
-    from pinnprob.api import PRETRAINED
-
-    if args.prior is None or args.prior in PRETRAINED:
-        prior = pinnprob.pretrained(args.prior or "matern2d")
-    else:
-        prior = pinnprob.load(args.prior)
     if args.nu is not None and "nu" not in prior.param_names:
         raise CLIError(f"--nu: the prior {args.prior!r} has no parameter nu (its parameters: {list(prior.param_names)})")
 
@@ -286,6 +294,111 @@ def _fit(args) -> int:
     return 0
 
 
+def _fit_spacetime(args, prior) -> int:
+    """``pinnprob fit`` for a long table of space-time data (one row per site and time) with a space-time
+    prior: the posterior summary, predictions on a grid at the last time and one step ahead, figures."""
+    import pandas as pd
+
+    import pinnprob
+    from pinnprob.plotting import plot_pair, plot_prediction_map, plot_trace
+
+    if prior.data_kind != "space-time":
+        raise CLIError(f"--time needs a space-time prior (e.g. --prior advection-diffusion-1d); {args.prior or 'matern2d'}"
+                       f" is for {prior.data_kind} data")
+    if args.time is None:
+        raise CLIError("this prior is for space-time data: give the time column with --time COL")
+    if (args.y is not None) != (prior.dim == 2):
+        raise CLIError(f"the prior is {prior.dim}-D in space: " + ("give --y COL" if prior.dim == 2 else "leave out --y"))
+    if args.nu is not None:
+        raise CLIError("--nu is for Matérn priors")
+    df = read_table(args.data, args.sep)
+    cols = {"x": args.x, **({"y": args.y} if args.y else {}), "time": args.time, "value": args.value,
+            **{c: c for c in args.covariate}}
+    arrs = numeric_columns(df, cols, args.data)
+    X = np.stack([arrs["x"]] + ([arrs["y"]] if args.y else []), 1)
+    T, y = arrs["time"], arrs["value"]
+    Z = np.stack([arrs[c] for c in args.covariate], 1) if args.covariate else None
+    if args.log:
+        bad = np.flatnonzero(y <= 0)
+        if bad.size:
+            raise CLIError(f"--log needs positive values, but column {args.value!r} has {bad.size} value(s) <= 0 "
+                           f"(first: {y[bad[0]]:g} in data row {bad[0] + 1})")
+        y = np.log(y)
+    if Z is not None:
+        raise CLIError("covariates with a space-time prior need their values at the prediction site-times; "
+                       "use pinnprob.fit and pinnprob.predict from Python for that")
+    if not args.quiet:
+        print(f"fitting {X.shape[0]} site-times ({len(np.unique(X, axis=0))} sites, {len(np.unique(T))} times): "
+              f"{'log ' if args.log else ''}{args.value} ~ intercept + {prior.config.spde} field "
+              f"({', '.join(prior.param_names)}), method {args.method}")
+    idata = pinnprob.fit(X, y, times=T, prior=prior, method=args.method, num_warmup=args.warmup,
+                         num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
+                         svi_steps=args.svi_steps, progress_bar=not args.quiet, time_scale=args.time_scale)
+    # predictions on a grid over the sites, at the last time (interpolation) and one step later (forecast)
+    step = float(np.median(np.diff(np.unique(T))))
+    t_last = float(T.max())
+    if prior.dim == 2:
+        sites, shape = grid_over(X, args.grid)
+    else:
+        sites, shape = np.linspace(X.min(), X.max(), args.grid)[:, None], None
+    times = np.repeat([t_last, t_last + step], len(sites))
+    allsites = np.tile(sites, (2, 1))
+    pred = pinnprob.predict(idata, allsites, times=times, seed=args.seed, num_draws=min(200, args.samples * args.chains))
+    table = {args.x: allsites[:, 0], **({args.y: allsites[:, 1]} if args.y else {}), args.time: times,
+             "kind": np.repeat(["last time", "forecast"], len(sites)), "mean": pred["mean"], "sd": pred["sd"]}
+    for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
+        table[f"q{round(100 * float(lev)):02d}"] = q
+
+    import arviz as az
+
+    from pinnprob.inference.arviz_data import group
+
+    post = group(idata, "posterior")
+    names = [v for v in (*prior.param_names, "speed", "direction", "sigma", "noise", "intercept") if v in post]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = az.summary(idata, var_names=names)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "summary.csv")
+    pd.DataFrame(table).to_csv(out / "predictions.csv", index=False)
+    scale = f"log {args.value}" if args.log else args.value
+    import matplotlib.pyplot as plt
+
+    n = len(sites)
+    for k, (tt, label) in enumerate(((t_last, "last time"), (t_last + step, "forecast"))):
+        m, sd = pred["mean"][k * n:(k + 1) * n], pred["sd"][k * n:(k + 1) * n]
+        if prior.dim == 2:
+            fig = plot_prediction_map(sites, m, data_sites=np.unique(X, axis=0), grid_shape=shape,
+                                      title=f"posterior mean of {scale}, {args.time} = {tt:g} ({label})",
+                                      label=scale, xlabel=args.x, ylabel=args.y)
+        else:
+            fig, ax = plt.subplots(figsize=(6, 3.2))
+            ax.plot(sites[:, 0], m, color="C0", label="posterior mean")
+            ax.fill_between(sites[:, 0], m - 2 * sd, m + 2 * sd, color="C0", alpha=0.25, label="± 2 sd")
+            at = T == tt
+            ax.plot(X[at, 0], y[at], "k.", label="data") if at.any() else None
+            ax.set(xlabel=args.x, ylabel=scale, title=f"{args.time} = {tt:g} ({label})")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+        fig.savefig(out / f"map_{'last' if k == 0 else 'forecast'}.png", dpi=120)
+        plt.close(fig)
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plot_trace(idata).savefig(out / "trace.png", dpi=90)
+        plot_pair(idata).savefig(out / "pair.png", dpi=90)
+    arviz_log.setLevel(level)
+    idata.to_netcdf(str(out / "posterior.nc"))
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(summary)
+    print(f"wrote summary.csv, predictions.csv, map_last.png, map_forecast.png, trace.png, pair.png, posterior.nc "
+          f"to {out}/")
+    return 0
+
+
 FIT_DESCRIPTION = """\
 Fit a geostatistical model to a CSV table and map the posterior predictive.
 
@@ -307,8 +420,17 @@ Written to --out:
   posterior.nc     the full posterior, with the prior it used (ArviZ InferenceData or DataTree, netCDF;
                    read it back with arviz.from_netcdf and pass it to pinnprob.predict)
 
+Space-time data (a long table, one row per site and time; stations may report at different times):
+give --time COL and a space-time prior, e.g. --prior advection-diffusion-1d (then no --y). The
+posterior of range (coordinate units), time_range (time units), the velocity (coordinate units per
+time unit), alpha, sigma, noise and the intercept is sampled; predictions.csv and map_last.png /
+map_forecast.png give the field on a grid at the last time and one time step later (a forecast).
+--time-scale sets the time units per prior time unit (default: the median time step), which fixes
+the span of temporal ranges and speeds the prior covers.
+
 Example:
   pinnprob fit meuse.csv --x x --y y --value zinc --log --covariate dist --out meuse-fit
+  pinnprob fit river.csv --x km --time day --value level --prior advection-diffusion-1d
 """
 
 
@@ -341,7 +463,12 @@ def main(argv=None) -> int:
                        description=FIT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("data", help="CSV file with a header row, one row per site")
     f.add_argument("--x", required=True, metavar="COL", help="column of the first coordinate (e.g. easting)")
-    f.add_argument("--y", required=True, metavar="COL", help="column of the second coordinate (e.g. northing)")
+    f.add_argument("--y", default=None, metavar="COL", help="column of the second coordinate (e.g. northing); "
+                                                              "required unless the prior is 1-D in space")
+    f.add_argument("--time", default=None, metavar="COL",
+                   help="column of the time, for a space-time prior (one row per site and time)")
+    f.add_argument("--time-scale", type=float, default=None, metavar="T",
+                   help="time units per prior time unit, space-time priors (default: the median time step)")
     f.add_argument("--value", required=True, metavar="COL", help="column of the measured value")
     f.add_argument("--covariate", action="append", default=[], metavar="COL",
                    help="a covariate column (repeat the flag for several)")
@@ -364,7 +491,8 @@ def main(argv=None) -> int:
     f.add_argument("--buffer", type=float, default=0.5,
                    help="modelled square around the data, in units of its extent per side (default: %(default)s)")
     f.add_argument("--prior", default=None, metavar="NAME|FILE",
-                   help="a shipped prior by name (matern2d, matern2d-nonstationary) or a prior file; default matern2d")
+                   help="a shipped prior by name (matern2d, matern2d-nonstationary, advection-diffusion-1d, ...) "
+                        "or a prior file; default matern2d")
     f.add_argument("--sep", default=",", help="column separator of the CSV files (default: ',')")
     f.add_argument("--out", default="pinnprob-fit", help="output folder (default: %(default)s)")
     f.add_argument("--quiet", action="store_true", help="no progress bars")

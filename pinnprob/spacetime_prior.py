@@ -8,6 +8,8 @@ times are rows (x_i, t_i) with no grid, so missing values need nothing special.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,7 +20,7 @@ from pinnprob._validation import check_sigma, check_sites, is_traced
 from pinnprob.generators.fourier_ou import FourierOUGenerator
 from pinnprob.prior import GenerativePrior, prior_type
 
-__all__ = ["SpaceTimePrior", "check_times", "check_pairs"]
+__all__ = ["SpaceTimePrior", "PairLagIndex", "check_times", "check_pairs"]
 
 
 def check_times(T, n: int | None = None, name: str = "T", increasing: bool = False) -> jax.Array:
@@ -58,6 +60,66 @@ def check_pairs(X, T, dim: int) -> tuple[jax.Array, jax.Array]:
     return X, T
 
 
+@dataclass(frozen=True)
+class PairLagIndex:
+    """Where each entry of the covariance between site-time pairs (X_i, T_i) and (Y_j, S_j) lies in the
+    table of a stationary law over the distinct site separations and time lags: C[i, j] =
+    table[pair[i, j], lag[i, j]] with table (P, L) = C(H_a, lags_l). Stations observed on common days
+    give few of both (12 stations × 365 days: 144 separations, 729 lags, for 1.9·10⁷ entries).
+
+    ``H`` (P, d) the separations of the distinct sites of X from those of Y, ``lags`` (L,) the distinct
+    T_i − S_j; ``pair`` and ``lag`` (n, p) int32. Built in NumPy from concrete arrays."""
+
+    H: np.ndarray
+    lags: np.ndarray
+    pair: np.ndarray
+    lag: np.ndarray
+
+    @classmethod
+    def build(cls, X, T, Y=None, S=None) -> "PairLagIndex":
+        X, T = np.asarray(X, np.float64), np.asarray(T, np.float64)
+        Y = X if Y is None else np.asarray(Y, np.float64)
+        S = T if S is None else np.asarray(S, np.float64)
+        xs, ix = np.unique(X, axis=0, return_inverse=True)
+        ys, iy = np.unique(Y, axis=0, return_inverse=True)
+        tx, jx = np.unique(T, return_inverse=True)
+        ty, jy = np.unique(S, return_inverse=True)
+        ix, iy, jx, jy = (a.reshape(-1) for a in (ix, iy, jx, jy))
+        H = (xs[:, None, :] - ys[None, :, :]).reshape(-1, X.shape[1])
+        # lags equal up to rounding (0.3·7 − 0.3·2 against 0.3·5) are one lag: keys rounded to 10⁻¹⁰ of the
+        # largest time, the table evaluated at the first lag of each key (an error of that order, harmless)
+        D = tx[:, None] - ty[None, :]
+        tol = 1e-10 * max(float(np.max(np.abs(D))), 1e-300)
+        _, first, inv = np.unique(np.round(D / tol), return_index=True, return_inverse=True)
+        lags = D.reshape(-1)[first]
+        inv = inv.reshape(tx.shape[0], ty.shape[0])
+        pair = (ix[:, None] * ys.shape[0] + iy[None, :]).astype(np.int32)
+        return cls(H, lags, pair, inv[jx[:, None], jy[None, :]].astype(np.int32))
+
+    @property
+    def table_size(self) -> int:
+        return self.H.shape[0] * self.lags.shape[0]
+
+    @property
+    def pays(self) -> bool:
+        """Whether the table is smaller than the matrix it fills (else compute the entries directly)."""
+        return 2 * self.table_size < self.pair.size
+
+
+def stationary_covariance(gen, X, T, Y=None, S=None):
+    """``cov(theta) -> (n, p)``: the generator's covariance between the concrete site-time pairs (X, T)
+    and (Y, S) as a function of θ, through the pair-lag table when it pays, else entry by entry. The
+    index is built once here, so a model or a loop over posterior draws only evaluates the table."""
+    idx = PairLagIndex.build(X, T, Y, S)
+    if idx.pays:
+        H, lags = jnp.asarray(idx.H), jnp.asarray(idx.lags)
+        pair, lag = jnp.asarray(idx.pair), jnp.asarray(idx.lag)
+        return lambda theta: _gathered(gen, H, lags, pair, lag, theta)
+    X, T = jnp.asarray(X), jnp.asarray(T)
+    Y, S = (X, T) if Y is None else (jnp.asarray(Y), jnp.asarray(S))
+    return lambda theta: _covariance(gen, X, T, Y, S, theta)
+
+
 class SpaceTimePrior(GenerativePrior):
     """A trained prior for a space-time SPDE (:class:`~pinnprob.spde.advection_diffusion.AdvectionDiffusion`):
     ``sample(key, X, times, ...)``, ``covariance(X, T, ...)`` and ``distribution(X, T, ...)``, with the
@@ -91,7 +153,9 @@ class SpaceTimePrior(GenerativePrior):
         S = T if S is None else check_times(S, Y.shape[0], "S")
         check_sigma(sigma)
         theta = self.theta(X, **params)
-        return jnp.asarray(sigma) ** 2 * _covariance(self.generator, X, T, Y, S, theta)
+        if any(is_traced(a) for a in (X, T, Y, S)):
+            return jnp.asarray(sigma) ** 2 * _covariance(self.generator, X, T, Y, S, theta)
+        return jnp.asarray(sigma) ** 2 * stationary_covariance(self.generator, X, T, Y, S)(theta)
 
     def distribution(self, X, T, *, sigma=1.0, jitter: float = 1e-5, validate_args: bool | None = None,
                      **params):
@@ -103,7 +167,10 @@ class SpaceTimePrior(GenerativePrior):
         X, T = check_pairs(X, T, self.dim)
         check_sigma(sigma)
         theta = self.theta(X, **params)
-        C = _covariance(self.generator, X, T, X, T, theta)
+        if is_traced(X) or is_traced(T):
+            C = _covariance(self.generator, X, T, X, T, theta)
+        else:
+            C = stationary_covariance(self.generator, X, T)(theta)
         C = jnp.asarray(sigma) ** 2 * (C + jitter * jnp.eye(C.shape[0], dtype=C.dtype))
         return dist.MultivariateNormal(jnp.zeros(C.shape[0], C.dtype), covariance_matrix=C,
                                        validate_args=validate_args)
@@ -112,6 +179,11 @@ class SpaceTimePrior(GenerativePrior):
 @eqx.filter_jit
 def _covariance(gen, X, T, Y, S, theta):
     return gen.covariance(X, T, Y, S, theta)
+
+
+@eqx.filter_jit
+def _gathered(gen, H, lags, pair, lag, theta):
+    return gen.covariance_table(H, lags, theta)[pair, lag]
 
 
 @eqx.filter_jit

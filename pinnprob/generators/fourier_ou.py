@@ -24,10 +24,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betainc
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob.spde.advection_diffusion import AdvectionDiffusion
+from pinnprob.special import betainc
 
 __all__ = ["FourierOUGenerator", "half_lattice"]
 
@@ -126,11 +126,33 @@ class FourierOUGenerator(eqx.Module):
     def covariance(self, X: Float[Array, "n d"], T: Float[Array, " n"], Y: Float[Array, "p d"],
                    S: Float[Array, " p"], theta: Float[Array, " p"]) -> Float[Array, "n p"]:
         """The generator's exact covariance between (X_i, T_i) and (Y_j, S_j), σ = 1, shape (n, p)."""
-        log_v, log_r, m = self.mode_params(theta)
-        zero = self.mode_params(theta, jnp.zeros((1, self.spde.dim)))
         h = X[:, None, :] - Y[None, :, :]
         s = T[:, None] - S[None, :]
-        phase = jnp.einsum("npd,kd->npk", h, self.omega) - s[..., None] * m
+        return self.stationary_covariance(h, s, theta)
+
+    def covariance_table(self, H: Float[Array, "P d"], lags: Float[Array, " L"],
+                         theta: Float[Array, " p"]) -> Float[Array, "P L"]:
+        """C(h, s) for every spatial separation H_a and time lag s_l (σ = 1), shape (P, L): the law is
+        stationary, so the covariance of many site-time pairs on few sites and lags is a gather from this
+        table (:class:`pinnprob.spacetime_prior.PairLagIndex`)."""
+        # cos(ω·h − m s) = cos ω·h cos m s + sin ω·h sin m s: the θ-free (P, K) and the θ-dependent (K, L)
+        # factors meet in two matrix products, O((P + L) K) transcendentals instead of O(P L K)
+        log_v, log_r, m = self.mode_params(theta)
+        zero = self.mode_params(theta, jnp.zeros((1, self.spde.dim)))
+        a = 0.5 * jnp.exp(log_v[:, None] - jnp.exp(log_r)[:, None] * jnp.abs(lags)[None, :])  # (K, L)
+        ms = m[:, None] * lags[None, :]
+        wh = H @ jax.lax.stop_gradient(self.omega).T  # (P, K)
+        C = jnp.cos(wh) @ (a * jnp.cos(ms)) + jnp.sin(wh) @ (a * jnp.sin(ms))
+        C = C + 0.25 * jnp.exp(zero[0][0] - jnp.exp(zero[1][0]) * jnp.abs(lags))[None, :]
+        same = (jnp.sum(H**2, -1) == 0)[:, None] & (lags == 0)[None, :]
+        return C + self.tail_variance(theta) * same
+
+    def stationary_covariance(self, h: Float[Array, "*b d"], s: Float[Array, "*b"],
+                              theta: Float[Array, " p"]) -> Float[Array, "*b"]:
+        """C(h, s) = cov(u(x + h, t + s), u(x, t)) (σ = 1) at separations h (..., d) and lags s (...)."""
+        log_v, log_r, m = self.mode_params(theta)
+        zero = self.mode_params(theta, jnp.zeros((1, self.spde.dim)))
+        phase = jnp.einsum("...d,kd->...k", h, self.omega) - s[..., None] * m
         C = jnp.sum(0.5 * jnp.exp(log_v - jnp.exp(log_r) * jnp.abs(s)[..., None]) * jnp.cos(phase), -1)
         C = C + 0.25 * jnp.exp(zero[0][0] - jnp.exp(zero[1][0]) * jnp.abs(s))
         same = (jnp.sum(h**2, -1) == 0) & (s == 0)

@@ -90,6 +90,6 @@ def check_inputs(X, y, covariates, likelihood, method, prior, priors=None, fixed
         a = space.axis(name)
         if not (np.isscalar(v) and math.isfinite(float(v))):
             raise ValueError(f"{name} = {v!r} must be a finite number")
-        if a.length_power == 0 and not a.contains(float(v)):
+        if a.length_power == 0 and a.time_power == 0 and not a.contains(float(v)):
             raise ValueError(f"{name} = {v!r} is outside the prior's training range [{a.lo:g}, {a.hi:g}]")
     return X, y, Z

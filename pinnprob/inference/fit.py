@@ -37,14 +37,20 @@ from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_r
 from pinnprob.inference.recovery import recover_field
 from pinnprob.inference.runners import run_blackjax, run_laplace, run_nuts, run_svi
 
-__all__ = ["fit", "default_param_prior", "model_param_priors"]
+__all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
 
-def default_param_prior(axis, scale: float, extent: float):
+def user_bounds(axis, scale: float, time_scale: float = 1.0) -> tuple[float, float]:
+    """An axis of the prior's box in the user's units (lengths × scale, times × time_scale), low first."""
+    unit = scale**axis.length_power * time_scale**axis.time_power
+    return tuple(sorted((axis.lo * unit, axis.hi * unit)))
+
+
+def default_param_prior(axis, scale: float, extent: float, time_scale: float = 1.0):
     """The default prior of one SPDE parameter, in the user's units: for ``range`` a PC prior with
     P(range < extent/10) = 0.05 (Fuglstad et al. 2019), for every other parameter uniform over its
     training box in natural coordinates (log-uniform on a log axis, e.g. an anisotropy ratio)."""
-    lo, hi = axis.lo * scale**axis.length_power, axis.hi * scale**axis.length_power
+    lo, hi = user_bounds(axis, scale, time_scale)
     if axis.name == "range":
         return PCRange(extent / 10, 0.05)
     if lo == hi:
@@ -52,36 +58,52 @@ def default_param_prior(axis, scale: float, extent: float):
     return dist.LogUniform(lo, hi) if axis.log else dist.Uniform(lo, hi)
 
 
-def model_param_priors(space, scale: float, extent: float, priors: dict | None = None, fixed=()) -> dict:
+def model_param_priors(space, scale: float, extent: float, priors: dict | None = None, fixed=(),
+                       time_scale: float = 1.0) -> dict:
     """The priors ``fit`` puts on the SPDE's free parameters (name → NumPyro distribution, user units):
     ``priors[name]`` where given, else :func:`default_param_prior`, each truncated to the prior's box
-    in user units (coordinates scaled by ``scale``; ``extent`` the data's largest side)."""
+    in user units (coordinates scaled by ``scale``, times by ``time_scale``; ``extent`` the data's
+    largest side)."""
     priors = priors or {}
     out = {}
     for a in space.axes:
         if a.name in fixed:
             continue
-        lo, hi = sorted((a.lo * scale**a.length_power, a.hi * scale**a.length_power))
+        lo, hi = user_bounds(a, scale, time_scale)
         if a.name in priors:
             out[a.name] = truncate_to_range(priors[a.name], lo, hi, a.name)
         else:
             with warnings.catch_warnings():  # the default's truncation is by design, not news
                 warnings.simplefilter("ignore")
-                out[a.name] = truncate_to_range(default_param_prior(a, scale, extent), lo, hi, a.name)
+                out[a.name] = truncate_to_range(default_param_prior(a, scale, extent, time_scale), lo, hi, a.name)
     return out
 
 
-def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
+def check_fixed_in_box(params, fixed: dict) -> None:
+    """ValueError when a fixed parameter given in the user's units lies outside the prior's box after the
+    coordinate (and time) map; the unit-free ones are checked with the data (:func:`check_inputs`)."""
+    for name, v in fixed.items():
+        a = params.space.axis(name)
+        if (a.length_power or a.time_power) and not a.contains(float(params.to_unit(name, v))):
+            lo, hi = user_bounds(a, params.scale, params.time_scale)
+            raise ValueError(f"{name} = {v!r} is outside the prior's box for these coordinates"
+                             f"{' and times' if a.time_power else ''}, [{lo:g}, {hi:g}]")
+
+
+def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
         sigma_prior=None, noise_prior=None, priors: dict | None = None, fixed: dict | None = None,
         method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
-        jitter: float = 1e-5, covariate_names=None):
+        jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
     ``X`` (n, 2) in the user's units, ``y`` (n,). ``prior`` a :class:`~pinnprob.GenerativePrior` or the
-    name of a shipped one (default ``"matern2d"``). Posterior variables: the SPDE's parameters by name
+    name of a shipped one (default ``"matern2d"``). For a space-time prior (e.g.
+    ``"advection-diffusion-1d"``) the rows are site-time pairs with ``times`` (n,) in the user's time
+    unit, and the fit is :func:`~pinnprob.inference.spacetime.fit_spacetime` (Gaussian likelihood;
+    ``time_scale`` there). Posterior variables: the SPDE's parameters by name
     (:attr:`~pinnprob.GenerativePrior.param_names`; lengths such as ``range`` in user units, slopes
     per user unit), ``sigma``, ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
     ``field`` (the field at the data sites). Default priors: for ``range`` a PC prior with
@@ -114,9 +136,22 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     from pinnprob.api import pretrained
 
     prior = pretrained("matern2d") if prior is None else (pretrained(prior) if isinstance(prior, str) else prior)
-    if prior.data_kind != "space":
-        raise ValueError(f"fit takes spatial data; this prior is for {prior.data_kind} data. fit for space-time data is "
-                         "not built yet: use prior.distribution(X, T, ...) in your own NumPyro model")
+    if prior.data_kind == "space-time":
+        from pinnprob.inference.spacetime import fit_spacetime
+
+        if times is None:
+            raise ValueError("this prior is for space-time data: pass times= (one time per row of X)")
+        if likelihood != "gaussian" or nu is not None or collapsed is False or field_draws is not None:
+            raise ValueError("a space-time fit takes a Gaussian likelihood, integrates the field out (predict "
+                             "gives it at any site and time) and has no nu; leave likelihood, nu, collapsed and "
+                             "field_draws unset")
+        return fit_spacetime(X, times, y, prior=prior, covariates=covariates, range_prior=range_prior,
+                             sigma_prior=sigma_prior, noise_prior=noise_prior, priors=priors, fixed=fixed,
+                             method=method, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                             seed=seed, buffer=buffer, time_scale=time_scale, svi_steps=svi_steps,
+                             progress_bar=progress_bar, jitter=jitter, covariate_names=covariate_names)
+    if times is not None or time_scale is not None:
+        raise ValueError(f"times= is for space-time priors; this prior is for {prior.data_kind} data")
     base_fingerprint = prior.fingerprint
     space = prior.param_range
     priors, fixed = dict(priors or {}), dict(fixed or {})
@@ -147,11 +182,7 @@ def fit(X, y, *, prior=None, covariates=None, likelihood: str = "gaussian", nu=N
     ysd = ysd if ysd > 0 else 1.0
     model_priors = model_param_priors(space, cmap.scale, extent, priors, fixed)
     params = ModelParams(space, model_priors, fixed, cmap.scale)
-    for name, v in fixed.items():
-        a = space.axis(name)
-        if a.length_power and not a.contains(float(params.to_unit(name, v))):
-            lo, hi = sorted((a.lo * cmap.scale**a.length_power, a.hi * cmap.scale**a.length_power))
-            raise ValueError(f"{name} = {v!r} is outside the prior's box for these coordinates, [{lo:g}, {hi:g}]")
+    check_fixed_in_box(params, fixed)
     sigma_prior = pc_sigma(2.0 * ysd, 0.05) if sigma_prior is None else sigma_prior
     noise_prior = dist.HalfNormal(ysd) if noise_prior is None else noise_prior
     # a spectral prior keeps the modes needed for the shortest range the range prior gives mass to

@@ -32,12 +32,15 @@ class ModelParams:
     """The SPDE's parameters in a model, in the user's units: ``priors`` (name → NumPyro distribution)
     for the free ones, ``fixed`` (name → value) for the others. ``space`` is the prior's (unit-box
     units) and ``scale`` the coordinate map's: a parameter whose unit has length to the power k
-    (:attr:`~pinnprob.parameters.Axis.length_power`) is divided by scale^k on its way to the box."""
+    (:attr:`~pinnprob.parameters.Axis.length_power`) and time to the power j
+    (:attr:`~pinnprob.parameters.Axis.time_power`) is divided by scale^k · time_scale^j on its way to
+    the box (``time_scale``: the user's time units per prior time unit, space-time priors)."""
 
     space: ParameterSpace
     priors: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
     scale: float = 1.0
+    time_scale: float = 1.0
 
     def __post_init__(self):
         names = set(self.space.names)
@@ -45,12 +48,17 @@ class ModelParams:
             raise ValueError(f"each of {list(self.space.names)} needs a prior or a fixed value, not both; "
                              f"got priors for {sorted(self.priors)}, fixed {sorted(self.fixed)}")
 
+    def unit(self, name: str) -> float:
+        """One unit-box unit of parameter ``name`` in the user's units."""
+        a = self.space.axis(name)
+        return self.scale**a.length_power * self.time_scale**a.time_power
+
     def to_unit(self, name: str, value):
         """A parameter's value in unit-box units."""
-        return value / self.scale ** self.space.axis(name).length_power
+        return value / self.unit(name)
 
     def to_user(self, name: str, value):
-        return value * self.scale ** self.space.axis(name).length_power
+        return value * self.unit(name)
 
     def theta(self, values: dict):
         """θ (natural coordinates, unit box) from the parameters by name in the user's units."""

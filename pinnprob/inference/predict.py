@@ -67,8 +67,9 @@ def fields_at(gen, feats, theta, sigma, Z, E=None):
     return jax.vmap(one)(theta, sigma, Z, E)
 
 
-def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95), num_draws: int | None = None,
-            chunk: int = 20_000, seed: int = 0, return_draws: bool = False):
+def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95),
+            num_draws: int | None = None, chunk: int = 20_000, seed: int = 0, return_draws: bool = False,
+            include_noise: bool = False):
     """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
 
     ``idata`` is what :func:`fit` returned, in memory or read back from a file, with the prior it
@@ -76,7 +77,21 @@ def predict(idata, X_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 
     Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
     and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
     posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``.
+
+    A space-time fit takes ``times`` (n_new,) too and is predicted by
+    :func:`~pinnprob.inference.spacetime.predict_spacetime` (``num_draws`` default 200 there;
+    ``include_noise`` adds the measurement noise).
     """
+    if json.loads(idata.attrs.get("pinnprob", "{}")).get("data_kind") == "space-time":
+        from pinnprob.inference.spacetime import predict_spacetime
+
+        if times is None:
+            raise ValueError("this is a space-time fit: pass times= (one time per row of X_new)")
+        return predict_spacetime(idata, X_new, times, covariates=covariates, prior=prior, quantiles=quantiles,
+                                 num_draws=200 if num_draws is None else num_draws, seed=seed,
+                                 include_noise=include_noise, return_draws=return_draws)
+    if times is not None or include_noise:
+        raise ValueError("times= and include_noise= are for space-time fits; this fit is of spatial data")
     prior, meta = fit_prior(idata, prior)
     cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
     Xn = np.array(X_new, dtype=np.float64, copy=True)

@@ -1,0 +1,216 @@
+"""Space-time inference: the pair-lag table against the entrywise covariance, the fit's model against the
+exact Gaussian log density in the user's units (range, time range, velocity through both maps), every
+bad input refused before any work with the data untouched, and predict against kriging written out in
+NumPy."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import jax.numpy as jnp
+
+import pinnprob
+from pinnprob.inference import spacetime as st
+from pinnprob.spacetime_prior import PairLagIndex, stationary_covariance
+
+VALS = dict(range=0.25, time_range=1.5, velocity_x1=0.2, alpha=1.5)
+
+
+@pytest.fixture(scope="module")
+def prior1d():
+    return pinnprob.pretrained("advection-diffusion-1d")
+
+
+def table_data(seed=0, sites=6, times=8):
+    """A long table in user units (km, days): stations at [0, 100] km, daily, some days missing."""
+    rng = np.random.default_rng(seed)
+    s = np.sort(rng.uniform(0, 100, sites))
+    X = np.tile(s, times)[:, None]
+    T = np.repeat(np.arange(times, dtype=float), sites)
+    keep = rng.uniform(size=X.shape[0]) > 0.15
+    y = 1.0 + rng.normal(size=X.shape[0])
+    return X[keep], T[keep], y[keep]
+
+
+def test_pair_lag_table_is_the_entrywise_covariance(prior1d):
+    rng = np.random.default_rng(1)
+    X = np.tile(rng.uniform(0.2, 0.8, (5, 1)), (9, 1))
+    T = np.repeat(np.arange(9) * 0.3, 5)  # lags equal only up to rounding are merged
+    Y, S = rng.uniform(0.2, 0.8, (4, 1)), rng.uniform(0, 3, 4)
+    idx = PairLagIndex.build(X, T)
+    assert idx.H.shape == (25, 1) and idx.lags.shape == (17,) and idx.pays
+    th = prior1d.theta(**VALS)
+    gen = prior1d.generator
+    for a, b in (((X, T), (X, T)), ((X, T), (Y, S)), ((Y, S), (X, T))):
+        direct = gen.covariance(*(jnp.asarray(v) for v in (*a, *b)), th)
+        np.testing.assert_allclose(np.asarray(stationary_covariance(gen, *a, *b)(th)), np.asarray(direct),
+                                   rtol=1e-5, atol=1e-6)  # float32: the cos·cos + sin·sin products
+    # the tail (the variance beyond the trunk) sits on the diagonal only
+    C = np.asarray(stationary_covariance(gen, X, T)(th))
+    np.testing.assert_allclose(np.diag(C), float(prior1d.covariance(X[:1], T[:1], **VALS)[0, 0]), rtol=1e-6)
+
+
+def test_model_is_the_exact_gaussian_in_user_units(prior1d):
+    """The fit's log density at given user-unit parameters equals N(y | μ, σ²C + s²I) with C the prior's
+    covariance at the unit-box parameters: range/L, time_range/τ, velocity·τ/L."""
+    from numpyro.infer.util import log_density
+
+    X, T, y = table_data()
+    cmap = st.CoordinateMap.from_data(X, 0.5)
+    tmap = st.TimeMap.from_times(T, 0.5)  # one prior time unit = half a day
+    assert cmap.scale == pytest.approx(2 * (X.max() - X.min())) and tmap.scale == 0.5
+    space = prior1d.param_range
+    cov = stationary_covariance(prior1d.generator, cmap.to_unit(X), tmap.to_unit(T))
+    user = {"range": 0.25 * cmap.scale, "time_range": 1.5 * tmap.scale, "velocity_x1": 0.2 * cmap.scale / tmap.scale,
+            "alpha": 1.5}
+    vals = {**user, "sigma": 1.3, "noise": 0.4, "intercept_centered": 0.7}
+
+    import numpyro.distributions as dist
+
+    flat = dist.ImproperUniform(dist.constraints.real, (), ())  # the likelihood term is what is checked
+    params = st.ModelParams(space, {n: flat for n in space.names}, {}, cmap.scale, tmap.scale)
+    model = st.spacetime_model(cov, params, len(y), (float(y.mean()), float(y.std())), None, flat, flat, 0.0)
+    from numpyro.handlers import substitute, trace
+
+    tr = trace(substitute(model, vals)).get_trace(y=jnp.asarray(y))
+    lp = float(tr["y"]["fn"].log_prob(jnp.asarray(y)))
+    C = np.asarray(prior1d.covariance(cmap.to_unit(X), tmap.to_unit(T), **VALS), np.float64)
+    ref = stats.multivariate_normal(np.full(len(y), 0.7), 1.3**2 * C + 0.4**2 * np.eye(len(y))).logpdf(y)
+    np.testing.assert_allclose(lp, ref, rtol=1e-5)
+    assert np.isfinite(float(log_density(model, (), {"y": jnp.asarray(y)}, vals)[0]))
+
+
+def _no_work(*a, **k):
+    raise AssertionError("the sampler ran before the input was refused")
+
+
+@pytest.mark.parametrize("case, match", [
+    ("unsorted", "goes back in time"), ("duplicate", "repeats the time"), ("nan", "NaN"),
+    ("single", "single time point"), ("length", "times must have shape"),
+    ("velocity", "velocity_x1 = 1000000.0 is outside the prior.s box for these coordinates and times"),
+    ("time_scale", "time_scale must be a positive"), ("no_times", "pass times="), ("likelihood", "Gaussian likelihood"),
+])
+def test_bad_input_is_refused_before_work(prior1d, monkeypatch, case, match):
+    monkeypatch.setattr(st, "run_nuts", _no_work)
+    X, T, y = table_data()
+    kw = {}
+    if case == "unsorted":
+        i = int(np.flatnonzero(X[:, 0] == X[0, 0])[1])
+        T[[0, i]] = T[[i, 0]]
+    elif case == "duplicate":
+        i = int(np.flatnonzero(X[:, 0] == X[0, 0])[1])
+        T[i] = T[0]
+    elif case == "nan":
+        T[3] = np.nan
+    elif case == "single":
+        T[:] = 2.0
+        X = np.arange(len(y), dtype=float)[:, None]
+    elif case == "length":
+        T = T[:-1]
+    elif case == "velocity":
+        kw["fixed"] = {"velocity_x1": 1e6}
+    elif case == "time_scale":
+        kw["time_scale"] = -1.0
+    elif case == "likelihood":
+        kw["likelihood"] = "poisson"
+    copies = [a.copy() for a in (X, T, y)]
+    with pytest.raises(ValueError, match=match):
+        pinnprob.fit(X, y, times=None if case == "no_times" else T, prior=prior1d, progress_bar=False, **kw)
+    for a, b in zip((X, T, y), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_spatial_prior_refuses_times():
+    with pytest.raises(ValueError, match="times= is for space-time priors"):
+        pinnprob.fit(np.random.default_rng(0).uniform(size=(20, 2)), np.zeros(20), times=np.arange(20.0))
+
+
+def test_fit_and_predict_against_numpy_kriging(prior1d):
+    """A Laplace fit end to end (user units in the posterior), then predict: its mixture mean and sd against
+    the Gaussian conditional written out in NumPy from the prior's own covariance, draw by draw."""
+    X, T, y = table_data(seed=3)
+    idata = pinnprob.fit(X, y, times=T, prior=prior1d, method="laplace", num_samples=40, progress_bar=False,
+                         fixed={"alpha": 1.5})
+    from pinnprob.inference.arviz_data import group
+
+    post = group(idata, "posterior")
+    L = 2 * (X.max() - X.min())
+    rng_lo, rng_hi = (b * L for b in prior1d.param_range.bounds("range"))
+    r = post["range"].values
+    assert np.all((r >= rng_lo) & (r <= rng_hi))
+    Xn = np.array([[X[0, 0]], [50.0], [50.0]])
+    Tn = np.array([T.max() + 1.0, 2.5, T.max() + 3.0])  # a forecast at a station, an interpolation, a forecast
+    pr = pinnprob.predict(idata, Xn, times=Tn, num_draws=5, return_draws=True)
+    assert pr["draws"].shape == (5, 3) and pr["quantiles"].shape == (3, 3)
+    # by hand, for the same 5 draws
+    meta_scale = L
+    tmap = st.TimeMap.from_times(T)
+    cmap = st.CoordinateMap.from_data(X, 0.5)
+    sel = np.argwhere(np.ones(post["sigma"].shape, bool))
+    sel = sel[np.linspace(0, len(sel) - 1, 5).astype(int)]
+    means, vars_ = [], []
+    for c, d in sel:
+        g = lambda n: float(post[n].values[c, d])  # noqa: E731
+        kw = dict(range=g("range") / meta_scale, time_range=g("time_range") / tmap.scale,
+                  velocity_x1=g("velocity_x1") * tmap.scale / meta_scale, alpha=1.5)
+        s, nz, b0 = g("sigma"), g("noise"), g("intercept")
+        U, Un, t, tn = cmap.to_unit(X), cmap.to_unit(Xn), tmap.to_unit(T), tmap.to_unit(Tn)
+        Knn = s**2 * np.asarray(prior1d.covariance(U, t, **kw)) + (nz**2 + s**2 * 1e-5) * np.eye(len(y))
+        Kmn = s**2 * np.asarray(prior1d.covariance(Un, tn, U, t, **kw))
+        Kmm = s**2 * np.asarray(prior1d.covariance(Un, tn, **kw)) + s**2 * 1e-5 * np.eye(3)
+        means.append(b0 + Kmn @ np.linalg.solve(Knn, y - b0))
+        vars_.append(np.diag(Kmm - Kmn @ np.linalg.solve(Knn, Kmn.T)))
+    means, vars_ = np.array(means), np.array(vars_)
+    np.testing.assert_allclose(pr["mean"], means.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(pr["sd"], np.sqrt(vars_.mean(0) + means.var(0)), rtol=1e-4)
+    # a forecast far ahead tends to the prior: its sd exceeds the interpolation's
+    assert pr["sd"][2] > pr["sd"][1]
+    with pytest.raises(ValueError, match="pass times="):
+        pinnprob.predict(idata, Xn)
+    with pytest.raises(ValueError, match="outside the modelled box"):
+        pinnprob.predict(idata, Xn + 1e4, times=Tn)
+
+
+def _long_table(tmp_path, shuffle_site=False):
+    X, T, y = table_data(seed=5)
+    if shuffle_site:  # two rows of one station swapped: its times go back
+        i = np.flatnonzero(X[:, 0] == X[0, 0])[:2]
+        T[i] = T[i[::-1]]
+    path = tmp_path / "long.csv"
+    lines = ["km,day,level"] + [f"{a:.4f},{b:g},{c:.5f}" for a, b, c in zip(X[:, 0], T, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_fits_a_long_table(tmp_path, capsys):
+    import pandas as pd
+
+    from pinnprob.cli import main
+
+    path = _long_table(tmp_path)
+    out = tmp_path / "fit"
+    rc = main(["fit", str(path), "--x", "km", "--time", "day", "--value", "level", "--prior", "advection-diffusion-1d",
+               "--method", "laplace", "--samples", "20", "--grid", "15", "--quiet", "--out", str(out)])
+    assert rc == 0
+    summ = pd.read_csv(out / "summary.csv", index_col=0)
+    assert set(summ.index) == {"range", "time_range", "velocity_x1", "alpha", "sigma", "noise", "intercept"}
+    pred = pd.read_csv(out / "predictions.csv")
+    assert len(pred) == 30 and set(pred["kind"]) == {"last time", "forecast"}
+    assert np.all(pred["sd"] > 0) and np.all(pred["q05"] < pred["q95"])
+    for f in ("map_last.png", "map_forecast.png", "trace.png", "posterior.nc"):
+        assert (out / f).stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--prior", "advection-diffusion-1d", "--y", "level2"], "leave out --y"),
+    (["--y", "day2"], "--time needs a space-time prior"),
+    (["--prior", "advection-diffusion-1d"], "goes back in time"),
+])
+def test_cli_space_time_errors(tmp_path, capsys, extra, match):
+    from pinnprob.cli import main
+
+    path = _long_table(tmp_path, shuffle_site=True)
+    rc = main(["fit", str(path), "--x", "km", "--time", "day", "--value", "level", "--quiet",
+               "--out", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and match.replace("\\", "") in err, err
