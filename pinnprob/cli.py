@@ -28,10 +28,12 @@ class CLIError(Exception):
 def _demo(args) -> int:
     import jax
 
-    import pinnprob
     from pinnprob.plotting import plot_covariance, plot_fields
 
-    prior = pinnprob.pretrained("matern2d") if args.prior is None else pinnprob.load(args.prior)
+    prior = _load_prior(args.prior)
+    if prior.config.spde != "matern":
+        raise CLIError(f"demo draws Matérn fields (range, nu) and plots them against the exact covariance; "
+                       f"this prior is for the {prior.config.spde} SPDE: see the results pages in docs/ for it")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(prior)
@@ -444,7 +446,7 @@ def main(argv=None) -> int:
                        description="Draw fields from the shipped default prior (or --prior) and write fields.png "
                                    "and covariance.png (covariance of generated fields against the Matérn truth).")
     d.add_argument("--out", default="pinnprob-demo", help="output folder for the figures (default: %(default)s)")
-    d.add_argument("--prior", default=None, help="a prior file instead of the shipped default")
+    d.add_argument("--prior", default=None, help="a shipped Matérn prior's name or a prior file instead of the default")
     d.add_argument("--samples", type=int, default=4000, help="fields used for the covariance plot")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import jax
 import jax.numpy as jnp
 
 import pinnprob
 from pinnprob.inference import spacetime as st
+from pinnprob.inference.kalman import KalmanGaussian, SiteTimeGrid, kalman_logpdf
 from pinnprob.spacetime_prior import PairLagIndex, stationary_covariance
 
 VALS = dict(range=0.25, time_range=1.5, velocity_x1=0.2, alpha=1.5)
@@ -69,7 +71,8 @@ def test_model_is_the_exact_gaussian_in_user_units(prior1d):
 
     flat = dist.ImproperUniform(dist.constraints.real, (), ())  # the likelihood term is what is checked
     params = st.ModelParams(space, {n: flat for n in space.names}, {}, cmap.scale, tmap.scale)
-    model = st.spacetime_model(cov, params, len(y), (float(y.mean()), float(y.std())), None, flat, flat, 0.0)
+    model = st.spacetime_model(st.dense_law(cov, len(y), 0.0), params, len(y), (float(y.mean()), float(y.std())),
+                               None, flat, flat)
     from numpyro.handlers import substitute, trace
 
     tr = trace(substitute(model, vals)).get_trace(y=jnp.asarray(y))
@@ -78,6 +81,50 @@ def test_model_is_the_exact_gaussian_in_user_units(prior1d):
     ref = stats.multivariate_normal(np.full(len(y), 0.7), 1.3**2 * C + 0.4**2 * np.eye(len(y))).logpdf(y)
     np.testing.assert_allclose(lp, ref, rtol=1e-5)
     assert np.isfinite(float(log_density(model, (), {"y": jnp.asarray(y)}, vals)[0]))
+
+
+@pytest.mark.parametrize("name, vals", [
+    ("advection-diffusion-1d", VALS),
+    ("advection-diffusion-2d", dict(range=0.2, time_range=1.5, velocity_x1=0.2, velocity_x2=-0.1, alpha=2.2, angle=0.5,
+                                    ratio=1.5))])
+def test_kalman_filter_is_the_dense_gaussian(name, vals):
+    """The filter's log density and its gradient in θ against the dense Gaussian of the prior's covariance,
+    at irregular times with 30 % of the (site, time) cells missing."""
+    prior = pinnprob.pretrained(name)
+    rng = np.random.default_rng(0)
+    S = rng.uniform(0.2, 0.8, (5, prior.dim))
+    X, T = np.tile(S, (8, 1)), np.repeat(np.cumsum(rng.uniform(0.1, 0.5, 8)), 5)
+    keep = rng.uniform(size=40) > 0.3
+    X, T = X[keep], T[keep]
+    y = jnp.asarray(rng.normal(size=len(T)))
+    th = prior.theta(**vals)
+    cov = stationary_covariance(prior.generator, X, T)
+    n = len(T)
+
+    def dense(t):
+        K = 1.3**2 * (cov(t) + 1e-4 * jnp.eye(n)) + 0.3**2 * jnp.eye(n)
+        return jax.scipy.stats.multivariate_normal.logpdf(y, jnp.zeros(n), K)
+
+    grid = SiteTimeGrid.build(X, T)
+    kal = lambda t: kalman_logpdf(prior.generator, t, grid, y, 1.3, 0.3, 1e-4)  # noqa: E731
+    np.testing.assert_allclose(float(kal(th)), float(dense(th)), rtol=2e-5)
+    np.testing.assert_allclose(np.asarray(jax.grad(kal)(th)), np.asarray(jax.grad(dense)(th)), rtol=2e-3, atol=2e-3)
+
+
+def test_kalman_gaussian_samples_have_its_covariance():
+    prior = pinnprob.pretrained("advection-diffusion-1d")
+    rng = np.random.default_rng(2)
+    X, T = np.tile(rng.uniform(0.2, 0.8, (4, 1)), (5, 1)), np.repeat(np.arange(5) * 0.4, 4)
+    keep = np.ones(20, bool)
+    keep[[3, 9, 14]] = False
+    X, T = X[keep], T[keep]
+    d = KalmanGaussian(prior.generator, prior.theta(**VALS), SiteTimeGrid.build(X, T), jnp.zeros(len(T)), 1.2, 0.3)
+    num = 4000
+    Yd = np.asarray(d.sample(jax.random.key(0), (num,)), np.float64)
+    C = 1.44 * np.asarray(prior.covariance(X, T, **VALS), np.float64) + 0.09 * np.eye(len(T))
+    floor = np.sqrt((np.sum(C**2) + np.sum(np.outer(np.diag(C), np.diag(C)))) / num) / np.linalg.norm(C)
+    assert Yd.shape == (num, len(T))
+    assert np.linalg.norm(Yd.T @ Yd / num - C) / np.linalg.norm(C) < 1.5 * floor
 
 
 def _no_work(*a, **k):
@@ -121,7 +168,7 @@ def test_bad_input_is_refused_before_work(prior1d, monkeypatch, case, match):
 
 
 def test_spatial_prior_refuses_times():
-    with pytest.raises(ValueError, match="times= is for space-time priors"):
+    with pytest.raises(ValueError, match="times=, time_scale= and solver= are for space-time priors"):
         pinnprob.fit(np.random.default_rng(0).uniform(size=(20, 2)), np.zeros(20), times=np.arange(20.0))
 
 
@@ -165,6 +212,14 @@ def test_fit_and_predict_against_numpy_kriging(prior1d):
     np.testing.assert_allclose(pr["sd"], np.sqrt(vars_.mean(0) + means.var(0)), rtol=1e-4)
     # a forecast far ahead tends to the prior: its sd exceeds the interpolation's
     assert pr["sd"][2] > pr["sd"][1]
+    # conditioning on other data: the fit's own data give the same answer; a subset, another one
+    same = pinnprob.predict(idata, Xn, times=Tn, num_draws=5, observed=(X, T, y))
+    np.testing.assert_allclose(same["mean"], pr["mean"], rtol=1e-6)
+    late = T >= 4
+    sub = pinnprob.predict(idata, Xn, times=Tn, num_draws=5, observed=(X[late], T[late], y[late]))
+    assert not np.allclose(sub["mean"], pr["mean"])
+    with pytest.raises(ValueError, match="goes back in time"):
+        pinnprob.predict(idata, Xn, times=Tn, observed=(X[::-1], T[::-1], y[::-1]))
     with pytest.raises(ValueError, match="pass times="):
         pinnprob.predict(idata, Xn)
     with pytest.raises(ValueError, match="outside the modelled box"):

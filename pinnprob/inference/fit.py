@@ -95,7 +95,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
-        jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None):
+        jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
@@ -103,7 +103,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     name of a shipped one (default ``"matern2d"``). For a space-time prior (e.g.
     ``"advection-diffusion-1d"``) the rows are site-time pairs with ``times`` (n,) in the user's time
     unit, and the fit is :func:`~pinnprob.inference.spacetime.fit_spacetime` (Gaussian likelihood;
-    ``time_scale`` there). Posterior variables: the SPDE's parameters by name
+    ``time_scale`` and ``solver``, dense or Kalman filter, there). Posterior variables: the SPDE's parameters by name
     (:attr:`~pinnprob.GenerativePrior.param_names`; lengths such as ``range`` in user units, slopes
     per user unit), ``sigma``, ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
     ``field`` (the field at the data sites). Default priors: for ``range`` a PC prior with
@@ -149,9 +149,11 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                              sigma_prior=sigma_prior, noise_prior=noise_prior, priors=priors, fixed=fixed,
                              method=method, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                              seed=seed, buffer=buffer, time_scale=time_scale, svi_steps=svi_steps,
-                             progress_bar=progress_bar, jitter=jitter, covariate_names=covariate_names)
-    if times is not None or time_scale is not None:
-        raise ValueError(f"times= is for space-time priors; this prior is for {prior.data_kind} data")
+                             progress_bar=progress_bar, jitter=jitter, covariate_names=covariate_names,
+                             solver="auto" if solver is None else solver)
+    if times is not None or time_scale is not None or solver is not None:
+        raise ValueError(f"times=, time_scale= and solver= are for space-time priors; this prior is for {prior.data_kind} "
+                         "data")
     base_fingerprint = prior.fingerprint
     space = prior.param_range
     priors, fixed = dict(priors or {}), dict(fixed or {})

@@ -69,7 +69,7 @@ def fields_at(gen, feats, theta, sigma, Z, E=None):
 
 def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95),
             num_draws: int | None = None, chunk: int = 20_000, seed: int = 0, return_draws: bool = False,
-            include_noise: bool = False):
+            include_noise: bool = False, observed=None):
     """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
 
     ``idata`` is what :func:`fit` returned, in memory or read back from a file, with the prior it
@@ -80,7 +80,7 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
 
     A space-time fit takes ``times`` (n_new,) too and is predicted by
     :func:`~pinnprob.inference.spacetime.predict_spacetime` (``num_draws`` default 200 there;
-    ``include_noise`` adds the measurement noise).
+    ``include_noise`` adds the measurement noise, ``observed=(X, times, y)`` conditions on other data).
     """
     if json.loads(idata.attrs.get("pinnprob", "{}")).get("data_kind") == "space-time":
         from pinnprob.inference.spacetime import predict_spacetime
@@ -89,9 +89,9 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
             raise ValueError("this is a space-time fit: pass times= (one time per row of X_new)")
         return predict_spacetime(idata, X_new, times, covariates=covariates, prior=prior, quantiles=quantiles,
                                  num_draws=200 if num_draws is None else num_draws, seed=seed,
-                                 include_noise=include_noise, return_draws=return_draws)
-    if times is not None or include_noise:
-        raise ValueError("times= and include_noise= are for space-time fits; this fit is of spatial data")
+                                 include_noise=include_noise, return_draws=return_draws, observed=observed)
+    if times is not None or include_noise or observed is not None:
+        raise ValueError("times=, include_noise= and observed= are for space-time fits; this fit is of spatial data")
     prior, meta = fit_prior(idata, prior)
     cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
     Xn = np.array(X_new, dtype=np.float64, copy=True)

@@ -102,10 +102,49 @@ def check_spacetime_inputs(X, times, y, covariates, method, prior, priors=None, 
     return X, t, y, Z
 
 
-def spacetime_model(cov, params: ModelParams, n: int, y_info: tuple, Z, sigma_prior, noise_prior, jitter: float,
+def dense_law(cov, n: int, jitter: float):
+    """``law(loc, θ, σ, noise)``: N(loc, σ²(C(θ) + jitter I) + noise² I) by a dense Cholesky, ``cov(θ) -> (n, n)``
+    the generator's covariance at the data's site-time pairs (σ = 1)."""
+    eye = jnp.eye(n)
+
+    def law(loc, theta, sigma, noise):
+        K = sigma**2 * (cov(theta) + jitter * eye) + noise**2 * eye
+        return dist.MultivariateNormal(loc, covariance_matrix=K)
+
+    return law
+
+
+def kalman_law(gen, grid, jitter: float):
+    """``law(loc, θ, σ, noise)``: the same Gaussian by a Kalman filter over the times
+    (:class:`~pinnprob.inference.kalman.KalmanGaussian`)."""
+    from pinnprob.inference.kalman import KalmanGaussian
+
+    return lambda loc, theta, sigma, noise: KalmanGaussian(gen, theta, grid, loc, sigma, noise, jitter)
+
+
+def likelihood_law(gen, Xu, tu, jitter: float, how: str = "auto"):
+    # how: the solver, checked by fit_spacetime before any work
+    """(law, name): the data's Gaussian law as a function of (loc, θ, σ, noise), by a dense Cholesky over
+    the pair-lag table or by a Kalman filter over the times, whichever costs fewer flops per evaluation
+    (``how="auto"``; or ``"dense"``, ``"kalman"``)."""
+    from pinnprob.inference.kalman import SiteTimeGrid, dense_cost, kalman_cost
+    from pinnprob.spacetime_prior import stationary_covariance
+
+    if how not in ("auto", "dense", "kalman"):
+        raise ValueError(f"solver must be 'auto', 'dense' or 'kalman', got {how!r}")
+    grid = SiteTimeGrid.build(Xu, tu)
+    n = Xu.shape[0]
+    if how == "auto":
+        how = "kalman" if kalman_cost(len(grid.times), len(grid.sites), gen.num_modes) < dense_cost(n) else "dense"
+    if how == "kalman":
+        return kalman_law(gen, grid, jitter), how
+    return dense_law(stationary_covariance(gen, Xu, tu), n, jitter), how
+
+
+def spacetime_model(law, params: ModelParams, n: int, y_info: tuple, Z, sigma_prior, noise_prior,
                     velocity_names=()):
-    """The NumPyro model ``model(y=None)`` of a Gaussian space-time fit. ``cov(θ) -> (n, n)`` the
-    generator's covariance at the data's site-time pairs (σ = 1); ``params`` the SPDE's parameters in
+    """The NumPyro model ``model(y=None)`` of a Gaussian space-time fit. ``law(loc, θ, σ, noise)`` the data's
+    Gaussian given the parameters (:func:`likelihood_law`); ``params`` the SPDE's parameters in
     user units; ``y_info`` (mean, sd) of y, which scale the intercept and β priors. With two velocity
     components it also records ``speed`` and ``direction`` (of travel, degrees anticlockwise from the
     first coordinate's axis)."""
@@ -114,7 +153,6 @@ def spacetime_model(cov, params: ModelParams, n: int, y_info: tuple, Z, sigma_pr
     zmean = None if Z is None else jnp.asarray(Z.mean(0))
     zsd = None if Z is None else jnp.asarray(Z.std(0))
     Zc = None if Z is None else jnp.asarray(Z) - zmean
-    eye = jnp.eye(n)
 
     def model(y=None):
         values, sigma = params.sample(sigma_prior)
@@ -132,8 +170,7 @@ def spacetime_model(cov, params: ModelParams, n: int, y_info: tuple, Z, sigma_pr
             numpyro.deterministic("speed", jnp.hypot(v1, v2))
             numpyro.deterministic("direction", jnp.degrees(jnp.arctan2(v2, v1)))
         noise = numpyro.sample("noise", noise_prior)
-        K = sigma**2 * (cov(theta) + jitter * eye) + noise**2 * eye
-        numpyro.sample("y", dist.MultivariateNormal(eta, covariance_matrix=K), obs=y)
+        numpyro.sample("y", law(eta, theta, sigma, noise), obs=y)
 
     return model
 
@@ -142,7 +179,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
                   priors: dict | None = None, fixed: dict | None = None, method: str = "nuts",
                   num_warmup: int = 500, num_samples: int = 500, num_chains: int = 1, seed: int = 0,
                   buffer: float = 0.5, time_scale: float | None = None, svi_steps: int = 3000,
-                  progress_bar: bool = True, jitter: float = 1e-5, covariate_names=None):
+                  progress_bar: bool = True, jitter: float = 1e-5, covariate_names=None, solver: str = "auto"):
     """Fit a Gaussian space-time model with a space-time generative prior (see the module docstring);
     ``pinnprob.fit(X, y, times=..., prior=...)`` calls this. Returns ArviZ data as :func:`pinnprob.fit`
     does, with the SPDE's parameters in the user's units (``range`` in coordinate units, ``time_range``
@@ -150,9 +187,14 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     ``beta`` and, in 2-D, ``speed`` and ``direction``. ``time_scale`` is the user's time units per prior
     time unit (default: the median spacing of the distinct times), so the prior covers temporal ranges
     of ``time_scale`` × its ``time_range`` box; parameters whose given prior reaches beyond the box are
-    truncated to it with a warning, fixed values outside it are refused."""
+    truncated to it with a warning, fixed values outside it are refused. ``solver``: the Gaussian's
+    log density by a dense Cholesky (``"dense"``, O(n³)) or a Kalman filter over the times (``"kalman"``,
+    O(T (2K+1)² m) for T times, m sites, K modes), by default whichever is cheaper (recorded in the
+    result's ``pinnprob`` attribute as ``"solver"``)."""
     from pinnprob.inference.fit import check_fixed_in_box, model_param_priors
 
+    if solver not in ("auto", "dense", "kalman"):
+        raise ValueError(f"solver must be 'auto', 'dense' or 'kalman', got {solver!r}")
     priors, fixed = dict(priors or {}), dict(fixed or {})
     if range_prior is not None:
         priors["range"] = range_prior
@@ -175,12 +217,9 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     params = ModelParams(space, model_priors, fixed, cmap.scale, tmap.scale)
     sigma_prior = pc_sigma(2.0 * ysd, 0.05) if sigma_prior is None else sigma_prior
     noise_prior = dist.HalfNormal(ysd) if noise_prior is None else noise_prior
-    from pinnprob.spacetime_prior import stationary_covariance
-
-    cov = stationary_covariance(prior.generator, cmap.to_unit(X), tmap.to_unit(t))
-    vnames = prior.spde.velocity_names
-    model = spacetime_model(cov, params, X.shape[0], (float(y.mean()), ysd), Z, sigma_prior, noise_prior, jitter,
-                            vnames)
+    law, how = likelihood_law(prior.generator, cmap.to_unit(X), tmap.to_unit(t), jitter, solver)
+    vnames = tuple(n for n in prior.spde.velocity_names if n not in fixed)  # speed and direction when both are free
+    model = spacetime_model(law, params, X.shape[0], (float(y.mean()), ysd), Z, sigma_prior, noise_prior, vnames)
     k_run = jax.random.key(seed)
     yj = jnp.asarray(y)
     t0 = time.perf_counter()
@@ -201,7 +240,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
         "likelihood": "gaussian", "fixed": {k: float(v) for k, v in fixed.items()}, "collapsed": True,
         "prior_config": prior.config.to_dict(), "prior_fingerprint": prior.fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
-        "method": method, "sampling_seconds": elapsed, "jitter": jitter,
+        "method": method, "sampling_seconds": elapsed, "jitter": jitter, "solver": how,
         "units": {n: _unit_label(space.axis(n)) for n in space.names},
     }
     if laplace_info is not None:
@@ -228,13 +267,17 @@ def _unit_label(axis) -> str:
 
 def predict_spacetime(idata, X_new, times_new, *, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95),
                       num_draws: int | None = 200, seed: int = 0, include_noise: bool = False,
-                      return_draws: bool = False):
+                      return_draws: bool = False, observed=None):
     """Posterior predictive at new site-time pairs (X_new (m, d) user units, times_new (m,) user time
     units): interpolation at new sites, forecasts at later times. Per posterior draw (``num_draws``
     evenly spaced ones; None: all) the exact Gaussian conditional of intercept + covariates·β + field
     given y (plus the noise when ``include_noise``: the predictive of a new measurement), and one
     conditional simulation from it. Returns ``mean`` and ``sd`` (the mixture's exact moments),
-    ``quantiles`` (q, m) from the simulations, and ``draws`` (num_draws, m) when ``return_draws``."""
+    ``quantiles`` (q, m) from the simulations, and ``draws`` (num_draws, m) when ``return_draws``.
+
+    ``observed=(X_obs, times_obs, y_obs)`` (user units; a model without covariates) conditions on
+    other data than the fit's, with the fit's posterior of the parameters: a rolling forecast from the
+    last days' measurements, or the field at times the fit did not see."""
     from pinnprob.inference.predict import fit_prior
     from pinnprob.spacetime_prior import stationary_covariance
 
@@ -263,6 +306,14 @@ def predict_spacetime(idata, X_new, times_new, *, covariates=None, prior=None, q
     const, obs, post = group(idata, "constant_data"), group(idata, "observed_data"), group(idata, "posterior")
     X, t, y = const["X"].values, const["times"].values, obs["y"].values
     Z = const["covariates"].values if p else None
+    if observed is not None:
+        if p:
+            raise ValueError("observed= conditions a model without covariates; this one has covariates")
+        if not (isinstance(observed, (tuple, list)) and len(observed) == 3):
+            raise ValueError("observed must be a tuple (X_obs, times_obs, y_obs)")
+        X, t, y, _ = check_spacetime_inputs(*observed[:2], observed[2], None, "nuts", prior)
+        if np.any(cmap.to_unit(X) < 0) or np.any(cmap.to_unit(X) > 1):
+            raise ValueError("observed sites reach outside the modelled box (the fit's data extent plus its buffer)")
     chains, draws = post["sigma"].shape
     sel = np.argwhere(np.ones((chains, draws), bool))
     if num_draws is not None:

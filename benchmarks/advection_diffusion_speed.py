@@ -1,0 +1,160 @@
+"""Speed of inference with the 1-D advection–diffusion prior against the exact GP (issue 11, Must show 3).
+
+One run, one CPU core. Data: 10 stations × T times (spacing ¼) from the exact sampler, plus noise, for
+T in --times (default 25, 50, 100, 200, 500: 250 … 5 000 site-times). For each size:
+
+* the time of one log-density gradient (after compilation, which is reported apart), for the prior with
+  a dense Cholesky over the pair-lag table, for the prior with the Kalman filter over the times
+  (`pinnprob.inference.kalman`), and for the exact GP (dense Cholesky of the exact torus covariance);
+* for the sizes up to --nuts-max, NUTS (one chain, --warmup + --samples) on the same model as
+  advection_diffusion_posterior.py, for the prior (with the solver `fit` would choose) and for the exact
+  GP: ESS of the velocity, wall time, ESS/s, and the ESS per gradient evaluation. Beyond --nuts-max
+  the ESS/s is extrapolated as (ESS per gradient at the largest NUTS size) / (gradient time): marked so.
+
+    python benchmarks/advection_diffusion_speed.py
+
+Writes docs/results/advection_diffusion_speed.md (and .json).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from advection_diffusion_posterior import ALPHA, TRUE, exact_covariance_fn  # noqa: E402
+from numpyro.diagnostics import effective_sample_size  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
+
+import pinnprob  # noqa: E402
+from pinnprob import truth  # noqa: E402
+from pinnprob.inference.spacetime import likelihood_law  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "results"
+
+
+def model_for(law_fn):
+    """The benchmark's model with ``law_fn(r, tr, v, σ, noise)`` the data's Gaussian."""
+    def model(y=None):
+        r = numpyro.sample("range", dist.LogUniform(0.12, 0.42))
+        tr = numpyro.sample("time_range", dist.LogUniform(0.6, 3.3))
+        v = numpyro.sample("velocity_x1", dist.Uniform(-0.35, 0.35))
+        s = numpyro.sample("sigma", dist.HalfNormal(2.0))
+        nz = numpyro.sample("noise", dist.HalfNormal(1.0))
+        numpyro.sample("y", law_fn(r, tr, v, s, nz), obs=y)
+    return model
+
+
+def grad_time(model, y, reps=3):
+    """(compile s, s per gradient) of the model's potential at the true values (unconstrained space)."""
+    from numpyro.infer.util import initialize_model
+
+    info = initialize_model(jax.random.key(0), model, model_kwargs={"y": y}, dynamic_args=False)
+    f = jax.jit(jax.value_and_grad(info.potential_fn))
+    z = info.param_info.z
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(z))
+    comp = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        jax.block_until_ready(f(z))
+    return comp, (time.perf_counter() - t0) / reps
+
+
+def nuts(model, y, warmup, samples, seed=0):
+    mcmc = MCMC(NUTS(model, target_accept_prob=0.85), num_warmup=warmup, num_samples=samples, progress_bar=False)
+    t0 = time.perf_counter()
+    mcmc.run(jax.random.key(seed), y=y, extra_fields=("num_steps",))
+    v = np.asarray(jax.block_until_ready(mcmc.get_samples()["velocity_x1"]))
+    secs = time.perf_counter() - t0
+    steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))  # leapfrog steps of the kept draws
+    return {"ess": float(effective_sample_size(v[None])), "seconds": secs, "leapfrog_kept": steps,
+            "mean": float(v.mean()), "sd": float(v.std())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sites", type=int, default=10)
+    ap.add_argument("--times", type=int, nargs="+", default=[25, 50, 100, 200, 500])
+    ap.add_argument("--nuts-max", type=int, default=1000, help="largest n run with NUTS")
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=300)
+    args = ap.parse_args(argv)
+    prior = pinnprob.pretrained("advection-diffusion-1d")
+    rng = np.random.default_rng(0)
+    Xs = np.sort(rng.uniform(size=args.sites))[:, None]
+    rows = []
+    for T in args.times:
+        times = np.arange(T) * 0.25
+        u = truth.advection_diffusion_sample(1, Xs, times, lengths=(1.0,), range=TRUE["range"],
+                                             time_range=TRUE["time_range"], velocity=[TRUE["velocity_x1"]],
+                                             alpha=ALPHA)[0]
+        y = jnp.asarray((u + TRUE["noise"] * rng.standard_normal(u.shape)).reshape(-1))
+        X, Tt = np.tile(Xs, (T, 1)), np.repeat(times, args.sites)
+        n = len(Tt)
+        theta = lambda r, tr, v: prior.param_range.theta(range=r, time_range=tr, velocity_x1=v, alpha=ALPHA)  # noqa: E731
+        laws = {}
+        for how in ("dense", "kalman"):
+            law, _ = likelihood_law(prior.generator, X, Tt, 1e-5, how)
+            laws[how] = (lambda law: lambda r, tr, v, s, nz: law(jnp.zeros(n), theta(r, tr, v), s, nz))(law)
+        _, auto = likelihood_law(prior.generator, X, Tt, 1e-5, "auto")
+        ex = exact_covariance_fn(X, Tt)
+        laws["exact"] = lambda r, tr, v, s, nz: dist.MultivariateNormal(
+            jnp.zeros(n), covariance_matrix=s**2 * (ex(r, tr, v) + 1e-5 * jnp.eye(n)) + nz**2 * jnp.eye(n))
+        row = {"n": n, "times": T, "auto": auto}
+        for k, law in laws.items():
+            row[f"compile_{k}"], row[f"grad_{k}"] = grad_time(model_for(law), y)
+        print(n, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+        if n <= args.nuts_max:
+            for k in (auto, "exact"):
+                res = nuts(model_for(laws[k]), y, args.warmup, args.samples)
+                row[f"nuts_{'prior' if k != 'exact' else 'exact'}"] = res
+                print("  nuts", k, res, flush=True)
+        rows.append(row)
+    # ESS per leapfrog step (one gradient each) at the largest NUTS size, to extrapolate beyond it
+    last = [r for r in rows if "nuts_prior" in r][-1]
+    per_step = {k: last[f"nuts_{k}"]["ess"] / last[f"nuts_{k}"]["leapfrog_kept"] for k in ("prior", "exact")}
+    lines = ["# Speed: the 1-D advection–diffusion prior against the exact GP", "",
+             "Generated by `python benchmarks/advection_diffusion_speed.py` (one run, one CPU core, the other busy). "
+             f"Data: {args.sites} stations × T times", "(spacing ¼) from the exact sampler; the model and priors of "
+             "advection_diffusion_posterior.md (α = 1.5 fixed).", "",
+             "*Gradient*: one evaluation of the log density and its gradient, after compilation (compile times in the JSON).",
+             "The prior's solver is the one `fit` chooses (`solver=\"auto\"`). NUTS: one chain, "
+             f"{args.warmup} + {args.samples} iterations. *ESS/s (run)*: ESS of the velocity / (leapfrog steps of the",
+             "kept draws × gradient time) — the sampling phase's cost without compilation or warm-up; *wall*: ESS / the whole",
+             "run's wall time, compilation and warm-up included. Beyond the largest NUTS size the run figure is extrapolated",
+             "from its ESS per leapfrog step.", "",
+             "| n | gradient: prior dense | prior Kalman | exact GP (dense) | fit's solver | ESS/s prior (run / wall) | "
+             "ESS/s exact (run / wall) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g = {"prior": r["grad_" + r["auto"]], "exact": r["grad_exact"]}
+        cells = []
+        for k in ("prior", "exact"):
+            if f"nuts_{k}" in r:
+                nu = r[f"nuts_{k}"]
+                cells.append(f"{nu['ess'] / (nu['leapfrog_kept'] * g[k]):.2f} / {nu['ess'] / nu['seconds']:.2f}")
+            else:
+                cells.append(f"≈ {per_step[k] / g[k]:.3f} (extrapolated)")
+        lines.append(f"| {r['n']} | {r['grad_dense']:.3f} s | {r['grad_kalman']:.3f} s | {r['grad_exact']:.3f} s | "
+                     f"{r['auto']} | {cells[0]} | {cells[1]} |")
+    lines += ["", f"ESS per leapfrog step at n = {last['n']}: prior {per_step['prior']:.3g}, exact {per_step['exact']:.3g}."]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "advection_diffusion_speed.md").write_text("\n".join(lines) + "\n")
+    (OUT / "advection_diffusion_speed.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
