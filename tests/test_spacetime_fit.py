@@ -269,3 +269,20 @@ def test_cli_space_time_errors(tmp_path, capsys, extra, match):
                "--out", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and match.replace("\\", "") in err, err
+
+
+def test_fit_with_the_kalman_solver_finds_the_dense_mode(prior1d):
+    import json
+
+    X, T, y = table_data(seed=4, sites=5, times=6)
+    modes = {}
+    for solver in ("dense", "kalman"):
+        idata = pinnprob.fit(X, y, times=T, prior=prior1d, method="laplace", num_samples=10, progress_bar=False,
+                             fixed={"alpha": 1.5}, solver=solver)
+        meta = json.loads(idata.attrs["pinnprob"])
+        assert meta["solver"] == solver
+        modes[solver] = meta["laplace"]["mode"]
+    for k in ("range", "time_range", "velocity_x1", "sigma", "noise"):
+        np.testing.assert_allclose(modes["kalman"][k], modes["dense"][k], rtol=2e-2, atol=1e-3 * abs(modes["dense"][k]))
+    with pytest.raises(ValueError, match="solver must be"):
+        pinnprob.fit(X, y, times=T, prior=prior1d, solver="qr")
