@@ -106,18 +106,45 @@ class PairLagIndex:
         return 2 * self.table_size < self.pair.size
 
 
+class TableCovariance(eqx.Module):
+    """θ ↦ the generator's covariance between site-time pairs, gathered from its (separation × lag) table
+    (:class:`PairLagIndex`): an Equinox module, so jitted functions that take it compile once per shape."""
+
+    gen: FourierOUGenerator
+    H: Array
+    lags: Array
+    pair: Array
+    lag: Array
+
+    def __call__(self, theta):
+        return self.gen.covariance_table(self.H, self.lags, theta)[self.pair, self.lag]
+
+
+class PairwiseCovariance(eqx.Module):
+    """θ ↦ the generator's covariance between (X, T) and (Y, S), entry by entry."""
+
+    gen: FourierOUGenerator
+    X: Array
+    T: Array
+    Y: Array
+    S: Array
+
+    def __call__(self, theta):
+        return self.gen.covariance(self.X, self.T, self.Y, self.S, theta)
+
+
 def stationary_covariance(gen, X, T, Y=None, S=None):
     """``cov(theta) -> (n, p)``: the generator's covariance between the concrete site-time pairs (X, T)
-    and (Y, S) as a function of θ, through the pair-lag table when it pays, else entry by entry. The
-    index is built once here, so a model or a loop over posterior draws only evaluates the table."""
+    and (Y, S) as a function of θ, through the pair-lag table when it pays (:class:`TableCovariance`),
+    else entry by entry (:class:`PairwiseCovariance`). The index is built once here, so a model or a
+    loop over posterior draws only evaluates the table."""
     idx = PairLagIndex.build(X, T, Y, S)
     if idx.pays:
-        H, lags = jnp.asarray(idx.H), jnp.asarray(idx.lags)
-        pair, lag = jnp.asarray(idx.pair), jnp.asarray(idx.lag)
-        return lambda theta: _gathered(gen, H, lags, pair, lag, theta)
+        return TableCovariance(gen, jnp.asarray(idx.H), jnp.asarray(idx.lags), jnp.asarray(idx.pair),
+                               jnp.asarray(idx.lag))
     X, T = jnp.asarray(X), jnp.asarray(T)
     Y, S = (X, T) if Y is None else (jnp.asarray(Y), jnp.asarray(S))
-    return lambda theta: _covariance(gen, X, T, Y, S, theta)
+    return PairwiseCovariance(gen, X, T, Y, S)
 
 
 class SpaceTimePrior(GenerativePrior):
@@ -155,7 +182,7 @@ class SpaceTimePrior(GenerativePrior):
         theta = self.theta(X, **params)
         if any(is_traced(a) for a in (X, T, Y, S)):
             return jnp.asarray(sigma) ** 2 * _covariance(self.generator, X, T, Y, S, theta)
-        return jnp.asarray(sigma) ** 2 * stationary_covariance(self.generator, X, T, Y, S)(theta)
+        return jnp.asarray(sigma) ** 2 * _evaluate(stationary_covariance(self.generator, X, T, Y, S), theta)
 
     def distribution(self, X, T, *, sigma=1.0, jitter: float = 1e-5, validate_args: bool | None = None,
                      **params):
@@ -170,7 +197,7 @@ class SpaceTimePrior(GenerativePrior):
         if is_traced(X) or is_traced(T):
             C = _covariance(self.generator, X, T, X, T, theta)
         else:
-            C = stationary_covariance(self.generator, X, T)(theta)
+            C = _evaluate(stationary_covariance(self.generator, X, T), theta)
         C = jnp.asarray(sigma) ** 2 * (C + jitter * jnp.eye(C.shape[0], dtype=C.dtype))
         return dist.MultivariateNormal(jnp.zeros(C.shape[0], C.dtype), covariance_matrix=C,
                                        validate_args=validate_args)
@@ -182,8 +209,8 @@ def _covariance(gen, X, T, Y, S, theta):
 
 
 @eqx.filter_jit
-def _gathered(gen, H, lags, pair, lag, theta):
-    return gen.covariance_table(H, lags, theta)[pair, lag]
+def _evaluate(cov, theta):
+    return cov(theta)
 
 
 @eqx.filter_jit

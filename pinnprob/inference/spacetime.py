@@ -25,6 +25,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -257,6 +258,27 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     )
 
 
+@eqx.filter_jit
+def _conditional_draw(c_nn, c_mn, c_mm, yj, Zj, Znj, jitter, include_noise, th, s, nz, b0, b, key):
+    """For one posterior draw: the Gaussian conditional at the new pairs given the data — its mean,
+    variances and one simulation. A module-level jit over Equinox covariance modules: calls with the same
+    shapes (a rolling forecast) compile once."""
+    dtype = yj.dtype
+    n, m = yj.shape[0], Znj.shape[0]
+    K = s**2 * (c_nn(th) + jitter * jnp.eye(n, dtype=dtype)) + nz**2 * jnp.eye(n, dtype=dtype)
+    L = jnp.linalg.cholesky(K)
+    r = yj - b0 - Zj @ b
+    A = jax.scipy.linalg.solve_triangular(L, s**2 * c_mn(th).T, lower=True)  # L⁻¹ K_nm
+    w = jax.scipy.linalg.solve_triangular(L, r, lower=True)
+    mean = b0 + Znj @ b + A.T @ w
+    cov = s**2 * (c_mm(th) + jitter * jnp.eye(m, dtype=dtype)) - A.T @ A
+    cov = cov + (nz**2 if include_noise else 0.0) * jnp.eye(m, dtype=dtype)
+    lam, V = jnp.linalg.eigh(0.5 * (cov + cov.T))  # PSD up to rounding: clip tiny negatives
+    e = jax.random.normal(key, (m,), dtype)
+    sim = mean + V @ (jnp.sqrt(jnp.clip(lam, 0.0)) * e)
+    return mean, jnp.clip(jnp.diagonal(cov), 0.0), sim
+
+
 def _unit_label(axis) -> str:
     """'length', 'time', 'length / time', ... or '' for a unit-free parameter."""
     parts = [(p, n) for p, n in ((axis.length_power, "length"), (axis.time_power, "time")) if p]
@@ -337,22 +359,7 @@ def predict_spacetime(idata, X_new, times_new, *, covariates=None, prior=None, q
     Zj = jnp.zeros((len(y), 0), dtype) if Z is None else jnp.asarray(Z, dtype)
     Znj = jnp.zeros((len(Xn), 0), dtype) if Zn is None else jnp.asarray(Zn, dtype)
 
-    @jax.jit
-    def one(th, s, nz, b0, b, key):
-        n, m = yj.shape[0], Znj.shape[0]
-        K = s**2 * (c_nn(th) + jitter * jnp.eye(n, dtype=dtype)) + nz**2 * jnp.eye(n, dtype=dtype)
-        L = jnp.linalg.cholesky(K)
-        r = yj - b0 - Zj @ b
-        A = jax.scipy.linalg.solve_triangular(L, s**2 * c_mn(th).T, lower=True)  # L⁻¹ K_nm
-        w = jax.scipy.linalg.solve_triangular(L, r, lower=True)
-        mean = b0 + Znj @ b + A.T @ w
-        cov = s**2 * (c_mm(th) + jitter * jnp.eye(m, dtype=dtype)) - A.T @ A
-        cov = cov + (nz**2 if include_noise else 0.0) * jnp.eye(m, dtype=dtype)
-        lam, V = jnp.linalg.eigh(0.5 * (cov + cov.T))  # PSD up to rounding: clip tiny negatives
-        e = jax.random.normal(key, (m,), dtype)
-        sim = mean + V @ (jnp.sqrt(jnp.clip(lam, 0.0)) * e)
-        return mean, jnp.clip(jnp.diagonal(cov), 0.0), sim
-
+    one = lambda *a: _conditional_draw(c_nn, c_mn, c_mm, yj, Zj, Znj, jitter, bool(include_noise), *a)  # noqa: E731
     keys = jax.random.split(jax.random.key(seed), len(sel))
     means, vars_, sims = (np.stack(a) for a in zip(*(
         [np.asarray(v) for v in one(theta[i], sigma[i], noise[i], icpt[i], beta[i], keys[i])]
