@@ -313,6 +313,9 @@ def _fit_spacetime(args, prior) -> int:
         raise CLIError(f"the prior is {prior.dim}-D in space: " + ("give --y COL" if prior.dim == 2 else "leave out --y"))
     if args.nu is not None:
         raise CLIError("--nu is for Matérn priors")
+    if args.predict_csv is not None:
+        raise CLIError("--predict-csv is for spatial fits; for new sites and times of a space-time fit, read "
+                       "posterior.nc and call pinnprob.predict(idata, X_new, times=...) from Python")
     df = read_table(args.data, args.sep)
     cols = {"x": args.x, **({"y": args.y} if args.y else {}), "time": args.time, "value": args.value,
             **{c: c for c in args.covariate}}

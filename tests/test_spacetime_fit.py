@@ -261,6 +261,7 @@ def test_cli_fits_a_long_table(tmp_path, capsys):
     (["--prior", "advection-diffusion-1d", "--y", "level2"], "leave out --y"),
     (["--y", "day2"], "--time needs a space-time prior"),
     (["--prior", "advection-diffusion-1d"], "goes back in time"),
+    (["--prior", "advection-diffusion-1d", "--predict-csv", "new.csv"], "--predict-csv is for spatial fits"),
 ])
 def test_cli_space_time_errors(tmp_path, capsys, extra, match):
     from pinnprob.cli import main
