@@ -13,6 +13,10 @@ sampler and the model's code are calibrated together: a wrong gradient, a bad tr
 that is not positive definite shows as a ⋃- or ⋂-shaped histogram.
 
     python benchmarks/advection_diffusion_sbc.py [--replicates 100]
+    python benchmarks/advection_diffusion_sbc.py --first 0 --count 50 --part /tmp/sbc_0.json   (one process per part:
+    python benchmarks/advection_diffusion_sbc.py --merge /tmp/sbc_*.json                        XLA's compiled code
+                                                                                             grows per run; one process
+                                                                                             ran out after ~70)
 
 Writes docs/results/advection_diffusion_sbc.md (and .json, and a figure).
 """
@@ -54,7 +58,17 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=396)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "results"))
+    ap.add_argument("--first", type=int, default=0, help="first replicate of this part")
+    ap.add_argument("--count", type=int, default=None, help="replicates in this part (default: all)")
+    ap.add_argument("--part", default=None, help="write this part's raw results here (JSON) and stop")
+    ap.add_argument("--merge", nargs="+", default=None, help="parts to merge into the report")
     args = ap.parse_args(argv)
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        ranks = {k: sum((p["ranks"][k] for p in parts), []) for k in NAMES}
+        ess, secs, div = (sum((p[k] for p in parts), []) for k in ("ess", "secs", "div"))
+        args = argparse.Namespace(**{**parts[0]["args"], "replicates": len(secs), "out": args.out})
+        return report(args, parts[0]["n"], ranks, ess, secs, div)
     prior = pinnprob.pretrained("advection-diffusion-1d")
     rng = np.random.default_rng(args.seed)
     sites = np.sort(rng.uniform(0.2, 0.8, args.sites))
@@ -82,7 +96,8 @@ def main(argv=None) -> int:
     thin = np.linspace(0, args.samples - 1, L).astype(int)
     ranks = {k: [] for k in NAMES}
     ess, secs, div = [], [], []
-    for i in range(args.replicates):
+    count = args.replicates - args.first if args.count is None else args.count
+    for i in range(args.first, args.first + count):
         t0 = time.perf_counter()
         mcmc.run(jax.random.fold_in(k_mcmc, i), y=jnp.asarray(sim["y"][i]))
         smp = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
@@ -92,6 +107,15 @@ def main(argv=None) -> int:
             ranks[k].append(int(np.sum(smp[k][thin] < sim[k][i])))
         ess.append(min(float(effective_sample_size(smp[k][None])) for k in NAMES))
         print(f"rep {i}: {secs[-1]:.1f} s, min ESS {ess[-1]:.0f}, divergences {div[-1]}", flush=True)
+    if args.part:
+        Path(args.part).write_text(json.dumps({"args": vars(args), "n": n, "ranks": ranks, "ess": ess, "secs": secs,
+                                               "div": div}))
+        return 0
+    return report(args, n, ranks, ess, secs, div)
+
+
+def report(args, n, ranks, ess, secs, div) -> int:
+    L = 99
 
     def chi2(rk):
         counts = np.histogram(rk, bins=10, range=(0, L + 1))[0]
