@@ -197,11 +197,30 @@ def _load_prior(name):
     return pinnprob.load(name)
 
 
+def _write_posterior(idata, summary, out: Path) -> None:
+    """trace.png, pair.png and posterior.nc in ``out``, and the summary printed: the end of every fit."""
+    import pandas as pd
+
+    from pinnprob.plotting import plot_pair, plot_trace
+
+    arviz_log = logging.getLogger("arviz")
+    level = arviz_log.level
+    arviz_log.setLevel(logging.ERROR)  # one chain: "shape validation failed" is expected, not news
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plot_trace(idata).savefig(out / "trace.png", dpi=90)
+        plot_pair(idata).savefig(out / "pair.png", dpi=90)
+    arviz_log.setLevel(level)
+    idata.to_netcdf(str(out / "posterior.nc"))
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(summary)
+
+
 def _fit(args) -> int:
     import pandas as pd
 
     import pinnprob
-    from pinnprob.plotting import plot_pair, plot_prediction_map, plot_trace
+    from pinnprob.plotting import plot_prediction_map
 
     _check_fit_args(args)
     prior = _load_prior(args.prior)
@@ -280,17 +299,7 @@ def _fit(args) -> int:
                                   label=f"{scale} ({stat})", cmap="viridis" if stat == "mean" else "magma",
                                   xlabel=args.x, ylabel=args.y)
         fig.savefig(out / f"map_{stat}.png", dpi=120)
-    arviz_log = logging.getLogger("arviz")
-    level = arviz_log.level
-    arviz_log.setLevel(logging.ERROR)  # one chain: "shape validation failed" is expected, not news
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plot_trace(idata).savefig(out / "trace.png", dpi=90)
-        plot_pair(idata).savefig(out / "pair.png", dpi=90)
-    arviz_log.setLevel(level)
-    idata.to_netcdf(str(out / "posterior.nc"))
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(summary)
+    _write_posterior(idata, summary, out)
     written = "summary.csv, predictions.csv, map_mean.png, map_sd.png, trace.png, pair.png, posterior.nc"
     print(f"wrote {written} to {out}/")
     return 0
@@ -302,7 +311,7 @@ def _fit_spacetime(args, prior) -> int:
     import pandas as pd
 
     import pinnprob
-    from pinnprob.plotting import plot_pair, plot_prediction_map, plot_trace
+    from pinnprob.plotting import plot_prediction_map
 
     if prior.data_kind != "space-time":
         raise CLIError(f"--time needs a space-time prior (e.g. --prior advection-diffusion-1d); {args.prior or 'matern2d'}"
@@ -388,17 +397,7 @@ def _fit_spacetime(args, prior) -> int:
             fig.tight_layout()
         fig.savefig(out / f"map_{'last' if k == 0 else 'forecast'}.png", dpi=120)
         plt.close(fig)
-    arviz_log = logging.getLogger("arviz")
-    level = arviz_log.level
-    arviz_log.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plot_trace(idata).savefig(out / "trace.png", dpi=90)
-        plot_pair(idata).savefig(out / "pair.png", dpi=90)
-    arviz_log.setLevel(level)
-    idata.to_netcdf(str(out / "posterior.nc"))
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(summary)
+    _write_posterior(idata, summary, out)
     print(f"wrote summary.csv, predictions.csv, map_last.png, map_forecast.png, trace.png, pair.png, posterior.nc "
           f"to {out}/")
     return 0

@@ -139,7 +139,7 @@ def _no_work(*a, **k):
     ("time_scale", "time_scale must be a positive"), ("no_times", "pass times="), ("likelihood", "Gaussian likelihood"),
 ])
 def test_bad_input_is_refused_before_work(prior1d, monkeypatch, case, match):
-    monkeypatch.setattr(st, "run_nuts", _no_work)
+    monkeypatch.setattr(st, "run_method", _no_work)
     X, T, y = table_data()
     kw = {}
     if case == "unsorted":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import warnings
 import zlib
 from dataclasses import asdict
@@ -35,7 +34,7 @@ from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import ModelParams, ModelSpec, build_model, gram_for, model_generator, reduce_prior
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field
-from pinnprob.inference.runners import run_blackjax, run_laplace, run_nuts, run_svi
+from pinnprob.inference.runners import run_method
 
 __all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
@@ -213,17 +212,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
-    t0 = time.perf_counter()
-    if method == "nuts":
-        samples, stats = run_nuts(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
-    elif method == "blackjax":
-        samples, stats = run_blackjax(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
-    elif method == "laplace":
-        samples, stats, laplace_info = run_laplace(model, yj, k_run, num_samples, num_chains, progress_bar)
-    else:
-        samples, stats = run_svi(model, yj, k_run, num_samples, num_chains, svi_steps, progress_bar)
-    samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}  # dispatch is async
-    elapsed = time.perf_counter() - t0
+    samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
+                                                       num_chains, svi_steps, progress_bar)
     if collapsed:
         samples["field"], samples["field_latent"] = recover_field(gen, G, features, params, samples, yj, Z, tail,
                                                                   k_field, field_draws, jitter)
@@ -235,7 +225,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,
     }
-    if method == "laplace":
+    if laplace_info is not None:
         meta["laplace"] = laplace_info
     attrs = {"pinnprob": json.dumps(meta),
              # the (truncated) prior the model used, for predict() after a round trip through a file

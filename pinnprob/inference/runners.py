@@ -14,7 +14,7 @@ import numpyro
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace"]
+__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "run_method"]
 
 
 def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar):
@@ -163,3 +163,23 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
             "optimiser_steps": int(res.nit), "gradient_norm": gnorm, "proposals": num_proposals,
             "importance_ess": float(1.0 / jnp.sum(w**2)), "max_weight": float(jnp.max(w))}
     return samples, {}, info
+
+
+def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_steps, progress_bar):
+    """The sampler ``method`` names ("nuts", "blackjax", "laplace", "svi") on ``model``: (samples as NumPy
+    arrays, stats, laplace info or None, seconds), the clock stopped after the draws are ready (JAX
+    dispatch is asynchronous)."""
+    import time
+
+    t0 = time.perf_counter()
+    info = None
+    if method == "nuts":
+        samples, stats = run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
+    elif method == "blackjax":
+        samples, stats = run_blackjax(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
+    elif method == "laplace":
+        samples, stats, info = run_laplace(model, y, key, num_samples, num_chains, progress_bar)
+    else:
+        samples, stats = run_svi(model, y, key, num_samples, num_chains, svi_steps, progress_bar)
+    samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}
+    return samples, stats, info, time.perf_counter() - t0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -36,7 +35,7 @@ from pinnprob.inference.arviz_data import group, to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import ModelParams
 from pinnprob.inference.priors import pc_sigma
-from pinnprob.inference.runners import run_blackjax, run_laplace, run_nuts, run_svi
+from pinnprob.inference.runners import run_method
 
 __all__ = ["TimeMap", "check_spacetime_inputs", "fit_spacetime", "predict_spacetime", "spacetime_model"]
 
@@ -223,18 +222,8 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     model = spacetime_model(law, params, X.shape[0], (float(y.mean()), ysd), Z, sigma_prior, noise_prior, vnames)
     k_run = jax.random.key(seed)
     yj = jnp.asarray(y)
-    t0 = time.perf_counter()
-    laplace_info = None
-    if method == "nuts":
-        samples, stats = run_nuts(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
-    elif method == "blackjax":
-        samples, stats = run_blackjax(model, yj, k_run, num_warmup, num_samples, num_chains, progress_bar)
-    elif method == "laplace":
-        samples, stats, laplace_info = run_laplace(model, yj, k_run, num_samples, num_chains, progress_bar)
-    else:
-        samples, stats = run_svi(model, yj, k_run, num_samples, num_chains, svi_steps, progress_bar)
-    samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}
-    elapsed = time.perf_counter() - t0
+    samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
+                                                       num_chains, svi_steps, progress_bar)
     posterior = {k: v for k, v in samples.items() if k != "intercept_centered" and k not in fixed}
     meta = {
         "data_kind": "space-time", "coordinate_map": asdict(cmap), "time_map": asdict(tmap),
