@@ -76,7 +76,8 @@ def main(argv=None) -> int:
         "which the centre of the square matches up to boundary images of order e^{−√8·0.5/ρ}.",
         "",
         "The parametrisation is per unit area: a field averages the noise over about a range², so the same "
-        "(μ, η) gives a field far more skewed at short ranges (skewness ∝ 1/ρ, excess kurtosis ∝ 1/ρ²).",
+        "(μ, η) gives a field far more skewed at short ranges (skewness ∝ 1/ρ, excess kurtosis ∝ 1/ρ²)."
+        " The `NIGMatern` SPDE and the `nig2d` prior take (μ, η) per range² instead (per unit area μ/ρ and η/ρ², `NIGMatern.noise_params`), in which the field's skewness and kurtosis depend on (μ, η) alone.",
         "",
         "## Marginal moments at the centre against the continuum, by mesh",
         "",

@@ -17,7 +17,8 @@ __all__ = ["train", "pretrained", "PRETRAINED", "DEFAULT_CONFIG_FILE", "covarian
            "evaluation_thetas"]
 
 PRETRAINED = {"matern2d": "matern2d.eqx", "matern2d-nonstationary": "matern2d-nonstationary.eqx",
-              "advection-diffusion-1d": "advection-diffusion-1d.eqx", "advection-diffusion-2d": "advection-diffusion-2d.eqx"}
+              "advection-diffusion-1d": "advection-diffusion-1d.eqx", "advection-diffusion-2d": "advection-diffusion-2d.eqx",
+              "nig2d": "nig2d.eqx"}
 DEFAULT_CONFIG_FILE = resources.files("pinnprob") / "weights" / "matern2d.json"
 
 
@@ -118,7 +119,11 @@ def pretrained(name: str = "matern2d") -> GenerativePrior:
       unit circle × time, parameters (range, time_range, velocity_x1, alpha), Fourier modes that are
       learned Ornstein–Uhlenbeck processes in time (:class:`~pinnprob.spacetime_prior.SpaceTimePrior`);
     * ``"advection-diffusion-2d"`` — the same on the unit torus, parameters (range, time_range,
-      velocity_x1, velocity_x2, alpha, angle, ratio), α ∈ [2, 2.5], |v_i| ≤ 0.3.
+      velocity_x1, velocity_x2, alpha, angle, ratio), α ∈ [2, 2.5], |v_i| ≤ 0.3;
+    * ``"nig2d"`` — the α = 2 (ν = 1) Matérn driven by normal-inverse-Gaussian noise on the unit square,
+      Neumann, parameters (range, mu, eta) with μ, η per range² (skewed, heavy-tailed fields), a
+      variance-mixture generator (:class:`~pinnprob.generators.VarianceMixtureGenerator`; latent
+      only: use it through ``fit`` or :func:`~pinnprob.inference.latent_field`).
 
     Their claimed boxes are ``pretrained(name).param_range``; the configurations that retrain them
     are ``pinnprob/weights/<name>.json``."""

@@ -21,7 +21,7 @@ from pinnprob.testfunctions.eigen import BoxEigenbasis
 
 __all__ = ["PriorConfig", "build_generator", "build_loss", "build_spde", "FAMILIES", "SPDES"]
 
-FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense", "fourier-ou")
+FAMILIES = ("spectral", "lowrank", "pushforward", "convolution", "eigendense", "fourier-ou", "mixture")
 
 
 def _spdes() -> dict:
@@ -37,7 +37,8 @@ def _spdes() -> dict:
 SPDES = ("matern", "matern-nonstationary", "matern-nig", "advection-diffusion")
 # configuration keys added after prior-file format 1, left out of to_dict() at their default so that
 # the identity (fingerprint) of priors saved before them is unchanged
-_ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4}
+_ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4,
+               "mixing_base": "quantile"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class PriorConfig:
     convolution_spacing: float = 0.02
     test_per_dim: int = 24
     quadrature_per_panel: int = 4
+    # variance-mixture generator: the mixing law it starts from ("quantile": the noise's exact
+    # quantile transform; "lognormal": the log-normal of the same variance)
+    mixing_base: str = "quantile"
 
     def __post_init__(self):
         if self.spde not in SPDES:
@@ -203,6 +207,14 @@ def build_generator(config: PriorConfig, key=None):
 
         return ConvolutionGenerator(key, config.domain, spde, spacing=config.convolution_spacing,
                                     width=config.width, depth=config.depth)
+    if config.family == "mixture":
+        # type-G noise on quadrature_per_dim^d cells, its mixing law learned
+        from pinnprob.generators.variance_mixture import VarianceMixtureGenerator
+
+        if not isinstance(spde, DiagonalSPDE):
+            raise ValueError(f"the variance-mixture generator needs a diagonal SPDE; {config.spde!r} is not")
+        return VarianceMixtureGenerator(key, _basis(config), spde, cells_per_side=config.quadrature_per_dim,
+                                        width=config.width, depth=config.depth, base=config.mixing_base)
     return PushForwardGenerator(key, _basis(config), space, latent_dim=config.latent_dim,
                                 width=max(config.width, 128), depth=config.depth)
 
@@ -217,6 +229,12 @@ def _(spde: DiagonalSPDE, config: PriorConfig) -> WeakFormLoss:
     # test functions = the box eigenbasis, on which the operator acts exactly
     from pinnprob.quadrature import grid_quadrature
 
+    if config.family == "mixture":
+        # the generator carries its own cells and tests: random modes and bumps of the range's width
+        from pinnprob.mixture_loss import MixtureWeakFormLoss
+
+        return MixtureWeakFormLoss(spde, divergence=config.divergence, num_samples=config.num_samples,
+                                   num_modes=config.modes_per_step or 64, num_bumps=config.test_per_dim)
     test = _basis(config)
     exact = config.family in ("spectral", "pushforward")
     if exact:

@@ -24,6 +24,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from pinnprob.generators.base import AbstractGenerator, FourierFeatures
+from pinnprob.generators.variance_mixture import CellProjection, MixingQuantiles
 from pinnprob.parameters import ParameterSpace
 from pinnprob.testfunctions.eigen import BoxEigenbasis
 
@@ -40,9 +41,9 @@ def sample_theta(key: PRNGKeyArray, space: ParameterSpace, batch_size: int) -> A
 
 
 def trainable_filter(gen: AbstractGenerator):
-    """Filter spec: inexact arrays are trained, except fixed bases and Fourier frequencies."""
+    """Filter spec: inexact arrays are trained, except fixed bases, cell projections, quantile tables and Fourier frequencies."""
     spec = jax.tree_util.tree_map(eqx.is_inexact_array, gen)
-    is_fixed = lambda x: isinstance(x, (BoxEigenbasis, FourierFeatures))  # noqa: E731
+    is_fixed = lambda x: isinstance(x, (BoxEigenbasis, FourierFeatures, CellProjection, MixingQuantiles))  # noqa: E731
     return jax.tree_util.tree_map(lambda s, x: False if is_fixed(x) else s, spec, gen, is_leaf=is_fixed)
 
 

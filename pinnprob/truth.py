@@ -34,6 +34,7 @@ from pinnprob.domain import Box
 from pinnprob.fem import FEMMatern, anisotropy_matrix
 from pinnprob.spde.matern import MaternSPDE
 from pinnprob.spde.nonstationary import NonStationaryMatern
+from pinnprob.spde.nig import NIGMatern
 
 __all__ = [
     "matern_correlation",
@@ -226,6 +227,14 @@ def _(spde: NonStationaryMatern, X, Y=None, mesh: int = 200, **params):
 
     fem = FEMMatern.from_range_field(mesh, rho, sigma=1.0, angle=float(theta[3]), log_ratio=float(theta[4]))
     return fem.covariance(X, Y)
+
+
+@reference_covariance.register
+def _(spde: NIGMatern, X, Y=None, **params):
+    # the noise has unit variance per unit area, so the covariance is the Gaussian Matérn's at ν = 1
+    spde.space.check(**params)
+    Y = X if Y is None else Y
+    return box_covariance(X, Y, spde.domain, range=float(params["range"]), sigma=1.0, nu=1.0)
 
 
 # -- the advection–diffusion SPDE on a torus × time (Clarotto et al. 2024) ----------------------------------

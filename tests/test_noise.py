@@ -136,7 +136,7 @@ def test_nig_matern_has_the_matern_operator_and_refuses_bad_parameters():
     th, th_m = jnp.array([math.log(0.2), 1.0, math.log(50.0)]), jnp.array([math.log(0.2), 1.0])
     np.testing.assert_allclose(spde.log_symbol(lam, th), matern.log_symbol(lam, th_m), rtol=1e-6)
     np.testing.assert_allclose(spde.tail_variance(1e4, th), matern.tail_variance(1e4, th_m), rtol=1e-6)
-    np.testing.assert_allclose(spde.noise_params(th), [1.0, 50.0], rtol=1e-6)
+    np.testing.assert_allclose(spde.noise_params(th), [1.0 / 0.2, 50.0 / 0.2**2], rtol=1e-6)  # per range²
     for bad in (dict(eta=0.0), dict(eta=-1.0), dict(mu=float("nan")), dict(mu=5.0), dict(range=0.01)):
         with pytest.raises(ValueError):
             spde.check(**{"range": 0.2, "mu": 0.0, "eta": 50.0, **bad})
@@ -159,8 +159,10 @@ def test_weak_form_targets_follow_the_noise_law():
                                   jax.random.normal(key, (8, basis.size)))
     nig = NIGMatern(box, noise=NIGNoise(cells_per_side=32))
     loss = WeakFormLoss(nig, basis, None, None, divergence="mmd", exact_projection=True)
-    mu, eta = 2.0, 20.0
-    y = np.asarray(loss.target_samples(key, jnp.array([math.log(0.2), mu, math.log(eta)]), 40_000), np.float64)
+    th = jnp.array([math.log(0.2), 0.4, math.log(0.8)])  # per range²: (2, 20) per unit area
+    mu, eta = (float(v) for v in nig.noise_params(th))
+    np.testing.assert_allclose([mu, eta], [2.0, 20.0], rtol=1e-5)
+    y = np.asarray(loss.target_samples(key, th, 40_000), np.float64)
     from pinnprob.noise import cell_grid
 
     C, areas = cell_grid(box, 32)

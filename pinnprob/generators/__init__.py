@@ -14,6 +14,7 @@ from pinnprob.generators.lowrank import LowRankGenerator
 from pinnprob.generators.pushforward import PushForwardGenerator
 from pinnprob.generators.spectral import SpectralGenerator
 from pinnprob.generators.tabulated import TabulatedGenerator
+from pinnprob.generators.variance_mixture import VarianceMixtureGenerator
 
 __all__ = [
     "AbstractConvolutionGenerator",
@@ -28,4 +29,5 @@ __all__ = [
     "PushForwardGenerator",
     "SpectralGenerator",
     "TabulatedGenerator",
+    "VarianceMixtureGenerator",
 ]

@@ -6,6 +6,11 @@ with ν = α − d/2 = 1 in 2-D and marginal variance 1 (σ enters the prior ana
 heavy-tailed marginals: μ sets the skewness, η the tails (η → ∞: the Gaussian Matérn). The operator
 is the Matérn's, diagonal on the box eigenbasis; only the noise differs, and a sample-based loss
 draws it (:meth:`~pinnprob.losses.WeakFormLoss.target_samples`). θ = (log range, μ, log η).
+
+μ and η are per range² of noise, not per unit area of the box: the noise of area A has the law of
+μ_A = μ/ρ, η_A = η/ρ² per unit area (:meth:`NIGMatern.noise_params`). A field averages its noise over
+about a range², so with this scaling its marginal skewness and kurtosis depend on (μ, η) only, not on
+the range nor on the map from the user's coordinates to the box (per unit area, skewness ∝ μ/(ηρ)).
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from pinnprob.spde.matern import MaternSPDE
 __all__ = ["NIGMatern", "nig_space"]
 
 
-def nig_space(range=(0.1, 0.5), mu=(-2.0, 2.0), eta=(10.0, 1000.0)) -> ParameterSpace:
+def nig_space(range=(0.2, 0.5), mu=(-1.0, 1.0), eta=(4.0, 100.0)) -> ParameterSpace:
     """The parameters of :class:`NIGMatern` over a training box: practical range (log axis), the NIG
-    skewness μ and tail parameter η (log axis; per unit area of the unit box)."""
+    skewness μ and tail parameter η (log axis), both per range² of noise (dimensionless)."""
     return ParameterSpace((
         Axis("range", *range, log=True, length_power=1, doc="practical range √8/κ"),
-        Axis("mu", *mu, doc="NIG skewness μ (its sign is the field's)"),
-        Axis("eta", *eta, log=True, doc="NIG tail parameter η > 0, per unit area (∞: Gaussian)"),
+        Axis("mu", *mu, doc="NIG skewness μ per range² (its sign is the field's)"),
+        Axis("eta", *eta, log=True, doc="NIG tail parameter η > 0 per range² (∞: Gaussian)"),
     ))
 
 
@@ -68,5 +73,5 @@ class NIGMatern(DiagonalSPDE):
         return m.tail_variance(lam_min, th, **kw)
 
     def noise_params(self, theta):
-        """(μ, η)."""
-        return jnp.stack([theta[1], jnp.exp(theta[2])])
+        """The noise's (μ, η) per unit area of the box, (μ/ρ, η/ρ²), from θ = (log ρ, μ, log η) per range²."""
+        return jnp.stack([theta[1] * jnp.exp(-theta[0]), jnp.exp(theta[2] - 2.0 * theta[0])])
