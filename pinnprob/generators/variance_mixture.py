@@ -6,14 +6,14 @@ generator keeps that form on a grid of J cells and learns the law of the mixing 
 push-forward of a Gaussian (Salmona et al. 2022, NeurIPS), conditional on θ:
 
     W_j = exp(g_θ(z_j)) / E exp(g_θ(Z)),   g_θ monotone, piecewise linear in z (a network at nodes),
-    g_θ'(z) = σ_θ exp(h_θ(z)),             σ_θ² = log(1 + Var(V/h)),
+    g_θ'(z) = b_θ'(z) exp(h_θ(z)),         b_θ the base law's log quantile function,
     n_j = (β (W_j − 1) + √W_j ζ_j) / s,    β = μ_A √h,  s² = 1 + β² Var W  (so Var n_j = 1 exactly),
     ξ_k = Σ_j √h φ_k(c_j) n_j,             u(x) = Σ_k a(θ, λ_k) ξ_k φ_k(x),
 
 with z, ζ ~ N(0, I_J) the latent (2J), μ_A the noise's skewness per unit area, and a(θ, λ) a learned
 spectral amplitude (:class:`~pinnprob.generators.SpectralGenerator`'s network). The midpoint rule on
 the cells keeps the cosines orthonormal (DCT-II), so Cov ξ = I and the field's covariance is exactly
-Φ diag(a²) Φᵀ for any learned g; the mixing law sets the tails only. E W and E W² are exact for the
+Φ diag(a²) Φᵀ for any learned g; the mixing law sets the tails only. E Wᵏ are exact for the
 piecewise-linear g (Gaussian integrals per segment), so nothing is estimated from samples.
 
 The network h_θ starts at zero (its last layer is zero), where g_θ is the base map: by default the
