@@ -75,6 +75,14 @@ def sample_divergence(name: str, key: PRNGKeyArray, x: Float[Array, "S K"], y: F
     raise ValueError(f"unknown sample divergence {name!r}; choose from {SAMPLE_DIVERGENCES}")
 
 
+def mode_probabilities(eigenvalues: Float[Array, " K"], dim: int) -> Float[Array, " K"]:
+    """The law modes are drawn from each step, ∝ (λ_k + λ_1)^{-d/2}: about uniform in log λ, so that
+    the low frequencies (which carry the field's variance) are not drowned by the many high ones."""
+    lam1 = jnp.min(jnp.where(eigenvalues > 0, eigenvalues, jnp.inf))
+    p = (eigenvalues + lam1) ** (-dim / 2.0)
+    return p / jnp.sum(p)
+
+
 class WeakFormLoss(eqx.Module):
     """D(law of the weak-form residuals at θ, law of ⟨W, φ⟩) for one θ (p,) of a diagonal SPDE.
 
@@ -102,12 +110,8 @@ class WeakFormLoss(eqx.Module):
 
     # -- helpers -----------------------------------------------------------------------------
     def mode_probabilities(self) -> Float[Array, " K"]:
-        """Sampling law of the modes drawn each step, ∝ (λ_k + λ_1)^{-d/2}: about uniform in log λ,
-        so low frequencies (which carry the field's variance) are not drowned by the many high ones."""
-        lam = self.test.eigenvalues
-        lam1 = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
-        p = (lam + lam1) ** (-self.spde.dim / 2.0)
-        return p / jnp.sum(p)
+        """Sampling law of the modes drawn each step (:func:`mode_probabilities`)."""
+        return mode_probabilities(self.test.eigenvalues, self.spde.dim)
 
     def _project(self, values_q: Float[Array, "q m"]) -> Float[Array, "K m"]:
         """⟨φ_k, v_j⟩ by quadrature."""

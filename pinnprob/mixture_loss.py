@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob.losses import SAMPLE_DIVERGENCES, sample_divergence
+from pinnprob.losses import SAMPLE_DIVERGENCES, mode_probabilities, sample_divergence
 from pinnprob.spde.base import DiagonalSPDE
 from pinnprob.testfunctions.eigen import BoxEigenbasis, _eigenfunction_1d
 
@@ -68,9 +68,7 @@ class MixtureWeakFormLoss(eqx.Module):
         uniform in log λ, so that the low modes, which carry the covariance, are not drowned by the
         many high ones), exact in each (the generator's tested noise has covariance I)."""
         lam = gen.basis.eigenvalues
-        lam1 = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
-        p = (lam + lam1) ** (-gen.basis.domain.dim / 2.0)
-        lam = lam[jax.random.choice(key, lam.shape[0], (self.kl_modes,), p=p / jnp.sum(p))]
+        lam = lam[jax.random.choice(key, lam.shape[0], (self.kl_modes,), p=mode_probabilities(lam, gen.basis.domain.dim))]
         log_s = self.spde.log_symbol(lam, theta) + gen.log_amplitudes(theta, lam)
         return jnp.mean(0.5 * (jnp.exp(2.0 * log_s) - 1.0 - 2.0 * log_s))
 
@@ -80,9 +78,8 @@ class MixtureWeakFormLoss(eqx.Module):
         basis = gen.basis
         k1, k2 = jax.random.split(key)
         lam = basis.eigenvalues
-        lam1 = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
-        p = (lam + lam1) ** (-basis.domain.dim / 2.0)
-        idx = jax.random.choice(k1, lam.shape[0], (self.num_modes,), replace=False, p=p / jnp.sum(p))
+        idx = jax.random.choice(k1, lam.shape[0], (self.num_modes,), replace=False,
+                                p=mode_probabilities(lam, basis.domain.dim))
         E = jax.nn.one_hot(idx, lam.shape[0]).T
         centres = jax.random.uniform(k2, (self.num_bumps, basis.domain.dim)) * jnp.asarray(basis.domain.lengths)
         width = self.bump_width * jnp.exp(theta[0])  # θ_0 = log range

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-__all__ = ["AbstractNoise", "AbstractGaussianNoise", "GaussianWhiteNoise", "NIGNoise", "cell_grid", "inverse_gaussian"]
+__all__ = ["AbstractNoise", "AbstractGaussianNoise", "AbstractTypeGNoise", "GaussianWhiteNoise", "NIGNoise", "cell_grid", "inverse_gaussian"]
 
 
 class AbstractNoise(eqx.Module):
@@ -97,7 +97,22 @@ def inverse_gaussian(key: PRNGKeyArray, mean: Float[Array, "..."], shape_param: 
     return jnp.where(u * (mean + x) <= mean, x, mean * mean / x)
 
 
-class NIGNoise(AbstractNoise):
+class AbstractTypeGNoise(AbstractNoise):
+    """Type-G noise (Bolin 2014, Scand. J. Stat. 41, 557, §3): on a cell of area h a normal variance–mean
+    mixture of a mixing variable V (a subordinator's increment, mean h); ``params`` start (μ, ...)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def mixing_variance(params, area):
+        """Var(V/h) for a cell of area h."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def log_mixing_quantiles(scores, variance) -> np.ndarray:
+        """log F⁻¹(Φ(z)) of V/h at normal scores z (q,) for variances v (n,): (n, q), in NumPy."""
+
+
+class NIGNoise(AbstractTypeGNoise):
     """Normal-inverse-Gaussian (type-G) noise of unit variance per unit area (Bolin 2014, Scand. J. Stat.
     41, 557, §3; Wallin & Bolin 2015, Scand. J. Stat. 42, 1, eq. 2.3): on a cell of area h,
 

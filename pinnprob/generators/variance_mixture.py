@@ -37,11 +37,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import log_ndtr
+from jax.scipy.special import log_ndtr, ndtri
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob.generators.base import AbstractPushForwardGenerator
 from pinnprob.generators.spectral import SpectralGenerator
+from pinnprob.noise import AbstractTypeGNoise
 from pinnprob.spde.base import DiagonalSPDE
 from pinnprob.testfunctions.eigen import BoxEigenbasis, _eigenfunction_1d
 
@@ -137,7 +138,7 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
                  width: int = 64, depth: int = 3, mixing_width: int = 32, num_nodes: int = 97, span: float = 6.0,
                  base: str = "quantile"):
         k1, k2 = jax.random.split(key)
-        if not hasattr(spde.noise, "log_mixing_quantiles"):
+        if not isinstance(spde.noise, AbstractTypeGNoise):
             raise ValueError(f"the variance-mixture generator needs a type-G noise (a mixing variable with "
                              f"quantiles), got {type(spde.noise).__name__}")
         if base not in BASES:
@@ -233,19 +234,20 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         g = g - jnp.interp(0.0, t, g)
         return g, slopes
 
-    def log_mixing(self, zv: Float[Array, "..."], theta) -> Float[Array, "..."]:
-        """g_θ(z): piecewise linear between the nodes, continued linearly outside them."""
-        g, slopes = self.log_mixing_table(theta)
+    def log_mixing(self, zv: Float[Array, "..."], theta, table=None) -> Float[Array, "..."]:
+        """g_θ(z): piecewise linear between the nodes, continued linearly outside them (``table``:
+        :meth:`log_mixing_table` at θ, when the caller has it)."""
+        g, slopes = self.log_mixing_table(theta) if table is None else table
         # equispaced nodes: the segment by arithmetic (no search); the end segments continue outside
         dz = 2.0 * self.span / (self.num_nodes - 1)
         i = jnp.clip(jnp.floor((zv + self.span) / dz).astype(jnp.int32), 0, self.num_nodes - 2)
         return g[i] + slopes[i] * (zv - (-self.span + i * dz))
 
-    def log_mixing_moments(self, theta, orders: tuple[int, ...] = (1, 2)) -> tuple[Array, ...]:
+    def log_mixing_moments(self, theta, orders: tuple[int, ...] = (1, 2), table=None) -> tuple[Array, ...]:
         """log E e^{c g(Z)}, Z ~ N(0, 1), for each c in ``orders``, exact for the piecewise-linear g:
         ∫_l^u e^{c(a + b z)} φ(z) dz = e^{ca + c²b²/2} (Φ(u − cb) − Φ(l − cb)) per segment and tail."""
         t = self.nodes
-        g, slopes = self.log_mixing_table(theta)
+        g, slopes = self.log_mixing_table(theta) if table is None else table
         b = jnp.concatenate([slopes[:1], slopes, slopes[-1:]])
         lo = jnp.concatenate([jnp.array([-jnp.inf]), t])
         hi = jnp.concatenate([t, jnp.array([jnp.inf])])
@@ -285,8 +287,9 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         """The standardised cell noise n_j (J,) (variance 1, mean 0 exactly): m_j = √h n_j."""
         J = self.num_cells
         zv, zz = z[:J], z[J:]
-        log_m1, log_m2 = self.log_mixing_moments(theta)
-        W = jnp.exp(self.log_mixing(zv, theta) - log_m1)  # E W = 1
+        table = self.log_mixing_table(theta)  # once: the moments and the map both read it
+        log_m1, log_m2 = self.log_mixing_moments(theta, table=table)
+        W = jnp.exp(self.log_mixing(zv, theta, table=table) - log_m1)  # E W = 1
         var_w = jnp.expm1(log_m2 - 2.0 * log_m1)
         mu_area = self.gaussian.spde.noise_params(theta)[0]
         beta = mu_area * math.sqrt(self.cell_area)
@@ -304,7 +307,6 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
     def mixing_quantiles(self, theta, probs: Float[Array, " q"]) -> Float[Array, " q"]:
         """Quantiles of the standardised mixing variable W (mean 1), for comparison with the exact
         subordinator's."""
-        from jax.scipy.special import ndtri
-
-        log_m1, _ = self.log_mixing_moments(theta)
-        return jnp.exp(self.log_mixing(ndtri(probs), theta) - log_m1)
+        table = self.log_mixing_table(theta)
+        log_m1, _ = self.log_mixing_moments(theta, table=table)
+        return jnp.exp(self.log_mixing(ndtri(probs), theta, table=table) - log_m1)
