@@ -19,6 +19,7 @@ from pinnprob._validation import check_sigma, check_sites
 from pinnprob.config import PriorConfig, build_generator
 from pinnprob.generators.base import AbstractDiagonalGenerator, AbstractGaussianGenerator
 from pinnprob.parameters import ParameterSpace
+from pinnprob.testfunctions.eigen import SeparableFeatures
 
 __all__ = ["GenerativePrior", "PriorFileError", "load", "from_bytes", "sample_fields", "prior_type", "FORMAT_VERSION"]
 
@@ -158,7 +159,7 @@ class GenerativePrior:
         The SPDE's parameters by name (for the Matérn ``range=``, ``nu=``) and ``sigma`` may be
         traced (sampled in a model); concrete values are checked against :attr:`param_range`. The
         sites' trunk features are computed here; ``separable`` (default: whenever the generator's
-        trunk is a tensor-product eigenbasis, i.e. a diagonal generator) keeps them as 1-D tables
+        trunk is a tensor-product eigenbasis: diagonal generators and the NIG prior's) keeps them as 1-D tables
         (:class:`~pinnprob.testfunctions.SeparableFeatures`): n·Σ M_i numbers instead of n·m, and
         cheaper products for large n·m, with the same values. ``validate_args`` as in NumPyro
         (``log_prob`` then gives −inf for values off the support). See
@@ -169,12 +170,10 @@ class GenerativePrior:
         X = check_sites(X, self.dim)
         check_sigma(sigma)
         theta = self.theta(X, **params)
-        diagonal = isinstance(self.generator, AbstractDiagonalGenerator)
-        if separable and not diagonal:
+        feats = self.generator.features(X) if separable is False else self.generator.product_features(X)
+        if separable and not isinstance(feats, SeparableFeatures):
             raise ValueError(f"separable=True needs a tensor-product eigenbasis trunk; the {self.config.family!r} "
                              "generator has none")
-        use_sep = diagonal if separable is None else separable
-        feats = self.generator.product_features(X) if use_sep else self.generator.features(X)
         dtype = jnp.result_type(float)  # float32, or float64 with jax_enable_x64
         return GenerativeField(self.generator, feats, jnp.asarray(theta, dtype), jnp.asarray(sigma, dtype),
                                jitter=jitter, validate_args=validate_args)

@@ -269,6 +269,9 @@ def test_fit_returns_inference_data_in_user_units(prior, method):
     assert post["range"].shape == (1, 10)
     assert float(post["range"].min()) >= 4.0 and float(post["range"].max()) <= 12.0
     assert post["field"].shape == (1, 10, 40)
+    if method in ("nuts", "blackjax"):  # leapfrog steps per draw, for both samplers
+        steps = np.asarray(group(idata, "sample_stats")["n_steps"])
+        assert steps.shape == (1, 10) and np.all(steps >= 1)
     recovered = ~np.isnan(post["field"].values[0, :, 0])
     if method != "svi" and idata.attrs["pinnprob"].count('"collapsed": true'):
         assert recovered.sum() == 3 and recovered[0] and recovered[-1]  # evenly spaced draws, aligned

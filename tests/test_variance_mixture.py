@@ -205,3 +205,30 @@ def test_the_shipped_nig2d_prior_holds_its_claims():
     _, s, k = (float(np.asarray(v)[0]) for v in gen.marginal_moments(jnp.array([[0.5, 0.5]]), th))
     skew, kurt = nig_matern_moments(range=0.2, **dict(zip(("mu", "eta"), (float(v) for v in spde.noise_params(th)))))
     assert s == pytest.approx(skew, rel=0.04) and k == pytest.approx(kurt, rel=0.12)  # measured −2 %, −9 %
+
+
+def test_the_inference_generator_reads_the_amplitudes_from_a_table_with_the_same_law():
+    """for_inference: the amplitudes (a function of the range alone) from a Hermite table over the model's
+    log-range bounds; the field for the same latent is the network's, and prior.distribution keeps the
+    trunk as separable tables by default with the dense trunk's values."""
+    prior = pinnprob.pretrained("nig2d")
+    gen, space = prior.generator, prior.param_range
+    bounds = np.array([a.natural_bounds for a in space.axes])
+    tab = gen.for_inference(bounds)
+    assert type(tab) is type(gen) and tab.latent_dim == gen.latent_dim
+    ths = [space.theta(range=r, mu=m, eta=e) for r, m, e in ((0.2, -1.0, 4.0), (0.33, 0.4, 17.0), (0.5, 1.0, 100.0))]
+    for th in ths:
+        assert float(jnp.max(jnp.abs(tab.log_amplitudes(th) - gen.log_amplitudes(th)))) < 1e-4
+    X = np.array([[0.1, 0.2], [0.5, 0.5], [0.93, 0.71]])
+    z = jax.random.normal(jax.random.key(3), (gen.latent_dim,))
+    th = ths[1]
+    u_net = np.asarray(gen(jnp.asarray(X), z, th))
+    u_tab = np.asarray(tab(jnp.asarray(X), z, th))
+    assert np.abs(u_tab - u_net).max() < 1e-3 * np.abs(u_net).max()
+    d_sep = prior.distribution(X, range=0.33, mu=0.4, eta=17.0)
+    d_dense = prior.distribution(X, range=0.33, mu=0.4, eta=17.0, separable=False)
+    assert not isinstance(d_dense.features, type(d_sep.features))
+    assert np.allclose(np.asarray(d_sep.from_latent(z)), np.asarray(d_dense.from_latent(z)), rtol=1e-4, atol=1e-5)
+    # a table holds other axes at `rest`; it refuses a θ it cannot hold
+    with pytest.raises(ValueError, match="rest"):
+        type(tab.gaussian)(gen.gaussian, bounds[0], (0.0, 0.0), num_range=5)

@@ -2,7 +2,8 @@
 
 Inside NUTS the spectral generator's cost per gradient is dominated by its branch network,
 evaluated once per mode (m × a 64-wide MLP), not by the O(n m) product with the trunk. The
-branch depends on θ only; when θ is 2-D (the Matérn's (log range, ν)) it can be tabulated once per fit:
+branch depends on θ only; when it varies with two of θ's axes at most (the Matérn's (log range, ν);
+for the NIG prior's amplitudes, the log range alone) it can be tabulated once per fit:
 
     log a(θ, λ_k) ≈ cubic Hermite in θ₁ (values and exact derivatives from autodiff,
                      error O(h⁴)) ⊗ linear in θ₂ (error O(h₂²); exact when θ₂ is fixed).
@@ -40,7 +41,9 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
     (for the Matérn, log range and ν; see module notes).
 
     θ₁ outside the grid is clamped to it, so build the grid over the support of the prior of θ₁.
-    ``nu_bounds=(v, v)`` makes a 1-D table for a fixed θ₂."""
+    ``nu_bounds=(v, v)`` makes a 1-D table for a fixed θ₂. When θ has more than two axes, ``rest``
+    gives the others (natural coordinates) at which the table is built; it is then exact only for a
+    base whose amplitudes do not depend on them (the NIG prior's noise axes)."""
 
     base: SpectralGenerator
     table: Float[Array, "V R m"]
@@ -49,28 +52,35 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
     h_range: float = eqx.field(static=True)
     nu0: float = eqx.field(static=True)
     h_nu: float = eqx.field(static=True)
+    rest: tuple[float, ...] = eqx.field(static=True)
 
     def __init__(self, base: SpectralGenerator, log_range_bounds, nu_bounds, num_range: int = 33,
-                 num_nu: int | None = None):
+                 num_nu: int | None = None, rest=()):
         lo, hi = float(log_range_bounds[0]), float(log_range_bounds[1])
         nlo, nhi = float(nu_bounds[0]), float(nu_bounds[1])
         if not (hi > lo and nhi >= nlo and num_range >= 2):
             raise ValueError(f"bad table bounds: log range {log_range_bounds}, nu {nu_bounds}")
-        if base.space.dim != 2:
-            raise ValueError(f"a table needs a 2-D θ, the generator's has {base.space.dim}")
+        rest = tuple(float(v) for v in rest)
+        if base.space.dim < 2 or len(rest) != base.space.dim - 2:
+            raise ValueError(f"a table runs over θ's first two axes and holds the other {base.space.dim - 2} at "
+                             f"`rest`; got {len(rest)} values for a {base.space.dim}-D θ")
         if num_nu is None:  # ν rows 0.05 apart: linear interpolation in ν within ~5e-4 in log amplitude
             num_nu = math.ceil((nhi - nlo) / 0.05 - 1e-9) + 1
         V = 1 if nhi == nlo else max(int(num_nu), 2)
         lr = jnp.linspace(lo, hi, num_range)
         nus = jnp.linspace(nlo, nhi, V)
 
+        tail = jnp.asarray(rest, jnp.result_type(float))
+
         def node(l, n):  # (log a, ∂ log a / ∂ θ₁) at one node, shape (m,) each
-            return jax.jvp(lambda x: base.log_amplitudes(jnp.stack([x, n])), (l,), (jnp.ones_like(l),))
+            return jax.jvp(lambda x: base.log_amplitudes(jnp.concatenate([jnp.stack([x, n]), tail])), (l,),
+                           (jnp.ones_like(l),))
 
         f, df = jax.lax.map(lambda n: jax.lax.map(lambda l: node(l, n), lr), nus)
         self.base, self.table, self.dtable = base, f, df
         self.log_range0, self.h_range = lo, (hi - lo) / (num_range - 1)
         self.nu0, self.h_nu = nlo, (nhi - nlo) / (V - 1) if V > 1 else 1.0
+        self.rest = rest
 
     @property
     def space(self):
@@ -85,7 +95,11 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
         V = self.table.shape[0]
         return TabulatedGenerator(
             self.base.with_basis(basis), (self.log_range0, self.log_range0 + self.h_range * (self.table.shape[1] - 1)),
-            (self.nu0, self.nu0 + (self.h_nu * (V - 1) if V > 1 else 0.0)), self.table.shape[1], V)
+            (self.nu0, self.nu0 + (self.h_nu * (V - 1) if V > 1 else 0.0)), self.table.shape[1], V, self.rest)
+
+    @property
+    def spde(self):
+        return self.base.spde
 
     @property
     def latent_dim(self) -> int:
@@ -116,6 +130,7 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
         V = self.table.shape[0]
         lr = self.log_range0 + self.h_range * (self.table.shape[1] - 1) * jax.random.uniform(k1, (num,))
         nu = self.nu0 + (self.h_nu * (V - 1) if V > 1 else 0.0) * jax.random.uniform(k2, (num,))
-        th = jnp.stack([lr, nu], -1)
+        th = jnp.concatenate([jnp.stack([lr, nu], -1), jnp.broadcast_to(jnp.asarray(self.rest), (num, len(self.rest)))],
+                             -1)
         err = jax.vmap(lambda t: jnp.max(jnp.abs(self.log_amplitudes(t) - self.base.log_amplitudes(t))))(th)
         return float(jnp.max(err))

@@ -40,7 +40,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtri
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pinnprob.generators.base import AbstractPushForwardGenerator
+from pinnprob.generators.base import AbstractDiagonalGenerator, AbstractPushForwardGenerator
 from pinnprob.generators.spectral import SpectralGenerator
 from pinnprob.noise import AbstractTypeGNoise
 from pinnprob.spde.base import DiagonalSPDE
@@ -124,7 +124,7 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
     """u = Φ(x) (a(θ) ⊙ ξ(z, θ)), ξ the projection of learned type-G noise on a grid of cells (see the
     module notes); latent z = (mixing latents, Gaussian latents), 2J numbers, J = cells_per_side^d."""
 
-    gaussian: SpectralGenerator
+    gaussian: AbstractDiagonalGenerator  # its amplitudes: a SpectralGenerator, or its table (for_inference)
     mixing_net: eqx.nn.MLP
     projection: CellProjection
     base_quantiles: MixingQuantiles
@@ -191,6 +191,26 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         return self.gaussian.space
 
     @property
+    def spde(self) -> DiagonalSPDE:
+        return self.gaussian.spde
+
+    def for_inference(self, theta_bounds):
+        """With the amplitudes read from a table over the operator's parameters within ``theta_bounds``
+        (:class:`~pinnprob.generators.TabulatedGenerator`, Hermite in log range): the same law to
+        ~1e-5 in log amplitude, without the amplitude network's pass over every mode per evaluation.
+        Itself when the operator has other parameters than the first one or two axes."""
+        from pinnprob.generators.tabulated import TabulatedGenerator
+
+        op = tuple(i for i in range(self.space.dim) if i not in self.noise_axes)
+        if op not in ((0,), (0, 1)) or self.space.dim < 2:
+            return self
+        centre = np.asarray(self.space.from_unit(jnp.full(self.space.dim, 0.5)), np.float64)
+        b = np.asarray(theta_bounds, np.float64)
+        second = tuple(b[1]) if op == (0, 1) else (centre[1], centre[1])
+        table = TabulatedGenerator(self.gaussian, b[0], second, num_range=49, rest=centre[2:])
+        return eqx.tree_at(lambda g: g.gaussian, self, table)
+
+    @property
     def nodes(self) -> Float[Array, " N"]:
         """The nodes of the piecewise-linear g, equispaced on [−span, span]."""
         return jnp.linspace(-self.span, self.span, self.num_nodes)
@@ -227,7 +247,7 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         mid = 0.5 * (t[1:] + t[:-1])
         th = self.space.normalize(theta)
         inp = jnp.concatenate([mid[:, None] / t[-1], jnp.broadcast_to(th, (mid.shape[0], th.shape[-1]))], axis=1)
-        var = self.gaussian.spde.noise.mixing_variance(self.gaussian.spde.noise_params(theta), self.cell_area)
+        var = self.spde.noise.mixing_variance(self.spde.noise_params(theta), self.cell_area)
         base_slopes = jnp.diff(self.base_quantiles(var)) / jnp.diff(t)
         slopes = base_slopes * jnp.exp(jax.vmap(self.mixing_net)(inp))
         g = jnp.concatenate([jnp.zeros(1), jnp.cumsum(slopes * jnp.diff(t))])
@@ -268,7 +288,7 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         E n³ = (β³E(W−1)³ + 3βE[(W−1)W])/s³, E n⁴ = (β⁴E(W−1)⁴ + 6β²E[(W−1)²W] + 3EW²)/s⁴."""
         l1, l2, l3, l4 = self.log_mixing_moments(theta, (1, 2, 3, 4))
         m2, m3, m4 = (jnp.exp(lk - k * l1) for k, lk in ((2, l2), (3, l3), (4, l4)))  # E W = 1
-        beta = self.gaussian.spde.noise_params(theta)[0] * math.sqrt(self.cell_area)
+        beta = self.spde.noise_params(theta)[0] * math.sqrt(self.cell_area)
         s2 = 1.0 + beta**2 * (m2 - 1.0)
         ey3, ey4 = m3 - 3.0 * m2 + 2.0, m4 - 4.0 * m3 + 6.0 * m2 - 3.0
         k3 = (beta**3 * ey3 + 3.0 * beta * (m2 - 1.0)) / s2**1.5
@@ -291,7 +311,7 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         log_m1, log_m2 = self.log_mixing_moments(theta, table=table)
         W = jnp.exp(self.log_mixing(zv, theta, table=table) - log_m1)  # E W = 1
         var_w = jnp.expm1(log_m2 - 2.0 * log_m1)
-        mu_area = self.gaussian.spde.noise_params(theta)[0]
+        mu_area = self.spde.noise_params(theta)[0]
         beta = mu_area * math.sqrt(self.cell_area)
         return (beta * (W - 1.0) + jnp.sqrt(W) * zz) / jnp.sqrt(1.0 + beta**2 * var_w)
 

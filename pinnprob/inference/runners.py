@@ -2,7 +2,7 @@
 after another), SVI (a mean-field normal guide, then draws from it) and an INLA-style Laplace
 approximation of a collapsed model (mode, Hessian, importance-weighted integration). Each returns
 ``(samples, stats)``: the draws of every sample and deterministic site shaped (chain, draw, ...), and
-the per-draw sampler statistics (``diverging``; BlackJAX also ``n_steps``; SVI ``elbo_loss``, per step).
+the per-draw sampler statistics (``diverging`` and ``n_steps``, the leapfrog steps per draw; SVI ``elbo_loss``, per step).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar):
     """NumPyro's NUTS, ``num_chains`` chains run one after another."""
     mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method="sequential", progress_bar=progress_bar)
-    mcmc.run(key, y=y)
+    mcmc.run(key, y=y, extra_fields=("diverging", "num_steps"))
     samples = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)
-    stats = {"diverging": extra["diverging"]}
+    stats = {"diverging": extra["diverging"], "n_steps": extra["num_steps"]}
     return samples, stats
 
 
