@@ -141,15 +141,13 @@ class GenerativePrior:
         return jnp.concatenate(pieces, axis=1)
 
     def covariance(self, X, *, sigma=1.0, **params) -> Float[Array, "n n"]:
-        """The generator's exact covariance σ²(ΨΨᵀ + diag δ) at X, δ its site variance (Gaussian
-        generators only)."""
-        if not self.gaussian:
-            raise TypeError("covariance() is exact only for Gaussian generators; estimate it from sample()")
+        """The generator's exact covariance at X, σ² times :meth:`~pinnprob.generators.AbstractGenerator.covariance`
+        (Gaussian generators: σ²(ΨΨᵀ + diag δ), δ the site variance; the NIG prior's: σ²FFᵀ, whatever its
+        mixing law); TypeError for a generator without one."""
         X = check_sites(X, self.dim)
         check_sigma(sigma)
         theta = self.theta(X, **params)
-        Psi = self.generator.basis_matrix(X, theta)
-        return float(sigma) ** 2 * (Psi @ Psi.T + jnp.diag(self.generator.site_variance(X, theta)))
+        return float(sigma) ** 2 * self.generator.covariance(X, theta)
 
     # -- NumPyro ---------------------------------------------------------------------------------
     def distribution(self, X, *, sigma=1.0, jitter: float = 1e-5, separable: bool | None = None,

@@ -117,6 +117,8 @@ def test_pushforward_log_prob_says_how_to_reparameterise(sites):
     assert d.sample(jax.random.key(0), (2,)).shape == (2, 25)
     with pytest.raises(LatentOnlyError, match="latent_field"):
         d.log_prob(jnp.zeros(25))
+    with pytest.raises(TypeError, match="no closed-form covariance"):
+        pf.covariance(sites, range=0.3, nu=1.5)
 
 
 def test_reparam_turns_field_into_latent_plus_deterministic(prior, sites):

@@ -195,6 +195,8 @@ def test_the_shipped_nig2d_prior_holds_its_claims():
         F = np.asarray(gen.covariance_factor(jnp.asarray(grid), th), np.float64)
         C = box_covariance(grid, grid, spde.domain, range=vals["range"], sigma=1.0, nu=1.0)
         assert np.linalg.norm(F @ F.T - C) / np.linalg.norm(C) < 0.01  # measured 0.2-0.5 %
+        Cp = np.asarray(prior.covariance(grid, sigma=1.5, **vals), np.float64)  # the same, through the prior
+        assert np.allclose(Cp, 2.25 * F @ F.T, rtol=1e-4, atol=1e-6 * np.abs(Cp).max())
         mu_a, eta_a = (float(v) for v in spde.noise_params(th))
         _, c3, c4 = NIGNoise.cumulant_factors(mu_a, eta_a)
         k3, k4 = (float(v) for v in gen.cell_cumulants(th))

@@ -73,6 +73,12 @@ class AbstractGenerator(eqx.Module):
     def __call__(self, X: Float[Array, "n d"], z: Float[Array, " m"], theta: Float[Array, " p"]) -> Float[Array, " n"]:
         return self.combine(self.features(X), self.branch(theta), z)
 
+    def covariance(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, "n n"]:
+        """The field's exact covariance at X (n, n), for σ = 1, where the type knows it in closed form
+        (default: it does not; TypeError)."""
+        raise TypeError(f"the {type(self).__name__} generator has no closed-form covariance; estimate it from "
+                        "sample()")
+
 
 class AbstractGaussianGenerator(AbstractGenerator):
     """A generator linear in z ~ N(0, I): u = Ψ(X; θ) z, covariance ΨΨᵀ."""
@@ -97,6 +103,11 @@ class AbstractGaussianGenerator(AbstractGenerator):
 
     def site_variance(self, X: Float[Array, "n d"], theta: Float[Array, " p"]) -> Float[Array, " n"]:
         return self.site_variance_at(self.features(X), theta)
+
+    def covariance(self, X, theta):
+        """ΨΨᵀ + diag(site variance) at X (n, n), for σ = 1."""
+        Psi = self.basis_matrix(X, theta)
+        return Psi @ Psi.T + jnp.diag(self.site_variance(X, theta))
 
 
 class AbstractDiagonalGenerator(AbstractGaussianGenerator):

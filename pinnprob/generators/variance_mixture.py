@@ -324,6 +324,11 @@ class VarianceMixtureGenerator(AbstractPushForwardGenerator):
         mixing law (the tested noise has covariance I)."""
         return self.basis(X) * self.amplitudes(theta)
 
+    def covariance(self, X: Float[Array, "n d"], theta) -> Float[Array, "n n"]:
+        """F Fᵀ (n, n), F = :meth:`covariance_factor`: exact for σ = 1."""
+        F = self.covariance_factor(X, theta)
+        return F @ F.T
+
     def mixing_quantiles(self, theta, probs: Float[Array, " q"]) -> Float[Array, " q"]:
         """Quantiles of the standardised mixing variable W (mean 1), for comparison with the exact
         subordinator's."""
