@@ -157,8 +157,8 @@ def write(res: dict, doc: Path) -> None:
     lines += ["", f"CRPS difference NIG − Gaussian, per held-out site pooled over folds: {dm:+.1f} ± {dse:.1f} ppm "
               "(mean ± standard error; negative favours the NIG prior).", "",
               "![cross-validated predictions](figures/meuse_nig_cv.png)", "",
-              "Reading: the NIG field is skewed the right way (μ's posterior mean 0.4-0.7 in every fold, sd about 0.35) with heavy tails (η of 7-11 per "
-              "range²), but its noise and its field are additive on the ppm scale. At low zinc (below ~400 ppm, most "
+              "Reading: the NIG field is skewed the right way (μ's posterior mean 0.4-0.7 in every fold, sd about "
+              "0.35) with heavy tails (η of 7-11 per range²), but its noise and its field are additive on the ppm scale. At low zinc (below ~400 ppm, most "
               "sites) its predictive intervals are as wide as elsewhere and reach below zero (the share of draws "
               "below zero is in the table), where the log-Gaussian's shrink multiplicatively; in the middle of the "
               "range (500-1 200 ppm) the NIG scores better site by site. The range posteriors (about 1.1 km) sit "
