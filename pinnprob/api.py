@@ -44,11 +44,11 @@ def covariance_error_evaluator(config: PriorConfig, thetas=None, num_samples: in
     generator's covariance on :func:`eval_grid` against the SPDE's reference covariance
     (:func:`pinnprob.truth.reference_covariance`: the image sum for the Matérn, finite elements for
     the non-stationary one), at :func:`evaluation_thetas` of the training box (or ``thetas``, a list of
-    parameter dicts; for the Matérn also (range, ν) pairs). Exact for Gaussian generators, from
-    ``num_samples`` fields otherwise."""
+    parameter dicts; for the Matérn also (range, ν) pairs). Exact where the generator's type gives its
+    covariance (:meth:`~pinnprob.generators.AbstractGenerator.covariance`), from ``num_samples``
+    fields otherwise."""
     from pinnprob import truth
     from pinnprob.config import build_spde
-    from pinnprob.generators.base import AbstractGaussianGenerator
 
     spde = build_spde(config)
     if thetas is None:
@@ -63,10 +63,9 @@ def covariance_error_evaluator(config: PriorConfig, thetas=None, num_samples: in
         errs = []
         for t, C in zip(thetas, truths):
             th = spde.space.theta(**t)
-            if isinstance(gen, AbstractGaussianGenerator):  # the law N(0, ΨΨᵀ + diag δ)
-                Psi = np.asarray(gen.basis_matrix(Xj, th), np.float64)
-                Cg = Psi @ Psi.T + np.diag(np.asarray(gen.site_variance(Xj, th), np.float64))
-            else:
+            try:  # the type's closed form: ΨΨᵀ + diag δ for Gaussian generators, FFᵀ for the NIG prior's
+                Cg = np.asarray(gen.covariance(Xj, th), np.float64)
+            except TypeError:  # none: from fields
                 Z = jax.random.normal(key, (num_samples, gen.latent_dim))
                 U = np.asarray(jax.vmap(lambda z: gen(Xj, z, th))(Z), np.float64)
                 Cg = U.T @ U / num_samples

@@ -134,6 +134,16 @@ def test_covariance_factor_is_the_exact_covariance(gen):
     # the amplitudes do not see the noise's parameters
     th2 = gen.space.theta(range=0.3, mu=0.9, eta=90.0)
     assert np.allclose(np.asarray(gen.amplitudes(th)), np.asarray(gen.amplitudes(th2)))
+    # the training evaluator reads the same exact covariance (no sampled estimate)
+    from pinnprob.api import covariance_error_evaluator, eval_grid
+    from pinnprob.truth import reference_covariance
+
+    t = {"range": 0.3, "mu": -0.5, "eta": 10.0}
+    G = eval_grid(2)
+    Fg = np.asarray(gen.covariance_factor(jnp.asarray(G), th), np.float64)
+    C = np.asarray(reference_covariance(gen.spde, G, **t), np.float64)
+    err = covariance_error_evaluator(small_config(), thetas=[t])(gen)["cov_err_max"]
+    assert err == pytest.approx(np.linalg.norm(Fg @ Fg.T - C) / np.linalg.norm(C), rel=1e-4)
 
 
 @pytest.mark.parametrize("divergence", ["kl", "mmd"])
