@@ -75,8 +75,7 @@ def main(argv=None) -> int:
     names = list(space.names)
     X = np.random.default_rng(1).uniform(0.1, 0.9, (N_OBS + N_HELD, 2))
     priors = sbc_priors(space)
-    bounds = np.array([a.natural_bounds for a in space.axes])
-    gen = prior.generator.for_inference(bounds)  # what fit evaluates
+    gen = prior.generator.for_inference(space.natural_box)  # what fit evaluates
     feats = gen.product_features(jnp.asarray(X))
 
     def model(y=None):

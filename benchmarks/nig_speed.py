@@ -66,7 +66,7 @@ def model_in(prior, X):
 def model_hoisted(prior, X):
     """The same model with the sites' tables and the amplitude table computed once, outside it."""
     space = prior.param_range
-    gen = prior.generator.for_inference(np.array([a.natural_bounds for a in space.axes]))
+    gen = prior.generator.for_inference(space.natural_box)
     feats = gen.product_features(jnp.asarray(X))
 
     @latent_field

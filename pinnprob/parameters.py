@@ -122,17 +122,20 @@ class ParameterSpace:
         theta = jnp.asarray(theta)
         return {a.name: jnp.exp(theta[..., i]) if a.log else theta[..., i] for i, a in enumerate(self.axes)}
 
+    @property
+    def natural_box(self) -> np.ndarray:
+        """(p, 2): each axis's (lo, hi) in natural coordinates (log on log axes)."""
+        return np.array([a.natural_bounds for a in self.axes], np.float64)
+
     def normalize(self, theta: Float[Array, "*b p"]) -> Float[Array, "*b p"]:
         """θ → [−1, 1]^p (affine per axis; a degenerate axis maps to −1)."""
-        lo = np.array([a.natural_bounds[0] for a in self.axes])
-        hi = np.array([a.natural_bounds[1] for a in self.axes])
+        lo, hi = self.natural_box.T
         width = np.maximum(hi - lo, 1e-12)
         return 2.0 * (jnp.asarray(theta) - lo) / width - 1.0
 
     def from_unit(self, u: Float[Array, "*b p"]) -> Float[Array, "*b p"]:
         """[0, 1]^p → θ (affine in natural coordinates)."""
-        lo = np.array([a.natural_bounds[0] for a in self.axes])
-        hi = np.array([a.natural_bounds[1] for a in self.axes])
+        lo, hi = self.natural_box.T
         return lo + jnp.asarray(u) * (hi - lo)
 
     def sample(self, key: PRNGKeyArray, num: int) -> Float[Array, "num p"]:

@@ -225,7 +225,7 @@ def test_the_inference_generator_reads_the_amplitudes_from_a_table_with_the_same
     trunk as separable tables by default with the dense trunk's values."""
     prior = pinnprob.pretrained("nig2d")
     gen, space = prior.generator, prior.param_range
-    bounds = np.array([a.natural_bounds for a in space.axes])
+    bounds = space.natural_box
     tab = gen.for_inference(bounds)
     assert type(tab) is type(gen) and tab.latent_dim == gen.latent_dim
     ths = [space.theta(range=r, mu=m, eta=e) for r, m, e in ((0.2, -1.0, 4.0), (0.33, 0.4, 17.0), (0.5, 1.0, 100.0))]
