@@ -485,7 +485,8 @@ def main(argv=None) -> int:
                         "(INLA-style: mode, Hessian, importance-weighted draws; Gaussian likelihood)")
     f.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: %(default)s)")
     f.add_argument("--samples", type=int, default=500, help="posterior draws per chain (default: %(default)s)")
-    f.add_argument("--chains", type=int, default=1, help="chains, run one after another (default: %(default)s)")
+    f.add_argument("--chains", type=int, default=1, help="chains: one per device when there are as many devices, else one after "
+                        "another (default: %(default)s)")
     f.add_argument("--svi-steps", type=int, default=3000, help="optimisation steps for --method svi "
                                                               "(default: %(default)s)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

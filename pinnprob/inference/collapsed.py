@@ -6,7 +6,10 @@ Two exact ways to evaluate N(y | loc, SSᵀ + s²I) with S = σΨ(θ) (n × m):
 * from the Gram matrix G = ΦᵀΦ of the trunk, computed once per set of sites, when the generator's
   basis is the trunk scaled per column (Ψ = Φ diag(a(θ)), the spectral generator): SᵀS =
   σ² diag(a) G diag(a), so an evaluation costs O(n m) for Φᵀ(y − loc) plus O(m³/3), however many
-  sites there are. :func:`gram` builds G; :func:`collapsed_cost` says which way is cheaper.
+  sites there are. :func:`gram` builds G; :func:`collapsed_cost` says which way is cheaper;
+* for the same generators, from a :class:`~pinnprob.inference.site_covariance.SiteCovariance`
+  built once for the sites: σ²ΨΨᵀ as Σ_r c_r(θ) B_r from R precomputed n × n matrices, then a dense
+  Cholesky (O(R n² + n³/3), whatever m; its error bound is measured when it is built).
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ def gram(features) -> Float[Array, "m m"]:
     return Phi.T @ Phi
 
 
-def collapsed_cost(n: int, m: int, with_gram: bool) -> tuple[float, str]:
+def collapsed_cost(n: int, m: int, with_gram: bool, rank: int | None = None) -> tuple[float, str]:
     """(flops, path) of one collapsed evaluation: 'dense' (n²m + n³/3), 'gram' (nm + m³/3, after a
-    one-off nm²), or 'woodbury' (nm² + m³/3)."""
+    one-off nm²), 'woodbury' (nm² + m³/3), or, given the ``rank`` R of a site covariance
+    (spectral generators; :class:`~pinnprob.inference.site_covariance.SiteCovariance`), 'reduced'
+    (mR + Rn² + n³/3, after a one-off Rn²m)."""
     options = {"dense": n * n * m + n**3 / 3}
     if with_gram:
         options["gram"] = n * m + m**3 / 3
     else:
         options["woodbury"] = n * m * m + m**3 / 3
+    if rank is not None:
+        options["reduced"] = m * rank + rank * n * n + n**3 / 3
     path = min(options, key=options.get)
     return options[path], path
 
@@ -65,18 +72,24 @@ class CollapsedGaussian(dist.Distribution):
 
     ``log_prob`` by a dense Cholesky (O(n² m + n³)) when n ≤ m, by Woodbury (O(n m² + m³))
     otherwise; given ``gram`` = ΦᵀΦ (:func:`gram`, spectral generators), by Woodbury on
-    σ² diag(a) G diag(a) (O(n m + m³)) whenever that is cheaper than the dense way."""
+    σ² diag(a) G diag(a) (O(n m + m³)) whenever that is cheaper than the dense way; given
+    ``site_covariance`` (a :class:`~pinnprob.inference.site_covariance.SiteCovariance` of the same
+    sites, spectral generators), by a dense Cholesky of σ²ΨΨᵀ formed from it (O(R n² + n³)),
+    which then takes precedence."""
 
     arg_constraints = {"loc": constraints.real_vector, "noise": constraints.positive}
     support = constraints.real_vector
-    pytree_data_fields = ("field", "loc", "noise", "gram")  # everything it holds (NumPyro's pytree contract)
+    # everything it holds (NumPyro's pytree contract)
+    pytree_data_fields = ("field", "loc", "noise", "gram", "site_covariance")
 
-    def __init__(self, field: GenerativeField, loc, noise, *, gram=None, validate_args=None):
+    def __init__(self, field: GenerativeField, loc, noise, *, gram=None, site_covariance=None, validate_args=None):
         if not field.gaussian:
             raise TypeError("the collapsed likelihood needs a Gaussian generator")
         self.field, self.loc, self.noise = field, jnp.asarray(loc), jnp.asarray(noise)
         self.gram = None if gram is None else jnp.asarray(gram)
         _uses_gram(field, self.gram)  # validates gram's shape and the generator's kind, before any work
+        _check_site_covariance(field, site_covariance)
+        self.site_covariance = site_covariance
         super().__init__(batch_shape=(), event_shape=field.event_shape, validate_args=validate_args)
 
     @property
@@ -97,10 +110,36 @@ class CollapsedGaussian(dist.Distribution):
     def log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
         r = value - self.loc
+        if self.site_covariance is not None:
+            K = self.site_covariance(_scales(self.field) ** 2)
+            s2 = self.noise**2 + _site_variance(self.field)
+            return _dense_gaussian_logpdf(r, K + s2 * jnp.eye(K.shape[0]))
         if not self._gram_path:  # the field's own site variance goes with the noise
             return _lowrank_gaussian_logpdf(r, self.field.basis(), self.noise**2 + self.field.site_variance())
         return _gram_gaussian_logpdf(r, self.field.features, _scales(self.field), self.gram,
                                      self.noise**2 + _site_variance(self.field))
+
+
+def _check_site_covariance(field: GenerativeField, sc) -> None:
+    if sc is None:
+        return
+    if not isinstance(field.generator, AbstractDiagonalGenerator):
+        raise TypeError("a site covariance applies only to generators with Ψ = Φ diag(branch) (the spectral one)")
+    if field.batch_shape != ():
+        raise ValueError("the site-covariance path takes an unbatched field")
+    n, m = field.event_shape[0], field.latent_dim
+    if sc.blocks.shape[1:] != (n, n) or sc.num_modes != m:
+        raise ValueError(f"the site covariance is for {sc.blocks.shape[1]} sites and {sc.num_modes} modes; "
+                         f"this field has {n} and {m}")
+
+
+def _dense_gaussian_logpdf(r, C):
+    """log N(r | 0, C) by a Cholesky of C (n, n), r (..., n)."""
+    n = C.shape[-1]
+    L = jnp.linalg.cholesky(C)
+    w = solve_triangular(L, r.reshape(-1, n).T, lower=True).T.reshape(r.shape)
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L)))
+    return -0.5 * (jnp.sum(w**2, -1) + logdet + n * math.log(2 * math.pi))
 
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:
@@ -128,11 +167,13 @@ def _gram_gaussian_logpdf(r, Phi, d, G, eps):
     return -0.5 * (quad + logdet + n * math.log(2 * math.pi))
 
 
-def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
+def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, site_covariance=None):
     """One exact draw of z | y for y − mean = σΨz + ε, z ~ N(0, I_m), ε ~ N(0, noise² I).
 
     Without ``gram``, by Matheron's rule (O(n² m + n³)): z* = z + Sᵀ(SSᵀ + noise² I)⁻¹(resid − Sz − noise ε),
-    S = σΨ. With ``gram`` = ΦᵀΦ (spectral generators), when cheaper, from the posterior precision
+    S = σΨ; with ``site_covariance`` (spectral generators), SSᵀ comes from it and S z, Sᵀw from the
+    trunk (O(n m + R n² + n³); the draw is exact for the model that the likelihood evaluated). With
+    ``gram`` = ΦᵀΦ (spectral generators), when cheaper, from the posterior precision
     P = I + SᵀS/noise² (O(n m + m³)): z* = P⁻¹Sᵀresid/noise² + L⁻ᵀη, LLᵀ = P, η ~ N(0, I)."""
     n, m = field.event_shape[0], field.latent_dim
     k1, k2 = jax.random.split(key)
@@ -143,24 +184,32 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None):
         L = jnp.linalg.cholesky(P)
         mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / s)  # Φᵀresid, dense or separable Φ
         return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
-    S = field.basis()
     z = jax.random.normal(k1, (m,))
     e = jax.random.normal(k2, (n,))
     s2 = noise**2 + field.site_variance()  # (n,): the noise and the field's part below its resolution
+    if site_covariance is not None:
+        _check_site_covariance(field, site_covariance)
+        d, Phi = _scales(field), field.features
+        C = site_covariance(d**2) + jnp.diag(s2 * jnp.ones(n))
+        L = jnp.linalg.cholesky(C)
+        w = cho_solve((L, True), resid - Phi @ (d * z) - jnp.sqrt(s2) * e)
+        return z + d * (w @ Phi)
+    S = field.basis()
     C = S @ S.T + jnp.diag(s2 * jnp.ones(n))
     L = jnp.linalg.cholesky(C)
     w = cho_solve((L, True), resid - S @ z - jnp.sqrt(s2) * e)
     return z + S.T @ w
 
 
-def collapse_pays(n: int, m: int, with_gram: bool = True) -> bool:
-    """Collapsed or latent? A collapsed gradient costs min(n²m + n³/3, nm + m³/3) with the Gram matrix of
-    a spectral trunk (nm² + m³/3 without; :func:`collapsed_cost`) and NUTS needs about 15 of them per
+def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = None) -> bool:
+    """Collapsed or latent? A collapsed gradient costs the cheapest of :func:`collapsed_cost`'s paths
+    (dense n²m + n³/3; Gram nm + m³/3 or Woodbury nm² + m³/3; with a site covariance of rank R,
+    mR + Rn² + n³/3) and NUTS needs about 15 of them per
     draw in 3-4 dimensions; a latent gradient costs about nm + 300m (trunk product, tabulated branch and
     NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
     in (θ, z): see docs/results/sbc.md). Collapse when a collapsed gradient is cheap outright
     (≤ 5·10⁸ flops, tens of ms: its few-parameter posterior mixes more reliably) or less than 50× a
     latent one (measured trade-off: docs/results/inference.md)."""
-    collapsed = collapsed_cost(n, m, with_gram)[0]
+    collapsed = collapsed_cost(n, m, with_gram, rank)[0]
     latent = n * m + 300 * m
     return collapsed <= 5e8 or collapsed < 50 * latent

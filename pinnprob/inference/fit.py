@@ -27,14 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.arviz_data import to_arviz
-from pinnprob.inference.collapsed import collapse_pays
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import ModelParams, ModelSpec, build_model, gram_for, model_generator, reduce_prior
+from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, collapses, gram_for, model_generator,
+                                      reduce_prior, site_covariance_for)
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field
-from pinnprob.inference.runners import run_method
+from pinnprob.inference.runners import chain_method_for, run_method
 
 __all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
@@ -94,7 +93,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
-        jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None):
+        jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None,
+        chain_method: str | None = None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
@@ -118,7 +118,16 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     is cheaper than sampling the latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). A
     spectral prior keeps only the modes needed down to the range prior's 0.5 % quantile
     (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
-    modes of ν = 1), and the variance of the modes left out goes with the noise, per site.
+    modes of ν = 1), and the variance of the modes left out goes with the noise, per site. With up to
+    about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
+    precomputed matrices (:class:`~pinnprob.inference.site_covariance.SiteCovariance`; relative
+    error bound ≤ 1e-4), so its gradient costs about what an exact GP's does, whatever the number
+    of modes. The ``pinnprob`` attribute says which path was taken (``collapsed_path``).
+
+    ``chain_method`` (NumPyro NUTS): ``"sequential"``, ``"parallel"`` (one chain per device) or
+    ``"vectorized"``; by default parallel when there are as many local devices as chains, else
+    sequential (:func:`~pinnprob.inference.runners.chain_method_for`; the ``pinnprob`` attribute says
+    which ran).
 
     ``method``: ``"nuts"`` (NumPyro), ``"blackjax"``, ``"svi"`` or ``"laplace"`` — for a Gaussian
     likelihood, the parameters' posterior mode on the collapsed model, the Laplace approximation there
@@ -149,7 +158,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                              method=method, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                              seed=seed, buffer=buffer, time_scale=time_scale, svi_steps=svi_steps,
                              progress_bar=progress_bar, jitter=jitter, covariate_names=covariate_names,
-                             solver="auto" if solver is None else solver)
+                             solver="auto" if solver is None else solver, chain_method=chain_method)
     if times is not None or time_scale is not None or solver is not None:
         raise ValueError(f"times=, time_scale= and solver= are for space-time priors; this prior is for {prior.data_kind} "
                          "data")
@@ -163,6 +172,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     if covariate_names is None and hasattr(covariates, "columns"):
         covariate_names = [str(c) for c in covariates.columns]
     X, y, Z = check_inputs(X, y, covariates, likelihood, method, prior, priors, fixed)
+    chain_method = chain_method_for(chain_method, num_chains)
     if covariate_names is not None:
         covariate_names = [str(c) for c in covariate_names]
         if Z is None or len(covariate_names) != Z.shape[1]:
@@ -196,8 +206,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     prior, tail = reduce_prior(prior, params, range_floor, mode_tol)
     tail = tail if likelihood == "gaussian" else None
     if collapsed is None:
-        collapsed = likelihood == "gaussian" and prior.gaussian and collapse_pays(
-            X.shape[0], prior.latent_dim, isinstance(prior.generator, AbstractDiagonalGenerator))
+        collapsed = likelihood == "gaussian" and prior.gaussian and collapses(prior, X.shape[0])
     Xu = jnp.asarray(cmap.to_unit(X))
     # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
     # it, from its 1-D tables when the trunk is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000
@@ -205,18 +214,19 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     features = prior.generator.features(Xu) if collapsed else prior.generator.product_features(Xu)
     gen = model_generator(prior, params)
     G = gram_for(prior, features, collapsed)
+    SC = site_covariance_for(prior, gen, features, params.theta_bounds(), collapsed)
     model = build_model(ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
         Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,
-        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G))
+        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G, site_covariance=SC))
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
-                                                       num_chains, svi_steps, progress_bar)
+                                                       num_chains, svi_steps, progress_bar, chain_method)
     if collapsed:
         samples["field"], samples["field_latent"] = recover_field(gen, G, features, params, samples, yj, Z, tail,
-                                                                  k_field, field_draws, jitter)
+                                                                  k_field, field_draws, jitter, SC)
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",) and k not in fixed}
     meta = {
         "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": fixed.get("nu"),
@@ -224,7 +234,14 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "prior_config": prior.config.to_dict(), "prior_fingerprint": base_fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,
+        "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
+        # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
+        # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
+        "collapsed_path": ("latent" if not collapsed else "reduced" if SC is not None else "gram" if G is not None
+                           else "dense"),
     }
+    if SC is not None:
+        meta["site_covariance"] = {"rank": SC.rank, "error_bound": SC.error}
     if laplace_info is not None:
         meta["laplace"] = laplace_info
     attrs = {"pinnprob": json.dumps(meta),

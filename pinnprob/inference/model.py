@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,13 +19,21 @@ import numpyro
 import numpyro.distributions as dist
 
 from pinnprob.generators.base import AbstractDiagonalGenerator
-from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, gram
+from pinnprob.inference.collapsed import CollapsedGaussian, collapse_pays, collapsed_cost, gram
 from pinnprob.inference.data import CoordinateMap
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.reparam import latent_field
+from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
 
-__all__ = ["ModelParams", "ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for"]
+__all__ = ["ModelParams", "ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for",
+           "collapsed_path", "collapses", "site_covariance_for"]
+
+# the cost model's guess of a site covariance's rank (measured: 17-20 for the shipped Matérn prior at
+# tolerance 1e-4), the most entries its R n × n blocks may hold, and the tolerance on its error bound
+SITE_COVARIANCE_RANK = 24
+SITE_COVARIANCE_ENTRIES = 1.5e8
+SITE_COVARIANCE_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -105,21 +114,28 @@ def model_generator(prior, params: ModelParams):
     return prior.generator.for_inference(params.theta_bounds())
 
 
+class TruncationTail(eqx.Module):
+    """θ ↦ Σ_k D_k(θ)⁻², the variance (σ = 1) of the modes with eigenvalues ``eigenvalues`` (a module, not
+    a closure: jitted functions of it compile once for its shapes)."""
+
+    spde: Any
+    eigenvalues: jax.Array
+
+    def __call__(self, theta):
+        return jnp.exp(jax.nn.logsumexp(-2.0 * self.spde.log_symbol(self.eigenvalues, theta)))
+
+
 def truncation_tail(spde, full_eigenvalues, num_kept: int):
     """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of θ (unit box):
     Σ_{k ≥ m} D_k(θ)⁻² over the full trunk's eigenvalues λ_k, from the diagonal SPDE's symbol (the
     exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1 over the unit
     box, so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
     variance (the modified predictive process of Finley et al. 2009), so that the nugget does not
-    absorb it. Returns None when nothing was left out."""
+    absorb it. A :class:`TruncationTail`, or None when nothing was left out."""
     lam = jnp.asarray(full_eigenvalues)[num_kept:]
     if lam.size == 0:
         return None
-
-    def tail(theta):
-        return jnp.exp(jax.nn.logsumexp(-2.0 * spde.log_symbol(lam, theta)))
-
-    return tail
+    return TruncationTail(spde, lam)
 
 
 def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: float):
@@ -140,12 +156,44 @@ def obs_scale(noise, sigma, theta, tail):
     return noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(theta))
 
 
+def _site_rank(prior, n: int) -> int | None:
+    """The rank the cost model assumes for a site covariance, or None where there can be none (not a
+    spectral generator, or too many sites for its blocks)."""
+    diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
+    fits = SITE_COVARIANCE_RANK * n * n <= SITE_COVARIANCE_ENTRIES
+    return SITE_COVARIANCE_RANK if diagonal and fits else None
+
+
+def collapsed_path(prior, n: int) -> str:
+    """How a collapsed likelihood at ``n`` sites evaluates this prior's covariance, by the cost model
+    (:func:`~pinnprob.inference.collapsed.collapsed_cost`): 'reduced' (a site covariance), 'gram',
+    'dense' or 'woodbury'."""
+    diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
+    return collapsed_cost(n, prior.latent_dim, diagonal, _site_rank(prior, n))[1]
+
+
+def collapses(prior, n: int) -> bool:
+    """Whether the collapsed form pays at ``n`` sites (:func:`~pinnprob.inference.collapsed.collapse_pays`)."""
+    diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
+    return collapse_pays(n, prior.latent_dim, diagonal, _site_rank(prior, n))
+
+
 def gram_for(prior, features, collapsed):
-    """ΦᵀΦ when the collapsed likelihood will use it (diagonal generator and cheaper), else None."""
-    if not collapsed or not isinstance(prior.generator, AbstractDiagonalGenerator):
+    """ΦᵀΦ when the collapsed likelihood will use it (diagonal generator and cheapest), else None."""
+    if not collapsed or collapsed_path(prior, features.shape[0]) != "gram":
         return None
-    n, m = features.shape
-    return gram(features) if collapsed_cost(n, m, True)[1] == "gram" else None
+    return gram(features)
+
+
+def site_covariance_for(prior, generator, features, theta_bounds, collapsed):
+    """The :class:`~pinnprob.inference.site_covariance.SiteCovariance` of ``generator`` (the one the
+    model evaluates) at the sites of the dense ``features``, over ``theta_bounds``, when the collapsed
+    likelihood will use it (cheapest path, and its error bound ≤ ``SITE_COVARIANCE_TOL``); else None
+    (then the likelihood forms the covariance from the modes: exact, slower)."""
+    if not collapsed or collapsed_path(prior, features.shape[0]) != "reduced":
+        return None
+    sc = SiteCovariance.build(generator, features, theta_bounds, tol=SITE_COVARIANCE_TOL)
+    return sc if sc.error <= SITE_COVARIANCE_TOL else None
 
 
 _UNSET = object()
@@ -181,25 +229,36 @@ class ModelSpec:
     generator: Any = None
     tail: Any = None
     gram: Any = _UNSET
+    site_covariance: Any = _UNSET
 
 
 def build_model(spec: ModelSpec):
-    """The NumPyro model ``model(y=None)`` of :class:`ModelSpec` ``spec``, wrapped with
-    :func:`~pinnprob.inference.latent_field` (a latent field site is sampled through its latent z)."""
+    """The NumPyro model ``model(y=None, arrays=...)`` of :class:`ModelSpec` ``spec``, wrapped with
+    :func:`~pinnprob.inference.latent_field` (a latent field site is sampled through its latent z).
+
+    Its large arrays (the generator's tables, the trunk at the sites, ΦᵀΦ, the site covariance) are
+    the default of its ``arrays`` argument, also at ``model.arrays``: a sampler that traces the
+    model's arguments (NUTS with ``jit_model_args``, :func:`~pinnprob.inference.runners.run_nuts`)
+    passes them, so that they are compiled as inputs, not as literals in every compiled function
+    (65 MB of program text for a ν-free table at 4 357 distinct eigenvalues)."""
     prior, features, Z, likelihood, params = spec.prior, spec.features, spec.Z, spec.likelihood, spec.params
     sigma_prior, noise_prior = spec.sigma_prior, spec.noise_prior
     collapsed, jitter, tail = spec.collapsed, spec.jitter, spec.tail
     gen = prior.generator if spec.generator is None else spec.generator
     # ΦᵀΦ, once, outside the model (``fit`` passes the one it also uses to recover the field)
     G = gram_for(prior, features, collapsed) if spec.gram is _UNSET else spec.gram
+    SC = (site_covariance_for(prior, gen, features, params.theta_bounds(), collapsed)
+          if spec.site_covariance is _UNSET else spec.site_covariance)
     ymean, ysd = spec.y_info
     p = 0 if Z is None else Z.shape[1]
     zmean = None if Z is None else jnp.asarray(Z.mean(0))
     zsd = None if Z is None else jnp.asarray(Z.std(0))
     Zc = None if Z is None else jnp.asarray(Z) - zmean
     gauss = likelihood == "gaussian"
+    arrays, static = eqx.partition((gen, features, G, SC), eqx.is_array)
 
-    def model(y=None):
+    def model(y=None, arrays=arrays):
+        gen, features, G, SC = eqx.combine(arrays, static)
         values, sigma = params.sample(sigma_prior)
         theta = params.theta(values)
         icpt = numpyro.sample("intercept_centered", dist.Normal(ymean if gauss else 0.0, 2.0 * ysd if gauss else 3.0))
@@ -216,7 +275,7 @@ def build_model(spec: ModelSpec):
             noise = numpyro.sample("noise", noise_prior)
             scale = obs_scale(noise, sigma, theta, tail)
             if collapsed:
-                numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G), obs=y)
+                numpyro.sample("y", CollapsedGaussian(field, eta, scale, gram=G, site_covariance=SC), obs=y)
                 return
             f = numpyro.sample("field", field)  # its latent part; the site part goes with the noise
             scale = jnp.sqrt(scale**2 + field.site_variance())
@@ -228,4 +287,6 @@ def build_model(spec: ModelSpec):
             else:
                 numpyro.sample("y", dist.Bernoulli(logits=eta + f).to_event(1), obs=y)
 
-    return latent_field(model)
+    wrapped = latent_field(model)
+    wrapped.arrays = arrays
+    return wrapped

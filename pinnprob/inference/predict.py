@@ -18,6 +18,7 @@ from pinnprob.inference.arviz_data import group
 from pinnprob.inference.data import CoordinateMap
 from pinnprob.inference.model import ModelParams
 from pinnprob.inference.distribution import GenerativeField
+from pinnprob.inference.sharding import shard_sites, site_mesh
 
 __all__ = ["fit_prior", "predict", "fields_at"]
 
@@ -69,14 +70,16 @@ def fields_at(gen, feats, theta, sigma, Z, E=None):
 
 def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95),
             num_draws: int | None = None, chunk: int = 20_000, seed: int = 0, return_draws: bool = False,
-            include_noise: bool = False, observed=None):
+            include_noise: bool = False, observed=None, shard: bool | None = None):
     """Posterior predictive of the linear predictor at new sites X_new (n_new, 2), user units.
 
     ``idata`` is what :func:`fit` returned, in memory or read back from a file, with the prior it
     stores; ``prior``, if given, is checked to be the one the fit used (:func:`fit_prior`).
     Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
     and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
-    posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``.
+    posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``, each split
+    across the local devices when there are several (``shard``; default: then, for spatial fits;
+    :mod:`pinnprob.inference.sharding`).
 
     A space-time fit takes ``times`` (n_new,) too and is predicted by
     :func:`~pinnprob.inference.spacetime.predict_spacetime` (``num_draws`` default 200 there;
@@ -131,11 +134,16 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
     nb = min(_DRAW_BATCH, len(sel))
     pad = -len(sel) % nb
     theta = tuple(jnp.concatenate([t, jnp.repeat(t[-1:], pad, axis=0)]) for t in theta)
+    mesh = site_mesh() if shard is None or shard else None
     for start in range(0, len(Xn), chunk):
-        feats = gen.product_features(jnp.asarray(U[start:start + chunk]))  # separable: chunk × 2√m numbers
+        # the chunk's sites across the devices (padded to a multiple of their number); XLA partitions
+        # the trunk and the products below along them
+        Uc, nc = shard_sites(U[start:start + chunk], mesh)
+        feats = gen.product_features(Uc)  # separable: chunk × 2√m numbers
         eta = icpt[:, None] + (0.0 if beta is None else beta @ Zn[start:start + chunk].T)
-        E = jax.random.normal(jax.random.fold_in(jax.random.key(seed), start), (len(theta[0]), feats.shape[0]), dtype)
-        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta), E[b:b + nb]))
+        E = jax.random.normal(jax.random.fold_in(jax.random.key(seed), start), (len(theta[0]), nc), dtype)
+        E = shard_sites(E, mesh, axis=1)[0]
+        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta), E[b:b + nb]))[:, :nc]
                             for b in range(0, len(sel), nb)])[:len(sel)]
         out[:, start:start + chunk] = eta + f
     res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),

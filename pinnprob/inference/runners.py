@@ -14,14 +14,38 @@ import numpyro
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "run_method"]
+__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "run_method", "chain_method_for"]
+
+CHAIN_METHODS = ("sequential", "parallel", "vectorized")
 
 
-def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar):
-    """NumPyro's NUTS, ``num_chains`` chains run one after another."""
+def chain_method_for(chain_method: str | None, num_chains: int) -> str:
+    """NumPyro's ``chain_method`` for a fit: as given, or by default ``"parallel"`` (one chain per
+    device, through ``jax.pmap``) when there are several chains and as many local devices, else
+    ``"sequential"``. ValueError for an unknown one, or ``"parallel"`` with too few devices."""
+    if chain_method is None:
+        return "parallel" if 1 < num_chains <= jax.local_device_count() else "sequential"
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
+    if chain_method == "parallel" and num_chains > jax.local_device_count():
+        raise ValueError(f"chain_method='parallel' runs one chain per device: {num_chains} chains, "
+                         f"{jax.local_device_count()} device(s) (on a CPU, set "
+                         "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts)")
+    return chain_method
+
+
+def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, chain_method: str = "sequential"):
+    """NumPyro's NUTS, ``num_chains`` chains run by ``chain_method`` (:func:`chain_method_for`); the
+    chains' keys are split from ``key`` alike for every chain method, so their draws agree up to
+    floating-point rounding."""
+    # a model from build_model takes its large arrays as an argument: traced (jit_model_args), they are
+    # compiled as inputs rather than as literals
+    arrays = getattr(model, "arrays", None)
+    kwargs = {"y": y} if arrays is None else {"y": y, "arrays": arrays}
     mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                chain_method="sequential", progress_bar=progress_bar)
-    mcmc.run(key, y=y, extra_fields=("diverging", "num_steps"))
+                chain_method=chain_method, progress_bar=progress_bar and chain_method != "parallel",
+                jit_model_args=arrays is not None)
+    mcmc.run(key, extra_fields=("diverging", "num_steps"), **kwargs)
     samples = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)
     stats = {"diverging": extra["diverging"], "n_steps": extra["num_steps"]}
@@ -165,16 +189,17 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     return samples, {}, info
 
 
-def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_steps, progress_bar):
+def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_steps, progress_bar,
+               chain_method: str = "sequential"):
     """The sampler ``method`` names ("nuts", "blackjax", "laplace", "svi") on ``model``: (samples as NumPy
     arrays, stats, laplace info or None, seconds), the clock stopped after the draws are ready (JAX
-    dispatch is asynchronous)."""
+    dispatch is asynchronous). ``chain_method`` is NumPyro's, for "nuts"."""
     import time
 
     t0 = time.perf_counter()
     info = None
     if method == "nuts":
-        samples, stats = run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
+        samples, stats = run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, chain_method)
     elif method == "blackjax":
         samples, stats = run_blackjax(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
     elif method == "laplace":

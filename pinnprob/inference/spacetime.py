@@ -35,7 +35,7 @@ from pinnprob.inference.arviz_data import group, to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import ModelParams
 from pinnprob.inference.priors import pc_sigma
-from pinnprob.inference.runners import run_method
+from pinnprob.inference.runners import chain_method_for, run_method
 
 __all__ = ["TimeMap", "check_spacetime_inputs", "fit_spacetime", "predict_spacetime", "spacetime_model"]
 
@@ -179,7 +179,8 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
                   priors: dict | None = None, fixed: dict | None = None, method: str = "nuts",
                   num_warmup: int = 500, num_samples: int = 500, num_chains: int = 1, seed: int = 0,
                   buffer: float = 0.5, time_scale: float | None = None, svi_steps: int = 3000,
-                  progress_bar: bool = True, jitter: float = 1e-5, covariate_names=None, solver: str = "auto"):
+                  progress_bar: bool = True, jitter: float = 1e-5, covariate_names=None, solver: str = "auto",
+                  chain_method: str | None = None):
     """Fit a Gaussian space-time model with a space-time generative prior (see the module docstring);
     ``pinnprob.fit(X, y, times=..., prior=...)`` calls this. Returns ArviZ data as :func:`pinnprob.fit`
     does, with the SPDE's parameters in the user's units (``range`` in coordinate units, ``time_range``
@@ -201,6 +202,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     if covariate_names is None and hasattr(covariates, "columns"):
         covariate_names = [str(c) for c in covariates.columns]
     X, t, y, Z = check_spacetime_inputs(X, times, y, covariates, method, prior, priors, fixed, time_scale)
+    chain_method = chain_method_for(chain_method, num_chains)
     if covariate_names is not None:
         covariate_names = [str(c) for c in covariate_names]
         if Z is None or len(covariate_names) != Z.shape[1]:
@@ -223,7 +225,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     k_run = jax.random.key(seed)
     yj = jnp.asarray(y)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
-                                                       num_chains, svi_steps, progress_bar)
+                                                       num_chains, svi_steps, progress_bar, chain_method)
     posterior = {k: v for k, v in samples.items() if k != "intercept_centered" and k not in fixed}
     meta = {
         "data_kind": "space-time", "coordinate_map": asdict(cmap), "time_map": asdict(tmap),
@@ -231,6 +233,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
         "prior_config": prior.config.to_dict(), "prior_fingerprint": prior.fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed, "jitter": jitter, "solver": how,
+        "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
         "units": {n: _unit_label(space.axis(n)) for n in space.names},
     }
     if laplace_info is not None:
