@@ -4,7 +4,7 @@
     python benchmarks/meuse.py --quick    # a smoke run: 2 folds, tiny MCMC, writes under /tmp
 
 Model (both methods, same priors): log zinc = intercept + β·√dist + f(x, y) + ε, f a Matérn field
-with practical range ρ, marginal sd σ and smoothness ν ~ U(1, 2.5) (the shipped prior's ν range),
+with practical range ρ, marginal sd σ and smoothness ν uniform over the shipped prior's ν range,
 ε ~ N(0, noise²). Priors are those ``pinnprob.fit`` uses by default, passed explicitly to both:
 range: PC prior with P(ρ < extent/10) = 0.05 truncated to the shipped prior's range in metres;
 σ: PC prior with P(σ > 2 sd(y)) = 0.05; noise: half-normal(sd(y)); intercept (at mean √dist):
@@ -260,6 +260,7 @@ def main(argv=None):
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--render", action="store_true", help="only rewrite the page from the JSON of the last run")
+    ap.add_argument("--shared", action="store_true", help="say on the page that other work shared the machine")
     args = ap.parse_args(argv)
     if args.render:
         doc = ROOT / "docs/case_studies/meuse.md"
@@ -286,6 +287,10 @@ def main(argv=None):
         w = s_ex[k].ravel()
         summ["exact GP"][k] = [float(w.mean()), float(w.std()), *map(float, np.quantile(w, [0.05, 0.95]))]
     div_full = {"pinnprob": int(idata.sample_stats["diverging"].values.sum()), "exact GP": int(s_ex["diverging"].sum())}
+    meta = json.loads(idata.attrs["pinnprob"])
+    fit_info = {"collapsed_path": meta.get("collapsed_path"), "site_covariance": meta.get("site_covariance"),
+                "modes": fit_prior(idata)[0].latent_dim, "nu_range": list(prior.param_range.nu),
+                "range_floor_unit": prior.param_range.range[0], "range_floor_km": range_floor()}
     figures(idata, X, y, z, P, fig_dir, grid=40 if args.quick else 120, seed=args.seed)
     print("full fit done", time.perf_counter() - t_start, flush=True)
 
@@ -307,7 +312,7 @@ def main(argv=None):
         print(f"fold {f}: " + ", ".join(f"{r['method']} rmse {r['rmse']:.3f} crps {r['crps']:.3f} ({r['seconds']:.0f} s)"
                                          for r in rows[-2:]), flush=True)
         report(args, nfold, warm, samp, cv_warm, cv_samp, summ, div_full, t_full, t_ex_full, rows, all_draws, y,
-               t_start, doc, fig_dir)
+               t_start, doc, fig_dir, fit_info)
 
 
 def _fold_se(rows, method: str, score: str) -> float:
@@ -317,7 +322,7 @@ def _fold_se(rows, method: str, score: str) -> float:
 
 
 def report(args, nfold, warm, samp, cv_warm, cv_samp, summ, div_full, t_full, t_ex_full, rows, all_draws, y,
-           t_start, doc, fig_dir):
+           t_start, doc, fig_dir, fit_info):
     """Pool the folds run so far and write the JSON and the page (rewritten after every fold)."""
     tested = ~np.isnan(all_draws["pinnprob"][0])
     pooled = {m: scores(all_draws[m][:, tested], y[tested]) for m in all_draws}
@@ -331,11 +336,16 @@ def report(args, nfold, warm, samp, cv_warm, cv_samp, summ, div_full, t_full, t_
     total = time.perf_counter() - t_start
     result = {"settings": {"warmup": warm, "samples": samp, "cv_warmup": cv_warm, "cv_samples": cv_samp,
                            "chains": 1, "folds": args.folds, "folds_run": nfold,
-                           "seed": args.seed, "quick": args.quick, "predictive_tail": True},
+                           "seed": args.seed, "quick": args.quick, "predictive_tail": True, "shared": args.shared,
+                           "nu_range": fit_info["nu_range"], "range_floor_unit": fit_info["range_floor_unit"],
+                           "range_floor_km": fit_info["range_floor_km"]},
+              "collapsed_path": fit_info["collapsed_path"], "site_covariance": fit_info["site_covariance"],
+              "modes": fit_info["modes"],
               "posterior_full": summ, "divergences_full": div_full, "seconds_full": {"pinnprob": t_full,
                                                                                    "exact GP": t_ex_full},
               "cv_folds": rows, "cv": pooled, "crps_diff": dcrps, "total_seconds": total,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+                         f"({len(os.sched_getaffinity(0))} given to this process), "
                          f"jax {jax.__version__}, numpyro {numpyro.__version__}, {jax.default_backend()}"}
     result["settings"]["folds_run"] = len(rows) // 2
     (doc.with_suffix(".json")).write_text(json.dumps(result, indent=1))
@@ -360,7 +370,8 @@ def render(r, fig_dir, doc) -> str:
         "",
         "    log zinc = intercept + β √dist + f(x, y) + ε,   f ~ Matérn(range ρ, σ, ν),   ε ~ N(0, noise²)",
         "",
-        ("with ν free in [1, 2.5] (the shipped prior's range), coordinates in km. The data are loaded from "
+        (f"with ν free in [{s.get('nu_range', [1.0, 2.5])[0]:g}, {s.get('nu_range', [1.0, 2.5])[1]:g}] (the shipped "
+         "prior's range), coordinates in km. The data are loaded from "
          "scikit-gstat (`pip install \"pinnprob[meuse]\"`, then `pinnprob.datasets.meuse()`); nothing is "
          "copied into this project. The script `examples/meuse.py` is the same analysis as a notebook; "
          "`python benchmarks/meuse.py` reproduces this page."),
@@ -382,9 +393,10 @@ def render(r, fig_dir, doc) -> str:
         "",
         (f"Settings: one NUTS chain everywhere; {s['warmup']} warm-up + {s['samples']} draws for the two "
          f"full-data fits, {s['cv_warmup']} + {s['cv_samples']} for each cross-validation fit (a fit costs "
-         "minutes here, for both methods); "
+         "tens of seconds here, for both methods); "
          f"{s['folds']}-fold cross-validation (a fixed random permutation, seed {s['seed']}), "
-         f"{s['folds_run']} folds run. Machine: {r['machine']}, shared with other work while it ran. "
+         f"{s['folds_run']} folds run. Machine: {r['machine']}"
+         + (", the other cores busy with other work while it ran (both methods alike). " if s.get("shared") else ". ")
          + (f"The whole script ran in {r['total_seconds'] / 60:.1f} min."
             if s["folds_run"] == s["folds"] else
             f"**Partial run:** {s['folds_run']} of {s['folds']} folds, {r['total_seconds'] / 60:.1f} min so far; "
@@ -405,20 +417,22 @@ def render(r, fig_dir, doc) -> str:
     lines += [
         "",
         (f"Divergent transitions: pinnprob {r['divergences_full']['pinnprob']}, exact GP "
-         f"{r['divergences_full']['exact GP']}. Time of the fit (one process on a shared 2-core CPU, "
+         f"{r['divergences_full']['exact GP']}. Time of the fit (one process, "
          "compilation included; for pinnprob also the recovery of the field): "
          f"pinnprob {r['seconds_full']['pinnprob']:.0f} s, exact GP {r['seconds_full']['exact GP']:.0f} s. "
-         "At n = 155 the exact GP is the cheaper one: its gradient is a 155 × 155 Cholesky, while `fit`'s "
-         "collapsed likelihood first forms that covariance from the prior's modes (several thousand with ν "
-         "free and this range floor; O(n²m)). pinnprob's advantage is at n in the thousands "
-         "([inference results](../results/inference.md))."),
+         + (f"`fit` integrated the field out and formed the 155 × 155 covariance from a site covariance of rank "
+            f"{r['site_covariance']['rank']} (relative error bound {r['site_covariance']['error_bound']:.1e} against "
+            f"the prior's {r['modes']} modes; `collapsed_path` = '{r['collapsed_path']}'), so a gradient costs a "
+            "155 × 155 Cholesky, as the exact GP's does."
+            if r.get("collapsed_path") == "reduced" else
+            "This run predates the site covariance: `fit`'s collapsed likelihood formed the covariance from the "
+            "prior's modes (several thousand with ν free and this range floor; O(n²m)), so the exact GP was the "
+            "cheaper one at n = 155.")),
         "",
-        ("**The range prior has a floor.** The shipped prior is valid for ranges down to 0.05 of its unit "
-         f"square; with `fit`'s default buffer the square is twice the data's extent, so ranges below "
-         f"{range_floor():.2f} km are outside it and the range prior is truncated there (for both methods, so "
-         "the comparison is like for like). The posterior leans on that floor: the data would allow somewhat "
-         "shorter ranges. A smaller `buffer` (or a prior trained down to shorter ranges) moves the floor; the "
-         "exact GP's numbers above are those of the same truncated model, not of an unrestricted one."),
+        (f"**The range prior has a floor.** The shipped prior is valid for ranges down to {s.get('range_floor_unit', 0.05):g} "
+         "of its unit square; with `fit`'s default buffer the square is twice the data's extent, so ranges below "
+         f"{s.get('range_floor_km', range_floor()):.2f} km are outside it and the range prior is truncated there (for both "
+         "methods, so the comparison is like for like)."),
         "",
         f"![posterior of the covariance parameters]({rel}/meuse_posterior.png)",
         "",
