@@ -25,7 +25,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from pinnprob.generators.base import AbstractDiagonalGenerator
-from pinnprob.inference.distribution import GenerativeField, _lowrank_gaussian_logpdf
+from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import dense_features
 
 __all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost"]
@@ -131,15 +131,6 @@ def _check_site_covariance(field: GenerativeField, sc) -> None:
     if sc.blocks.shape[1:] != (n, n) or sc.num_modes != m:
         raise ValueError(f"the site covariance is for {sc.blocks.shape[1]} sites and {sc.num_modes} modes; "
                          f"this field has {n} and {m}")
-
-
-def _dense_gaussian_logpdf(r, C):
-    """log N(r | 0, C) by a Cholesky of C (n, n), r (..., n)."""
-    n = C.shape[-1]
-    L = jnp.linalg.cholesky(C)
-    w = solve_triangular(L, r.reshape(-1, n).T, lower=True).T.reshape(r.shape)
-    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L)))
-    return -0.5 * (jnp.sum(w**2, -1) + logdet + n * math.log(2 * math.pi))
 
 
 def _scales(field: GenerativeField) -> Float[Array, " m"]:

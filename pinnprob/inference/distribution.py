@@ -163,6 +163,16 @@ class GenerativeField(dist.Distribution):
         return _lowrank_gaussian_logpdf(value, S, eps)
 
 
+def _dense_gaussian_logpdf(value, C):
+    """log N(value | 0, C) by a Cholesky of C (..., n, n); value (..., n), batch shapes broadcast."""
+    n = C.shape[-1]
+    batch = jnp.broadcast_shapes(value.shape[:-1], C.shape[:-2])
+    L = jnp.broadcast_to(jnp.linalg.cholesky(C), batch + (n, n))
+    w = solve_triangular(L, jnp.broadcast_to(value, batch + (n,))[..., None], lower=True)[..., 0]
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
+    return -0.5 * (jnp.sum(w**2, -1) + logdet + n * math.log(2 * math.pi))
+
+
 def _lowrank_gaussian_logpdf(value, S, eps):
     """log N(value | 0, S Sᵀ + diag(eps)), batched, eps (..., n) or (...) (then eps I); dense Cholesky if
     n ≤ m, Woodbury otherwise."""
@@ -171,11 +181,7 @@ def _lowrank_gaussian_logpdf(value, S, eps):
     eps = jnp.broadcast_to(eps[..., None] if eps.ndim < S.ndim - 1 else eps, S.shape[:-1])  # (..., n)
     value = jnp.broadcast_to(value, jnp.broadcast_shapes(value.shape, S.shape[:-1]))
     if n <= m:
-        C = S @ jnp.swapaxes(S, -1, -2) + eps[..., None] * jnp.eye(n)
-        L = jnp.linalg.cholesky(C)
-        w = solve_triangular(L, value[..., None], lower=True)[..., 0]
-        logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
-        return -0.5 * (jnp.sum(w**2, -1) + logdet + n * math.log(2 * math.pi))
+        return _dense_gaussian_logpdf(value, S @ jnp.swapaxes(S, -1, -2) + eps[..., None] * jnp.eye(n))
     # Woodbury with D = diag(eps): (D + S Sᵀ)^{-1} = D⁻¹ − D⁻¹S (I_m + SᵀD⁻¹S)^{-1} SᵀD⁻¹,
     # log det = log det D + log det(I_m + SᵀD⁻¹S)
     Sd = S / jnp.sqrt(eps)[..., None]  # D^{-1/2} S
