@@ -63,6 +63,7 @@ def main(argv=None):
     ap.add_argument("--nuts-sites", type=int, nargs="*", default=None, help="sizes that also run NUTS")
     ap.add_argument("--nuts-warmup", type=int, default=100)
     ap.add_argument("--nuts-samples", type=int, default=100)
+    ap.add_argument("--draws", type=int, default=500, help="laplace draws (4 importance proposals each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="a folder for device_check.json")
     ap.add_argument("--doc", default=None, help="write a page of the figures here (and its .json beside it)")
@@ -70,20 +71,26 @@ def main(argv=None):
     nuts_sites = [min(args.sites)] if args.nuts_sites is None else args.nuts_sites
     report = {"devices": [str(d) for d in jax.devices()], "backend": jax.default_backend(),
               "jax": jax.__version__, "machine": platform.processor() or platform.machine(),
-              "x64": bool(jax.config.jax_enable_x64), "truth": TRUTH, "runs": []}
+              "x64": bool(jax.config.jax_enable_x64), "matmul_precision": str(jax.config.jax_default_matmul_precision),
+              "truth": TRUTH, "draws": args.draws, "runs": []}
     print(f"devices: {report['devices']} ({report['backend']}, jax {report['jax']})", flush=True)
+
+    def save():  # after every step: a run cut short keeps what it measured
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "device_check.json").write_text(json.dumps(report, indent=1))
+
+    datasets = {}
+    # laplace and predict at every size first, NUTS after: the cheap figures survive a run cut short
     for n in args.sites:
         t0 = time.perf_counter()
-        X, y = data(n, args.seed)
+        X, y = datasets[n] = data(n, args.seed)
         row = {"n": n, "data_seconds": time.perf_counter() - t0}
-        idata, row["laplace"] = timed_fit(X, y, method="laplace", seed=args.seed)
+        report["runs"].append(row)
+        idata, row["laplace"] = timed_fit(X, y, method="laplace", num_samples=args.draws, seed=args.seed)
         print(f"n = {n}: laplace fit {row['laplace']['seconds']:.1f} s ({row['laplace']['path']}), means "
               + ", ".join(f"{k} {v:.3f}" for k, v in row["laplace"]["means"].items()), flush=True)
-        if n in nuts_sites:
-            _, row["nuts"] = timed_fit(X, y, method="nuts", num_warmup=args.nuts_warmup,
-                                       num_samples=args.nuts_samples, seed=args.seed)
-            print(f"n = {n}: nuts fit {row['nuts']['seconds']:.1f} s ({row['nuts']['path']}), means "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in row["nuts"]["means"].items()), flush=True)
+        save()
         Xn = np.random.default_rng(args.seed + 1).uniform(0, 1, (n, 2)) * np.array([5.0, 3.0])
         Xn = np.clip(Xn, X.min(0), X.max(0))
         for rep in range(2):
@@ -92,11 +99,17 @@ def main(argv=None):
             row[f"predict_seconds_{rep}"] = time.perf_counter() - t0
         print(f"n = {n}: predict {row['predict_seconds_0']:.1f} s (first), {row['predict_seconds_1']:.1f} s",
               flush=True)
-        report["runs"].append(row)
+        save()
+    for row in report["runs"]:
+        if row["n"] in nuts_sites:
+            X, y = datasets[row["n"]]
+            _, row["nuts"] = timed_fit(X, y, method="nuts", num_warmup=args.nuts_warmup,
+                                       num_samples=args.nuts_samples, seed=args.seed)
+            print(f"n = {row['n']}: nuts fit {row['nuts']['seconds']:.1f} s ({row['nuts']['path']}), means "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in row["nuts"]["means"].items()), flush=True)
+            save()
     print("RESULT " + json.dumps(report))
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "device_check.json").write_text(json.dumps(report, indent=1))
+    save()
     if args.doc:
         doc = Path(args.doc)
         doc.with_suffix(".json").write_text(json.dumps(report, indent=1))
@@ -135,7 +148,8 @@ def render(r: dict, args) -> str:
         lines.append(f"| {x['n']:,} | {la['seconds']:.1f} | {la['path']} | {fmt(la['means'])} | "
                      + (f"{nu['seconds']:.1f} | {fmt(nu['means'])}" if nu else "— | —")
                      + f" | {x['predict_seconds_0']:.1f} / {x['predict_seconds_1']:.2f} |")
-    lines += ["", "Numbers: `device_check.json` beside this page.", ""]
+    lines += ["", "Numbers: `device_check.json` beside this page. The first try on a GPU (an H200, 2026-12-04) "
+              "returned no figure of this check: [device_session.md](device_session.md) says why.", ""]
     return "\n".join(lines)
 
 

@@ -104,7 +104,9 @@ def sampler_check(prior, num: int = 4000, seed: int = 0):
     return out
 
 
-def sampling_speed(prior, n_sites: int = 10_000, num: int = 1000, mesh: int = 200):
+def sampling_speed(prior, n_sites: int = 10_000, num: int = 1000, mesh: int | None = 200):
+    """Seconds for ``num`` fields at ``n_sites`` sites from the generator (compilation apart) and, unless
+    ``mesh`` is None, from the FEM sampler on a ``mesh``² mesh."""
     space = prior.param_range
     values = {k: float(v) for k, v in space.values(space.from_unit(np.full(space.dim, 0.5))).items()}
     X = np.random.default_rng(0).uniform(0, 1, (n_sites, 2))
@@ -114,6 +116,8 @@ def sampling_speed(prior, n_sites: int = 10_000, num: int = 1000, mesh: int = 20
     t0 = time.perf_counter()
     jax.block_until_ready(prior.sample(jax.random.key(1), X, num_samples=num, **values))
     gen_s = time.perf_counter() - t0
+    if mesh is None:
+        return {"sites": n_sites, "fields": num, "generator_s": gen_s, "generator_compile_s": compile_s}
     t0 = time.perf_counter()
     fem = fem_for(values, mesh)
     setup = time.perf_counter() - t0
@@ -291,7 +295,20 @@ def main(argv=None) -> int:
     ap.add_argument("--notes", default=None, help="a file whose text goes under 'Notes'")
     ap.add_argument("--render", action="store_true", help="only rewrite the page from nonstationary.json")
     ap.add_argument("--speed-only", action="store_true", help="rerun the speed parts into nonstationary.json")
+    ap.add_argument("--device", type=int, nargs="*", default=None, metavar="N",
+                    help="only the generator's sampling time and the gradient cost at these n (for an "
+                         "accelerator; the FEM sampler is not rerun) into OUT/nonstationary_device.json")
     args = ap.parse_args(argv)
+    if args.device is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        prior = pinnprob.pretrained("matern2d-nonstationary") if args.prior is None else pinnprob.load(args.prior)
+        res = {"where": f"{jax.default_backend()} ({', '.join(str(d) for d in jax.devices())}, jax {jax.__version__})"}
+        res["speed"] = sampling_speed(prior, mesh=None)
+        print(res["speed"], flush=True)
+        res["gradients"] = gradient_cost(prior, ns=tuple(args.device or (1000, 2000, 5000)), reps=3)
+        (out / "nonstationary_device.json").write_text(json.dumps(res, indent=1))
+        return 0
     if args.speed_only:
         out = Path(args.out)
         res = json.loads((out / "nonstationary.json").read_text())
