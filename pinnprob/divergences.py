@@ -33,6 +33,13 @@ __all__ = [
 
 # eps inside square roots: the value is the exact √λ, the gradient that of √(λ + eps).
 _SQRT_EPS = 1e-12
+
+
+def _matrix_sqrt_eps(dtype) -> float:
+    """gaussian_w2's default eps: above the round-off with which a float32 ``eigh`` returns the zero
+    eigenvalues of a rank-deficient matrix (≈ 1e-7 ‖P‖, of either sign), which with eps = 1e-12
+    dominate √(λ + eps) and can flip the sign of the smoothed gradient along P's null space."""
+    return 1e-6 if jnp.finfo(dtype).bits <= 32 else _SQRT_EPS
 # tiny added under the norm in the energy distance: ‖v‖ ≈ √(‖v‖² + tiny).
 _NORM_TINY = 1e-12
 # Median-heuristic multipliers for the default MMD bandwidths.
@@ -114,7 +121,7 @@ def _bures_cross_term(cov_p: Float[Array, "K K"], cov_q: Float[Array, "K K"], ep
 
 
 def gaussian_w2(
-    cov_p: Float[Array, "K K"], cov_q: Float[Array, "K K"], eps: float = _SQRT_EPS
+    cov_p: Float[Array, "K K"], cov_q: Float[Array, "K K"], eps: float | None = None
 ) -> Float[Array, ""]:
     """Squared 2-Wasserstein (Bures) distance between N(0, P) and N(0, Q); a scalar.
 
@@ -124,8 +131,10 @@ def gaussian_w2(
     The value is exact. The gradient is that of the same formula with every square
     root √λ replaced by √(λ + eps): the exact gradient, I − T with T the optimal
     transport map, is unbounded as an eigenvalue of ``P`` tends to 0 (for K = 1,
-    d/dp (√p − √q)² = 1 − √(q/p)), so ``eps`` (a static Python float) bounds it by
-    about √(q / eps) while keeping its sign. This costs a second evaluation.
+    d/dp (√p − √q)² = 1 − √(q/p)), so ``eps`` (a static Python float; default 1e-6 in
+    float32, where ``eigh``'s round-off of a zero eigenvalue is about 1e-7 ‖P‖, and 1e-12
+    in float64) bounds it by about √(q / eps) while keeping its sign. This costs a second
+    evaluation.
 
     Precision: a zero eigenvalue comes back from ``eigh`` as round-off δ ≈ 1e-7 ‖P‖ in
     float32, and √δ ≈ 3e-4 √‖P‖, so for (nearly) rank-deficient matrices expect
@@ -133,6 +142,7 @@ def gaussian_w2(
     float64 reference to about 1e-5 relative.
     """
     # W2² = tr P + tr Q − 2 tr (P^{1/2} Q P^{1/2})^{1/2}
+    eps = _matrix_sqrt_eps(jnp.result_type(cov_p, cov_q)) if eps is None else eps
     exact = _bures_cross_term(jax.lax.stop_gradient(cov_p), jax.lax.stop_gradient(cov_q), 0.0)
     smooth = _bures_cross_term(cov_p, cov_q, eps)
     cross = smooth + jax.lax.stop_gradient(exact - smooth)
