@@ -59,7 +59,8 @@ def test_log_prob_matches_dense_gaussian_both_paths(prior, sites):
             X = np.random.default_rng(n).uniform(0, 1, (n, 2))
             d = prior.distribution(X, range=0.5, nu=2.0, sigma=1.3, jitter=1e-3)
             v = d.sample(jax.random.key(3), (2,))
-            ref = dist.MultivariateNormal(jnp.zeros(n), d.covariance_matrix).log_prob(v)
+            # jitted, the arrays as arguments: an eager dense MultivariateNormal takes seconds at n ~ 500
+            ref = jax.jit(lambda C, v: dist.MultivariateNormal(jnp.zeros(n), C).log_prob(v))(d.covariance_matrix, v)
             np.testing.assert_allclose(d.log_prob(v), ref, rtol=1e-6)
 
 
@@ -161,22 +162,25 @@ def test_collapsed_gram_path_equals_marginal_gaussian(prior):
         G = gram(d.features)
         c = CollapsedGaussian(d, mean, 0.25, gram=G)
         assert c._gram_path
-        y = c.sample(jax.random.key(0), (2,))
-        S = d.basis()
-        ref = dist.MultivariateNormal(mean, S @ S.T + jnp.diag(d.site_variance()) + 0.0625 * jnp.eye(n)).log_prob(y)
-        np.testing.assert_allclose(c.log_prob(y), ref, rtol=1e-8)
+        # jitted, the arrays as arguments (not constants to fold), here and below: one compilation each
+        # instead of hundreds of eager operations (an eager dense MultivariateNormal at n = 3m: ~20 s)
+        y = jax.jit(lambda c, k: c.sample(k, (2,)))(c, jax.random.key(0))
+        ref = jax.jit(lambda mean, S, v, y: dist.MultivariateNormal(
+            mean, S @ S.T + jnp.diag(v) + 0.0625 * jnp.eye(n)).log_prob(y))(mean, d.basis(), d.site_variance(), y)
+        np.testing.assert_allclose(jax.jit(lambda c, y: c.log_prob(y))(c, y), ref, rtol=1e-8)
         # and its gradient in the parameters, through the branch network
-        def lp(r, s, noise):
+        def lp(r, s, noise, X, mean, G, y0):
             f = prior.distribution(X, range=r, nu=1.2, sigma=s)
-            return CollapsedGaussian(f, mean, noise, gram=G).log_prob(y[0])
+            return CollapsedGaussian(f, mean, noise, gram=G).log_prob(y0)
 
-        def lp_ref(r, s, noise):
+        def lp_ref(r, s, noise, X, mean, G, y0):
             fr = prior.distribution(X, range=r, nu=1.2, sigma=s)
             Sr = fr.basis()
-            return dist.MultivariateNormal(mean, Sr @ Sr.T + jnp.diag(fr.site_variance()) + noise**2 * jnp.eye(n)).log_prob(y[0])
+            return dist.MultivariateNormal(mean, Sr @ Sr.T + jnp.diag(fr.site_variance()) + noise**2 * jnp.eye(n)).log_prob(y0)
 
-        np.testing.assert_allclose(jax.grad(lp, (0, 1, 2))(0.45, 0.8, 0.25),
-                                   jax.grad(lp_ref, (0, 1, 2))(0.45, 0.8, 0.25), rtol=1e-6)
+        args = (0.45, 0.8, 0.25, jnp.asarray(X), mean, G, y[0])
+        np.testing.assert_allclose(jax.jit(jax.grad(lp, (0, 1, 2)))(*args), jax.jit(jax.grad(lp_ref, (0, 1, 2)))(*args),
+                                   rtol=1e-6)
     with pytest.raises(ValueError, match="gram must have shape"):
         CollapsedGaussian(d, mean, 0.25, gram=jnp.eye(3))
 

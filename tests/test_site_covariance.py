@@ -61,6 +61,33 @@ def test_error_bound_holds_against_the_modes(setup):
     assert 1e-4 < err <= float(small.error_at(jnp.asarray(s, Phi.dtype))) * 1.05
 
 
+def test_the_build_is_weighed_against_the_evaluations_of_the_fit(prior):
+    from pinnprob.inference.collapsed import collapse_pays, collapsed_cost, site_covariance_build_cost
+    from pinnprob.inference.model import collapses
+    from pinnprob.inference.runners import expected_evaluations
+
+    short = expected_evaluations("nuts", 15, 10, 1, 3000, field_draws=3)  # the tests' fits
+    assert short == (15 + 10) * 15 + 3
+    assert expected_evaluations("blackjax", 100, 100, 2, 0) == 200 * 2 * 15 + 200
+    assert expected_evaluations("laplace", 500, 10, 2, 3000) == 150 + 400 + 20  # mode, proposals, fields
+    assert expected_evaluations("svi", 500, 10, 1, 50, field_draws=3) == 53
+    n, m = 60, prior.latent_dim
+    assert collapsed_path(prior, n) == "reduced"  # no count: a long fit, the one-off cost left out
+    assert collapsed_path(prior, n, expected_evaluations("nuts", 500, 500, 4, 0)) == "reduced"
+    assert collapsed_path(prior, n, short) == "dense"  # a few dozen draws do not repay the build
+    assert collapses(prior, n) and collapse_pays(n, m, True, 24, short)  # collapsed all the same
+    # where the path switches: the build over the saving per evaluation
+    dense, reduced = collapsed_cost(n, m, False)[0], collapsed_cost(n, m, True, 24)[0]
+    even = site_covariance_build_cost(n, m, 24) / (dense - reduced)
+    assert collapsed_cost(n, m, True, 24, 0.9 * even)[1] == "dense"
+    assert collapsed_cost(n, m, True, 24, 1.1 * even)[1] == "reduced"
+    # each path's one-off cost is spread over the evaluations, the Gram matrix's n m² too: with more of
+    # them, a dearer build for a cheaper evaluation
+    assert [collapsed_cost(400, 700, True, 24, e)[1] for e in (5, 50, 1000)] == ["dense", "gram", "reduced"]
+    # the Meuse data (155 sites, 11 015 modes, 100 + 100 draws): the site covariance pays
+    assert collapsed_cost(155, 11015, True, 24, expected_evaluations("nuts", 100, 100, 1, 0))[1] == "reduced"
+
+
 def test_collapsed_likelihood_through_the_site_covariance(prior, setup):
     X, bounds, gen, Phi, sc = setup
     n = X.shape[0]

@@ -10,6 +10,10 @@ Two exact ways to evaluate N(y | loc, SSᵀ + s²I) with S = σΨ(θ) (n × m):
 * for the same generators, from a :class:`~pinnprob.inference.site_covariance.SiteCovariance`
   built once for the sites: σ²ΨΨᵀ as Σ_r c_r(θ) B_r from R precomputed n × n matrices, then a dense
   Cholesky (O(R n² + n³/3), whatever m; its error bound is measured when it is built).
+
+The Gram matrix and the site covariance cost something once; given the number of evaluations a fit
+expects (:func:`~pinnprob.inference.runners.expected_evaluations`), :func:`collapsed_cost` spreads
+that over them (:func:`site_covariance_build_cost`: calibrated, see the constants' comment).
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import dense_features
 
-__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost"]
+__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost", "collapse_pays",
+           "site_covariance_build_cost"]
 
 
 def gram(features) -> Float[Array, "m m"]:
@@ -37,18 +42,62 @@ def gram(features) -> Float[Array, "m m"]:
     return Phi.T @ Phi
 
 
-def collapsed_cost(n: int, m: int, with_gram: bool, rank: int | None = None) -> tuple[float, str]:
-    """(flops, path) of one collapsed evaluation: 'dense' (n²m + n³/3), 'gram' (nm + m³/3, after a
-    one-off nm²), 'woodbury' (nm² + m³/3), or, given the ``rank`` R of a site covariance
-    (spectral generators; :class:`~pinnprob.inference.site_covariance.SiteCovariance`), 'reduced'
-    (mR + Rn² + n³/3, after a one-off Rn²m)."""
+# The one-off cost of the site-covariance path, in the flops of collapsed_cost's per-evaluation counts
+# (SiteCovariance.build: 384 branch evaluations over a Halton design of the θ box, an SVD of 256 of
+# them, then the R blocks Φ diag(v_r) Φᵀ, R n² m; in a fresh process, or at new shapes, also the
+# compilation of the first and last steps):  SITE_COVARIANCE_FIXED + SITE_COVARIANCE_PER_MODE · m + R n² m.
+# Calibrated on a 2-core CPU (float32, the shipped Matérn prior, one build and one jitted collapsed
+# value-and-gradient, each size in a fresh process; R the rank the build found):
+#     n      m      R   build, cold / warm   gradient, modes / site cov.   break-even gradients
+#    40     193     7     0.58 s / 0.006 s      0.41 ms / 0.38 ms               21 800
+#    60   3 973    14     0.73 s / 0.098 s      2.8 ms  / 1.1 ms                   430
+#   155  10 796    17     1.05 s / 0.29 s       35 ms   / 0.63 ms                   31
+# 1 000   3 973    14     1.28 s / 0.68 s       234 ms  / 48 ms                      7
+# 1 000  10 796    17     2.90 s / 2.22 s       474 ms  / 51 ms                      7
+# So ~0.65 s of compilation per build, ~23 µs per mode (the design's branch evaluations and SVD) and
+# the blocks' batched product at ~90·10⁹ multiply-adds/s. A dense-path gradient ran at 5-23·10⁹ of
+# collapsed_cost's flops per second: at 10¹⁰ the fixed part is 7·10⁹ flops and 2.5·10⁵ per mode;
+# R n² m, counted at full weight, overstates the blocks 4-9× (the model's break-even at n = 1 000 is
+# ~25 gradients, not 7: immaterial for any fit). The model's break-even for the rows above, at its
+# assumed R = 24: 26 500, 590, 62, 26, 25 evaluations. End to end (fit, NUTS 15 + 10 draws, 3 fields
+# recovered, ~380 evaluations by expected_evaluations): 40 sites, 193 modes, ν fixed: 15.1 s by the
+# modes, 16.0 s with a site covariance (the model: modes); 60 sites, the full prior, ν free:
+# 22.4 s by the modes, 17.6 s with a site covariance (the model: site covariance).
+SITE_COVARIANCE_FIXED = 7e9
+SITE_COVARIANCE_PER_MODE = 2.5e5
+
+
+def site_covariance_build_cost(n: int, m: int, rank: int) -> float:
+    """The one-off cost, in flops of :func:`collapsed_cost`'s kind, of building a
+    :class:`~pinnprob.inference.site_covariance.SiteCovariance` of rank ``rank`` at ``n`` sites with
+    ``m`` modes: a fixed part (mostly compilation), a part per mode (the design's branch evaluations
+    and SVD) and R n² m for its blocks (calibrated: the constants' comment)."""
+    return SITE_COVARIANCE_FIXED + SITE_COVARIANCE_PER_MODE * m + rank * n * n * m
+
+
+def collapsed_cost(n: int, m: int, with_gram: bool, rank: int | None = None,
+                   evaluations: float | None = None) -> tuple[float, str]:
+    """(flops, path) of one collapsed evaluation by the cheapest path: 'dense' (n²m + n³/3), 'gram'
+    (nm + m³/3, after a one-off nm²), 'woodbury' (nm² + m³/3), or, given the ``rank`` R of a site
+    covariance (spectral generators; :class:`~pinnprob.inference.site_covariance.SiteCovariance`),
+    'reduced' (mR + Rn² + n³/3, after a one-off :func:`site_covariance_build_cost`).
+
+    ``evaluations``: how many log-density evaluations the fit is expected to make
+    (:func:`~pinnprob.inference.runners.expected_evaluations`); each path's one-off cost is spread
+    over them, so that a short fit does not build what it will not repay. None: a long fit, the
+    one-off costs left out (the per-evaluation comparison alone)."""
     options = {"dense": n * n * m + n**3 / 3}
+    once = {}
     if with_gram:
         options["gram"] = n * m + m**3 / 3
+        once["gram"] = n * m * m
     else:
         options["woodbury"] = n * m * m + m**3 / 3
     if rank is not None:
         options["reduced"] = m * rank + rank * n * n + n**3 / 3
+        once["reduced"] = site_covariance_build_cost(n, m, rank)
+    if evaluations is not None:
+        options = {k: v + once.get(k, 0.0) / max(float(evaluations), 1.0) for k, v in options.items()}
     path = min(options, key=options.get)
     return options[path], path
 
@@ -192,15 +241,17 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
     return z + S.T @ w
 
 
-def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = None) -> bool:
+def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = None,
+                  evaluations: float | None = None) -> bool:
     """Collapsed or latent? A collapsed gradient costs the cheapest of :func:`collapsed_cost`'s paths
     (dense n²m + n³/3; Gram nm + m³/3 or Woodbury nm² + m³/3; with a site covariance of rank R,
-    mR + Rn² + n³/3) and NUTS needs about 15 of them per
+    mR + Rn² + n³/3; with ``evaluations``, a path's one-off cost spread over them, as there) and
+    NUTS needs about 15 of them per
     draw in 3-4 dimensions; a latent gradient costs about nm + 300m (trunk product, tabulated branch and
     NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
     in (θ, z): see docs/results/sbc.md). Collapse when a collapsed gradient is cheap outright
     (≤ 5·10⁸ flops, tens of ms: its few-parameter posterior mixes more reliably) or less than 50× a
     latent one (measured trade-off: docs/results/inference.md)."""
-    collapsed = collapsed_cost(n, m, with_gram, rank)[0]
+    collapsed = collapsed_cost(n, m, with_gram, rank, evaluations)[0]
     latent = n * m + 300 * m
     return collapsed <= 5e8 or collapsed < 50 * latent

@@ -29,11 +29,11 @@ import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, collapses, gram_for, model_generator,
+from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, gram_for, model_generator,
                                       reduce_prior, site_covariance_for)
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field
-from pinnprob.inference.runners import chain_method_for, run_method
+from pinnprob.inference.runners import chain_method_for, expected_evaluations, run_method
 
 __all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
@@ -122,7 +122,10 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
     precomputed matrices (:class:`~pinnprob.inference.site_covariance.SiteCovariance`; relative
     error bound ≤ 1e-4), so its gradient costs about what an exact GP's does, whatever the number
-    of modes. The ``pinnprob`` attribute says which path was taken (``collapsed_path``).
+    of modes — when the fit is long enough to repay building them (the cost model weighs each path's
+    one-off cost against the evaluations that ``method`` and the numbers of draws imply:
+    :func:`~pinnprob.inference.runners.expected_evaluations`). The ``pinnprob`` attribute says which
+    path was taken (``collapsed_path``).
 
     ``chain_method`` (NumPyro NUTS): ``"sequential"``, ``"parallel"`` (one chain per device) or
     ``"vectorized"``; by default parallel when there are as many local devices as chains, else
@@ -205,16 +208,21 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         range_floor = float(fixed["range"]) / cmap.scale
     prior, tail = reduce_prior(prior, params, range_floor, mode_tol)
     tail = tail if likelihood == "gaussian" else None
-    if collapsed is None:
-        collapsed = likelihood == "gaussian" and prior.gaussian and collapses(prior, X.shape[0])
+    # the path, decided once by the cost model: latent or collapsed, and how a collapsed likelihood
+    # evaluates the covariance, each path's one-off cost (a site covariance, ΦᵀΦ) weighed against the
+    # evaluations this fit will make
+    evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws)
+    can_collapse = likelihood == "gaussian" and prior.gaussian
+    path = choose_path(prior, X.shape[0], evaluations, collapsed if collapsed is not None or can_collapse else False)
+    collapsed = path != "latent"
     Xu = jnp.asarray(cmap.to_unit(X))
     # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
     # it, from its 1-D tables when the trunk is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000
     # on a quiet CPU, more when memory bandwidth is shared (docs/results/inference.md)
     features = prior.generator.features(Xu) if collapsed else prior.generator.product_features(Xu)
     gen = model_generator(prior, params)
-    G = gram_for(prior, features, collapsed)
-    SC = site_covariance_for(prior, gen, features, params.theta_bounds(), collapsed)
+    G = gram_for(features, path)
+    SC = site_covariance_for(gen, features, params.theta_bounds(), path)
     model = build_model(ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
         Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,

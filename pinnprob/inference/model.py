@@ -27,7 +27,7 @@ from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
 
 __all__ = ["ModelParams", "ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for",
-           "collapsed_path", "collapses", "site_covariance_for"]
+           "choose_path", "collapsed_path", "collapses", "site_covariance_for"]
 
 # the cost model's guess of a site covariance's rank (measured: 17-20 for the shipped Matérn prior at
 # tolerance 1e-4), the most entries its R n × n blocks may hold, and the tolerance on its error bound
@@ -156,41 +156,57 @@ def obs_scale(noise, sigma, theta, tail):
     return noise if tail is None else jnp.sqrt(noise**2 + sigma**2 * tail(theta))
 
 
-def _site_rank(prior, n: int) -> int | None:
-    """The rank the cost model assumes for a site covariance, or None where there can be none (not a
-    spectral generator, or too many sites for its blocks)."""
+def _cost_inputs(prior, n: int) -> tuple[int, bool, int | None]:
+    """(m, diagonal, rank) for the cost model: the prior's modes, whether its generator is spectral
+    (Ψ = Φ diag(a(θ)): the Gram and site-covariance paths), and the rank it assumes for a site
+    covariance, or None where there can be none (not spectral, or too many sites for its blocks)."""
     diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
     fits = SITE_COVARIANCE_RANK * n * n <= SITE_COVARIANCE_ENTRIES
-    return SITE_COVARIANCE_RANK if diagonal and fits else None
+    return prior.latent_dim, diagonal, SITE_COVARIANCE_RANK if diagonal and fits else None
 
 
-def collapsed_path(prior, n: int) -> str:
+def choose_path(prior, n: int, evaluations: float | None = None, collapsed: bool | None = None) -> str:
+    """The path a Gaussian fit at ``n`` sites takes, decided once: 'latent' (the field sampled), or
+    how the collapsed likelihood evaluates the covariance — 'reduced' (a site covariance), 'gram',
+    'dense' or 'woodbury' — by the cost model
+    (:func:`~pinnprob.inference.collapsed.collapsed_cost`), each path's one-off cost spread over the
+    ``evaluations`` the fit is expected to make
+    (:func:`~pinnprob.inference.runners.expected_evaluations`; None: a long fit, one-off costs left
+    out). ``collapsed`` True or False imposes the form; None decides it
+    (:func:`~pinnprob.inference.collapsed.collapse_pays`) as for a long fit, whatever
+    ``evaluations``: the collapsed form's few-parameter posterior mixes more reliably than the
+    latent one, so a short fit is not sent to the latent form for its one-off costs."""
+    m, diagonal, rank = _cost_inputs(prior, n)
+    if collapsed is None:
+        collapsed = collapse_pays(n, m, diagonal, rank)
+    return collapsed_cost(n, m, diagonal, rank, evaluations)[1] if collapsed else "latent"
+
+
+def collapsed_path(prior, n: int, evaluations: float | None = None) -> str:
     """How a collapsed likelihood at ``n`` sites evaluates this prior's covariance, by the cost model
-    (:func:`~pinnprob.inference.collapsed.collapsed_cost`): 'reduced' (a site covariance), 'gram',
-    'dense' or 'woodbury'."""
-    diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
-    return collapsed_cost(n, prior.latent_dim, diagonal, _site_rank(prior, n))[1]
+    (:func:`choose_path` with the collapsed form imposed): 'reduced' (a site covariance), 'gram',
+    'dense' or 'woodbury'. Without ``evaluations`` the one-off costs (building the site covariance
+    or ΦᵀΦ) are left out, as for a long fit."""
+    return choose_path(prior, n, evaluations, collapsed=True)
 
 
 def collapses(prior, n: int) -> bool:
-    """Whether the collapsed form pays at ``n`` sites (:func:`~pinnprob.inference.collapsed.collapse_pays`)."""
-    diagonal = isinstance(prior.generator, AbstractDiagonalGenerator)
-    return collapse_pays(n, prior.latent_dim, diagonal, _site_rank(prior, n))
+    """Whether the collapsed form pays at ``n`` sites (:func:`~pinnprob.inference.collapsed.collapse_pays`,
+    as for a long fit: :func:`choose_path`)."""
+    return choose_path(prior, n) != "latent"
 
 
-def gram_for(prior, features, collapsed):
-    """ΦᵀΦ when the collapsed likelihood will use it (diagonal generator and cheapest), else None."""
-    if not collapsed or collapsed_path(prior, features.shape[0]) != "gram":
-        return None
-    return gram(features)
+def gram_for(features, path: str):
+    """ΦᵀΦ when the path decided (:func:`choose_path`) is 'gram', else None."""
+    return gram(features) if path == "gram" else None
 
 
-def site_covariance_for(prior, generator, features, theta_bounds, collapsed):
+def site_covariance_for(generator, features, theta_bounds, path: str):
     """The :class:`~pinnprob.inference.site_covariance.SiteCovariance` of ``generator`` (the one the
-    model evaluates) at the sites of the dense ``features``, over ``theta_bounds``, when the collapsed
-    likelihood will use it (cheapest path, and its error bound ≤ ``SITE_COVARIANCE_TOL``); else None
-    (then the likelihood forms the covariance from the modes: exact, slower)."""
-    if not collapsed or collapsed_path(prior, features.shape[0]) != "reduced":
+    model evaluates) at the sites of the dense ``features``, over ``theta_bounds``, when the path
+    decided (:func:`choose_path`) is 'reduced' and its error bound is ≤ ``SITE_COVARIANCE_TOL``; else
+    None (then the likelihood forms the covariance from the modes: exact, slower)."""
+    if path != "reduced":
         return None
     sc = SiteCovariance.build(generator, features, theta_bounds, tol=SITE_COVARIANCE_TOL)
     return sc if sc.error <= SITE_COVARIANCE_TOL else None
@@ -211,8 +227,9 @@ class ModelSpec:
     ``collapsed`` the field integrated out (Gaussian only);
     ``jitter`` added to the field's covariance; ``generator`` the generator the model evaluates
     (default: the prior's; :func:`model_generator`); ``tail`` the truncated modes' variance
-    (:func:`truncation_tail`) or None; ``gram`` ΦᵀΦ for the collapsed likelihood, or None for none
-    (default: :func:`gram_for` computes it when it pays).
+    (:func:`truncation_tail`) or None; ``gram`` ΦᵀΦ and ``site_covariance`` for the collapsed
+    likelihood, or None for none (default: :func:`gram_for` and :func:`site_covariance_for` build
+    them when the path :func:`choose_path` picks for a long fit uses them; ``fit`` passes its own).
     """
 
     prior: Any
@@ -245,9 +262,12 @@ def build_model(spec: ModelSpec):
     sigma_prior, noise_prior = spec.sigma_prior, spec.noise_prior
     collapsed, jitter, tail = spec.collapsed, spec.jitter, spec.tail
     gen = prior.generator if spec.generator is None else spec.generator
-    # ΦᵀΦ, once, outside the model (``fit`` passes the one it also uses to recover the field)
-    G = gram_for(prior, features, collapsed) if spec.gram is _UNSET else spec.gram
-    SC = (site_covariance_for(prior, gen, features, params.theta_bounds(), collapsed)
+    # ΦᵀΦ and the site covariance, once, outside the model (``fit`` passes the ones it also uses to
+    # recover the field); by default as for a long fit (choose_path without an evaluation count)
+    path = (choose_path(prior, features.shape[0], collapsed=collapsed)
+            if spec.gram is _UNSET or spec.site_covariance is _UNSET else None)
+    G = gram_for(features, path) if spec.gram is _UNSET else spec.gram
+    SC = (site_covariance_for(gen, features, params.theta_bounds(), path)
           if spec.site_covariance is _UNSET else spec.site_covariance)
     ymean, ysd = spec.y_info
     p = 0 if Z is None else Z.shape[1]
