@@ -29,11 +29,12 @@ import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, gram_for, model_generator,
-                                      reduce_prior, site_covariance_for)
+from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost, gram_for,
+                                      model_generator, reduce_prior, site_covariance_for)
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
-from pinnprob.inference.recovery import recover_field
-from pinnprob.inference.runners import chain_method_for, expected_evaluations, run_method
+from pinnprob.inference.recovery import recover_field, recover_field_approximately
+from pinnprob.inference.runners import (LAPLACE_INTEGRATIONS, chain_method_for, expected_evaluations,
+                                        laplace_integration, run_method)
 
 __all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
@@ -88,13 +89,18 @@ def check_fixed_in_box(params, fixed: dict) -> None:
                              f"{' and times' if a.time_power else ''}, [{lo:g}, {hi:g}]")
 
 
+# above this many sites a float32 collapsed log density is too coarse for the optimiser (measured at 104 494
+# sites: the optimiser stopped ~3 log-density units short of the mode; docs/results/satellite.md)
+LAPLACE_FLOAT32_SITES = 20_000
+
+
 def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
         sigma_prior=None, noise_prior=None, priors: dict | None = None, fixed: dict | None = None,
         method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
         jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None,
-        chain_method: str | None = None):
+        chain_method: str | None = None, integration: str | None = None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
@@ -136,7 +142,15 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     likelihood, the parameters' posterior mode on the collapsed model, the Laplace approximation there
     and importance-weighted draws from it (:func:`~pinnprob.inference.runners.run_laplace`; its
     diagnostics, e.g. the weights' effective sample size, are in the ``pinnprob`` attribute under
-    ``"laplace"``); the field is then drawn from its exact conditional, as after NUTS.
+    ``"laplace"``); the field is then drawn from its exact conditional, as after NUTS. For Poisson
+    and Bernoulli likelihoods the field is integrated out by a Laplace approximation (Newton's method
+    per evaluation, :class:`~pinnprob.inference.laplace_collapsed.LaplaceCollapsed`), the intercept
+    and β are parameters like the range, and the field is drawn from that Gaussian approximation of
+    its conditional — approximate, as in INLA's ``strategy="gaussian"``. ``integration``
+    (laplace only): ``"importance"`` (the proposals above) or ``"axial"`` (2p evaluations: split
+    normals along the Hessian's axes, for fits whose every evaluation is costly); by default
+    importance unless its proposals would cost more than ~10¹³ flops
+    (:func:`~pinnprob.inference.runners.laplace_integration`).
 
     The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
     model's settings, and the prior the model used (its weights, compressed, and the fingerprint of
@@ -181,15 +195,18 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         if Z is None or len(covariate_names) != Z.shape[1]:
             raise ValueError(f"covariate_names has {len(covariate_names)} name(s) for "
                              f"{0 if Z is None else Z.shape[1]} covariate(s)")
-    if collapsed and not (likelihood == "gaussian" and prior.gaussian):
+    if collapsed and method != "laplace" and not (likelihood == "gaussian" and prior.gaussian):
         raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
     if method == "laplace":
-        if not (likelihood == "gaussian" and prior.gaussian):
-            raise ValueError("method='laplace' needs a Gaussian likelihood and a Gaussian generator "
-                             "(it integrates the field out); use method='nuts'")
+        if not prior.gaussian:
+            raise ValueError("method='laplace' needs a Gaussian generator (it integrates the field out); "
+                             "use method='nuts'")
         if collapsed is False:
             raise ValueError("method='laplace' works on the collapsed model: leave collapsed unset or True")
         collapsed = True
+    if integration is not None and (method != "laplace" or integration not in LAPLACE_INTEGRATIONS):
+        raise ValueError(f"integration= is for method='laplace', one of {LAPLACE_INTEGRATIONS}; got "
+                         f"{integration!r} with method={method!r}")
     cmap = CoordinateMap.from_data(X, buffer)
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0
@@ -211,9 +228,20 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # the path, decided once by the cost model: latent or collapsed, and how a collapsed likelihood
     # evaluates the covariance, each path's one-off cost (a site covariance, ΦᵀΦ) weighed against the
     # evaluations this fit will make
-    evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws)
+    if method == "laplace" and X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
+        warnings.warn(f"method='laplace' at {X.shape[0]} sites in float32: the log density is good to ~0.1 there, "
+                      "and the optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) "
+                      "before fitting", stacklevel=2)
+    if method == "laplace" and integration is None:
+        integration = laplace_integration(evaluation_cost(prior, X.shape[0]), num_samples * num_chains)
+    evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
+                                       integration or "importance")
     can_collapse = likelihood == "gaussian" and prior.gaussian
-    path = choose_path(prior, X.shape[0], evaluations, collapsed if collapsed is not None or can_collapse else False)
+    if likelihood != "gaussian" and method == "laplace":
+        path = "laplace"  # the field integrated out by a Laplace approximation (Newton per evaluation)
+    else:
+        path = choose_path(prior, X.shape[0], evaluations,
+                           collapsed if collapsed is not None or can_collapse else False)
     collapsed = path != "latent"
     Xu = jnp.asarray(cmap.to_unit(X))
     # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
@@ -231,10 +259,14 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
-                                                       num_chains, svi_steps, progress_bar, chain_method)
-    if collapsed:
+                                                       num_chains, svi_steps, progress_bar, chain_method,
+                                                       integration or "importance")
+    if path == "laplace":
+        samples["field"], samples["field_latent"] = recover_field_approximately(
+            gen, features, params, samples, yj, Z, likelihood, k_field, field_draws, jitter, progress_bar)
+    elif collapsed:
         samples["field"], samples["field_latent"] = recover_field(gen, G, features, params, samples, yj, Z, tail,
-                                                                  k_field, field_draws, jitter, SC)
+                                                                  k_field, field_draws, jitter, SC, progress_bar)
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",) and k not in fixed}
     meta = {
         "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": fixed.get("nu"),
@@ -245,8 +277,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
-        "collapsed_path": ("latent" if not collapsed else "reduced" if SC is not None else "gram" if G is not None
-                           else "dense"),
+        "collapsed_path": ("latent" if not collapsed else "laplace" if path == "laplace" else "reduced"
+                           if SC is not None else "gram" if G is not None else "dense"),
     }
     if SC is not None:
         meta["site_covariance"] = {"rank": SC.rank, "error_bound": SC.error}

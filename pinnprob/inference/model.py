@@ -1,7 +1,8 @@
 """The NumPyro model a fit samples: priors on the SPDE's parameters (by name, in the user's units), σ,
 the intercept and β; the generative field at the data sites through the generator the model evaluates
 (for a spectral prior, its branch tabulated); and the likelihood — Gaussian (field collapsed or
-latent, noise plus the truncated modes' variance), Poisson or Bernoulli — wrapped so that the field is
+latent, noise plus the truncated modes' variance), Poisson or Bernoulli (field latent, or collapsed
+by a Laplace approximation) — wrapped so that the field is
 sampled through its latent. :class:`ModelParams` maps the user's parameters to θ; :class:`ModelSpec`
 holds what the model is built from; :func:`build_model` builds it.
 """
@@ -22,6 +23,7 @@ from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.collapsed import CollapsedGaussian, collapse_pays, collapsed_cost, gram
 from pinnprob.inference.data import CoordinateMap
 from pinnprob.inference.distribution import GenerativeField
+from pinnprob.inference.laplace_collapsed import OBSERVATIONS, LaplaceCollapsed
 from pinnprob.inference.reparam import latent_field
 from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
@@ -182,6 +184,13 @@ def choose_path(prior, n: int, evaluations: float | None = None, collapsed: bool
     return collapsed_cost(n, m, diagonal, rank, evaluations)[1] if collapsed else "latent"
 
 
+def evaluation_cost(prior, n: int) -> float:
+    """Flops of one collapsed evaluation at ``n`` sites by the cheapest path for a long fit
+    (:func:`~pinnprob.inference.collapsed.collapsed_cost`, one-off costs left out)."""
+    m, diagonal, rank = _cost_inputs(prior, n)
+    return collapsed_cost(n, m, diagonal, rank)[0]
+
+
 def collapsed_path(prior, n: int, evaluations: float | None = None) -> str:
     """How a collapsed likelihood at ``n`` sites evaluates this prior's covariance, by the cost model
     (:func:`choose_path` with the collapsed form imposed): 'reduced' (a site covariance), 'gram',
@@ -224,7 +233,8 @@ class ModelSpec:
     (mean, sd) of y, which scale the intercept and β priors; ``Z`` the covariates (n, p) or None;
     ``likelihood`` "gaussian", "poisson" or "bernoulli"; ``params`` the SPDE's parameters
     (:class:`ModelParams`, user units); ``sigma_prior``, ``noise_prior`` NumPyro distributions;
-    ``collapsed`` the field integrated out (Gaussian only);
+    ``collapsed`` the field integrated out (exactly for a Gaussian likelihood, by a Laplace
+    approximation otherwise: :class:`~pinnprob.inference.laplace_collapsed.LaplaceCollapsed`);
     ``jitter`` added to the field's covariance; ``generator`` the generator the model evaluates
     (default: the prior's; :func:`model_generator`); ``tail`` the truncated modes' variance
     (:func:`truncation_tail`) or None; ``gram`` ΦᵀΦ and ``site_covariance`` for the collapsed
@@ -264,7 +274,9 @@ def build_model(spec: ModelSpec):
     gen = prior.generator if spec.generator is None else spec.generator
     # ΦᵀΦ and the site covariance, once, outside the model (``fit`` passes the ones it also uses to
     # recover the field); by default as for a long fit (choose_path without an evaluation count)
-    path = (choose_path(prior, features.shape[0], collapsed=collapsed)
+    # (a Laplace-collapsed non-Gaussian likelihood uses neither: path "laplace")
+    path = ("laplace" if likelihood != "gaussian" and collapsed else
+            choose_path(prior, features.shape[0], collapsed=collapsed)
             if spec.gram is _UNSET or spec.site_covariance is _UNSET else None)
     G = gram_for(features, path) if spec.gram is _UNSET else spec.gram
     SC = (site_covariance_for(gen, features, params.theta_bounds(), path)
@@ -300,12 +312,11 @@ def build_model(spec: ModelSpec):
             f = numpyro.sample("field", field)  # its latent part; the site part goes with the noise
             scale = jnp.sqrt(scale**2 + field.site_variance())
             numpyro.sample("y", dist.Normal(eta + f, scale).to_event(1), obs=y)
+        elif collapsed:  # the field integrated out by a Laplace approximation (method="laplace")
+            numpyro.sample("y", LaplaceCollapsed(field, eta, likelihood), obs=y)
         else:
             f = numpyro.sample("field", field)
-            if likelihood == "poisson":
-                numpyro.sample("y", dist.Poisson(jnp.exp(eta + f)).to_event(1), obs=y)
-            else:
-                numpyro.sample("y", dist.Bernoulli(logits=eta + f).to_event(1), obs=y)
+            numpyro.sample("y", OBSERVATIONS[likelihood](eta + f).to_event(1), obs=y)
 
     wrapped = latent_field(model)
     wrapped.arrays = arrays

@@ -7,6 +7,10 @@ the per-draw sampler statistics (``diverging`` and ``n_steps``, the leapfrog ste
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,15 +19,20 @@ from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
 __all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "run_method", "chain_method_for",
-           "expected_evaluations"]
+           "expected_evaluations", "laplace_integration"]
 
 CHAIN_METHODS = ("sequential", "parallel", "vectorized")
 
 # what expected_evaluations assumes: leapfrog steps per NUTS draw on a collapsed model (3-4
-# dimensions: 7-31, about 15), and the evaluations of run_laplace's L-BFGS search and its Hessian
+# dimensions: 7-31, about 15), and the evaluations of run_laplace's BFGS search and its Hessians
 # by differences (tens of steps in practice; at most max_steps = 500)
 NUTS_STEPS_PER_DRAW = 15
 LAPLACE_MODE_EVALUATIONS = 150
+LAPLACE_INTEGRATIONS = ("importance", "axial")
+NEWTON_DECREMENT = 1e-5  # run_laplace's mode: the log density a Newton step would still gain
+# above this many flops of importance proposals, method="laplace" integrates by axial points
+# (laplace_integration): 10¹³ is a few minutes at the 20-50·10⁹ flop/s a 2-core CPU reaches here
+AXIAL_ABOVE = 1e13
 
 
 def _num_proposals(total: int) -> int:
@@ -31,8 +40,16 @@ def _num_proposals(total: int) -> int:
     return max(4 * total, 400)
 
 
+def laplace_integration(evaluation_cost: float, num_draws: int) -> str:
+    """:func:`run_laplace`'s integration for a model whose one evaluation costs ``evaluation_cost``
+    flops (:func:`~pinnprob.inference.collapsed.collapsed_cost`): importance-weighted proposals
+    (max(4 × draws, 400) evaluations) unless they would cost more than ``AXIAL_ABOVE`` flops
+    (minutes on a CPU: e.g. 10⁵ sites with thousands of modes), then the 2p axial points."""
+    return "axial" if evaluation_cost * _num_proposals(num_draws) > AXIAL_ABOVE else "importance"
+
+
 def expected_evaluations(method: str, num_warmup: int, num_samples: int, num_chains: int, svi_steps: int,
-                         field_draws: int | None = None) -> int:
+                         field_draws: int | None = None, integration: str = "importance") -> int:
     """About how many times a fit by ``method`` evaluates its collapsed likelihood (a gradient or a
     value counts as one): NUTS (NumPyro or BlackJAX) (num_warmup + num_samples) × num_chains × ~15
     leapfrog steps; Laplace its mode search and Hessian (~150) plus one per importance proposal
@@ -43,7 +60,7 @@ def expected_evaluations(method: str, num_warmup: int, num_samples: int, num_cha
     if method in ("nuts", "blackjax"):
         n = (num_warmup + num_samples) * num_chains * NUTS_STEPS_PER_DRAW
     elif method == "laplace":
-        n = LAPLACE_MODE_EVALUATIONS + _num_proposals(draws)
+        n = LAPLACE_MODE_EVALUATIONS + (_num_proposals(draws) if integration == "importance" else 10)
     else:
         n = svi_steps
     recovered = draws if field_draws is None else min(field_draws, num_samples) * num_chains
@@ -83,16 +100,37 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, c
     return samples, stats
 
 
-def _initialize(key, model, y):
-    """NumPyro's ``initialize_model`` for one chain, with its search for a valid start compiled: given a
-    batch of one key it runs the search as one compiled loop, where for a single key it tries the
-    first start op by op (eagerly), which for these models costs more than compiling them (a
-    Laplace fit at 40 sites took 10.6 s instead of 15.5 s, a space-time one 19 s instead of 23 s, on
-    2 CPU cores). The same start; returned unbatched."""
-    from numpyro.infer.util import initialize_model
+class _Start(NamedTuple):
+    """A model's start and its functions, the large arrays as an argument: ``potential(z, arrays)``
+    (NumPyro's potential energy of the unconstrained ``z``), ``postprocess(z, arrays)`` (the
+    constrained values and deterministics). Jitted with ``arrays`` passed, they compile the arrays as
+    inputs, not as constants (3.7 GB of them at 10⁵ sites and 9 000 modes)."""
 
-    info = initialize_model(key[None], model, model_kwargs={"y": y}, dynamic_args=False)
-    return info._replace(param_info=jax.tree_util.tree_map(lambda v: v[0], info.param_info))
+    z: dict
+    arrays: object
+    potential: Callable
+    postprocess: Callable
+
+
+def _initialize(key, model, y) -> _Start:
+    """The start of NumPyro's ``initialize_model`` for one chain, its search for a valid start
+    compiled as one loop (given a batch of one key; a single key tries the first start op by op,
+    which for these models costs more than compiling them: a Laplace fit at 40 sites took 10.6 s
+    instead of 15.5 s, a space-time one 19 s instead of 23 s, on 2 CPU cores), with the model's large
+    arrays (``model.arrays``, :func:`~pinnprob.inference.model.build_model`) as the compiled search's
+    argument. The same start; returned unbatched."""
+    from numpyro.infer.util import constrain_fn, initialize_model, potential_energy
+
+    arrays = getattr(model, "arrays", None)
+
+    def kwargs(arr):
+        return {"y": y} if arr is None else {"y": y, "arrays": arr}
+
+    z = jax.jit(lambda k, arr: initialize_model(k[None], model, model_kwargs=kwargs(arr),
+                                                dynamic_args=True).param_info.z)(key, arrays)
+    return _Start(jax.tree_util.tree_map(lambda v: v[0], z), arrays,
+                  lambda z, arr: potential_energy(model, (), kwargs(arr), z),
+                  lambda z, arr: constrain_fn(model, (), kwargs(arr), z, return_deterministic=True))
 
 
 def _blackjax_chain(model, y, key, num_warmup, num_samples, progress_bar):
@@ -101,10 +139,11 @@ def _blackjax_chain(model, y, key, num_warmup, num_samples, progress_bar):
     from tqdm.auto import tqdm
 
     k_init, k_warm, k_run = jax.random.split(key, 3)
-    info = _initialize(k_init, model, y)
-    logdensity = lambda z: -info.potential_fn(z)  # noqa: E731
+    start = _initialize(k_init, model, y)
+    # BlackJAX takes the log density as a closure: the arrays are compiled in as constants here
+    logdensity = lambda z: -start.potential(z, start.arrays)  # noqa: E731
     warmup = blackjax.window_adaptation(blackjax.nuts, logdensity)
-    (state, params), _ = warmup.run(k_warm, info.param_info.z, num_steps=num_warmup)
+    (state, params), _ = warmup.run(k_warm, start.z, num_steps=num_warmup)
     kernel = jax.jit(blackjax.nuts(logdensity, **params).step)
 
     @jax.jit
@@ -125,7 +164,7 @@ def _blackjax_chain(model, y, key, num_warmup, num_samples, progress_bar):
         bar.update(len(d))
     bar.close()
     positions = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *out)
-    samples = jax.vmap(info.postprocess_fn)(positions)
+    samples = jax.vmap(lambda z: start.postprocess(z, start.arrays))(positions)
     stats = {"diverging": jnp.concatenate(div), "n_steps": jnp.concatenate(steps)}
     return samples, stats
 
@@ -156,52 +195,97 @@ def run_svi(model, y, key, num_samples, num_chains, svi_steps, progress_bar):
 
 
 def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_proposals: int | None = None,
-                max_steps: int = 500, df: float = 7.0):
+                max_steps: int = 500, df: float = 7.0, integration: str = "importance"):
     """An INLA-style approximation of a collapsed model (Rue, Martino & Chopin 2009, JRSS-B 71, 319,
-    §3): the posterior mode of its parameters in NumPyro's unconstrained space (SciPy's L-BFGS on the
-    jitted potential and its gradient), the Laplace approximation N(mode, H⁻¹) there (H by central
+    §3): the posterior mode of its parameters in NumPyro's unconstrained space (SciPy's BFGS on the
+    jitted potential and its gradient, started from the Hessian at the start by differences), the Laplace approximation N(mode, H⁻¹) there (H by central
     differences of the same gradient: no second compilation), and its integration: ``num_proposals``
     draws from a multivariate t (``df``) with that centre and scale, weighted by the exact posterior
     over the proposal (self-normalised importance sampling, which corrects the Laplace
     approximation's symmetry), resampled to ``num_chains × num_samples`` draws. The field is then
     recovered per draw from its exact conditional (by the caller, as for NUTS on the collapsed
     model). Returns (samples, stats, info) with info the mode, the optimiser's steps and gradient
-    norm, the importance weights' effective sample size and the largest weight."""
+    norm, the importance weights' effective sample size and the largest weight.
+
+    ``integration="axial"`` replaces the proposals, for models whose every evaluation is costly (10⁵
+    sites): the log posterior at 2p points, ±√2 Laplace sd along each principal axis of H, gives a
+    scale on each side of each axis (a Gaussian would drop by exactly 1 there), and the draws come
+    from that product of split normals (the skewness correction of Martins, Simpson, Lindgren & Rue
+    2013, CSDA 67, 68, §3.2) — 2p evaluations instead of hundreds, approximate where the posterior
+    is not a split normal along those axes; info gives the scales (``axial_scales``, 1 for a
+    Gaussian)."""
+    if integration not in LAPLACE_INTEGRATIONS:
+        raise ValueError(f"integration must be one of {LAPLACE_INTEGRATIONS}, got {integration!r}")
     import scipy.optimize
     from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
 
     k_init, k_prop, k_res = jax.random.split(key, 3)
     init = _initialize(k_init, model, y)
-    flat0, unravel = ravel_pytree(init.param_info.z)
+    flat0, unravel = ravel_pytree(init.z)
     dtype = flat0.dtype
-    potential = lambda f: init.potential_fn(unravel(f))  # noqa: E731
+    arrays = init.arrays
+    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
+    postprocess = jax.jit(lambda P, arr: jax.lax.map(lambda f: init.postprocess(unravel(f), arr), P, batch_size=16))
     value_and_grad = jax.jit(jax.value_and_grad(potential))
     bar = tqdm(total=max_steps, disable=not progress_bar, desc="laplace: mode")
 
-    def fun(x):
-        v, g = value_and_grad(jnp.asarray(x, dtype))
-        return float(v), np.asarray(g, np.float64)
+    last = {}
 
-    res = scipy.optimize.minimize(fun, np.asarray(flat0, np.float64), jac=True, method="L-BFGS-B",
-                                  callback=lambda *_: bar.update(1), options={"maxiter": max_steps})
+    def fun(x):
+        v, g = value_and_grad(jnp.asarray(x, dtype), arrays)
+        last["x"], last["g"] = np.array(x, np.float64), np.asarray(g, np.float64)
+        return float(v), last["g"]
+
+    # BFGS started from the Hessian at the start (forward differences, p gradients; its eigenvalues'
+    # magnitudes where it is not positive there): the curvatures of these posteriors differ by 10³-10⁵
+    # between the noise and the intercept at many sites, which took L-BFGS from the identity 58 steps
+    x0 = np.asarray(flat0, np.float64)
+    p = x0.shape[0]
+    g0 = fun(x0)[1]
+    h0 = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(x0))
+    H0 = np.stack([(fun(x0 + h0[i] * np.eye(p)[i])[1] - g0) / h0[i] for i in range(p)], axis=1)
+    B0 = np.eye(p)
+    if np.all(np.isfinite(H0)):
+        lam0, V0 = np.linalg.eigh(0.5 * (H0 + H0.T))
+        lam0 = np.abs(lam0)
+        if lam0.max() > 0:
+            lam0 = np.maximum(lam0, 1e-6 * lam0.max())
+            B0 = (V0 / lam0) @ V0.T
+            B0 = 0.5 * (B0 + B0.T)
+    def converged(intermediate_result):
+        # stop when a Newton step (with the start's curvature) would gain < NEWTON_DECREMENT in log
+        # density, ~0.01 posterior sd from the mode: BFGS's own gradient test (|g| < 1e-5) asks far more
+        # of a log density summed over 10⁵ sites
+        bar.update(1)
+        if "x" in last and np.array_equal(last["x"], intermediate_result.x):
+            if 0.5 * last["g"] @ B0 @ last["g"] < NEWTON_DECREMENT:
+                raise StopIteration
+
+    res = scipy.optimize.minimize(fun, x0, jac=True, method="BFGS", callback=converged,
+                                  options={"maxiter": max_steps, "hess_inv0": B0})
     bar.close()
     f = np.asarray(res.x, np.float64)
     gnorm = float(np.linalg.norm(res.jac))
-    p = f.shape[0]
     # H by central differences of the gradient, step ∝ the working precision's cube root
     h = float(jnp.finfo(dtype).eps) ** (1.0 / 3.0) * np.maximum(1.0, np.abs(f))
     H = np.empty((p, p))
-    for i in range(p):
+    for i in tqdm(range(p), disable=not progress_bar, desc="laplace: Hessian"):
         e = np.zeros(p)
         e[i] = h[i]
         H[:, i] = (fun(f + e)[1] - fun(f - e)[1]) / (2.0 * h[i])
     lam, V = np.linalg.eigh(0.5 * (H + H.T))
     if not (np.all(lam > 0) and np.all(np.isfinite(f))):
-        raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} L-BFGS steps (gradient norm "
+        raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
                            f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}); use method='nuts'")
     scale = jnp.asarray(V / np.sqrt(lam), dtype)  # Σ^{1/2} = V Λ^{-1/2}: Σ = H⁻¹
     total = num_samples * num_chains
+    if integration == "axial":
+        value = jax.jit(potential)  # the axial points need values only (a gradient costs several times more)
+        return _axial_draws(lambda x: float(value(jnp.asarray(x, dtype), arrays)), f, np.asarray(scale, np.float64),
+                            k_prop, total, num_chains, num_samples, lambda P: postprocess(P, arrays), dtype,
+                            {"optimiser_steps": int(res.nit), "gradient_norm": gnorm,
+                             "optimiser_message": str(res.message)}, progress_bar)
     num_proposals = _num_proposals(total) if num_proposals is None else int(num_proposals)
     k1, k2 = jax.random.split(k_prop)
     g = jax.random.normal(k1, (num_proposals, p), dtype)
@@ -212,29 +296,71 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     log_q = -0.5 * (df + p) * jnp.log1p(jnp.sum(eps**2, axis=1) / df)
     # in one call, 16 proposals at a time (a per-proposal Python loop is bound by dispatch for small
     # models; larger batches compile a bigger batched Cholesky)
-    log_p = -jax.jit(lambda P: jax.lax.map(potential, P, batch_size=16))(props)
+    with tqdm(total=1, disable=not progress_bar, desc=f"laplace: {num_proposals} proposals") as bar:
+        log_p = jax.block_until_ready(-jax.jit(lambda P, arr: jax.lax.map(lambda f: potential(f, arr), P,
+                                                                          batch_size=16))(props, arrays))
+        bar.update(1)
     log_w = jnp.where(jnp.isfinite(log_p), log_p - log_q, -jnp.inf)
     w = jnp.exp(log_w - jnp.max(log_w))
     w = w / jnp.sum(w)
     idx = np.asarray(jax.random.choice(k_res, num_proposals, (total,), p=w))
     uniq, inverse = np.unique(idx, return_inverse=True)
     # the constrained values (and deterministics) once per distinct proposal drawn
-    values = jax.jit(lambda P: jax.lax.map(lambda f: init.postprocess_fn(unravel(f)), P, batch_size=16))(props[uniq])
+    values = postprocess(props[uniq], arrays)
     samples = jax.tree_util.tree_map(lambda v: v[inverse], values)
     samples = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in samples.items()}
-    mode = init.postprocess_fn(unravel(jnp.asarray(f, dtype)))
-    info = {"mode": {k: float(np.asarray(v).ravel()[0]) if np.asarray(v).size == 1 else np.asarray(v).tolist()
-                     for k, v in mode.items()},
+    mode = jax.tree_util.tree_map(lambda v: v[0], postprocess(jnp.asarray(f, dtype)[None], arrays))
+    info = {"mode": _scalars(mode), "integration": "importance",
             "optimiser_steps": int(res.nit), "gradient_norm": gnorm, "proposals": num_proposals,
             "importance_ess": float(1.0 / jnp.sum(w**2)), "max_weight": float(jnp.max(w))}
     return samples, {}, info
 
 
+def _axial_draws(value, f, scale, key, total, num_chains, num_samples, postprocess, dtype, info, progress_bar):
+    """run_laplace's ``integration="axial"``: split-normal scales from the potential ``value`` at
+    f ± √2 scale[:, k], then ``total`` draws f + scale u, u_k from the split normal with scales
+    (s⁻_k, s⁺_k) (density continuous at 0, each side's mass ∝ its scale)."""
+    from tqdm.auto import tqdm
+
+    p = f.shape[0]
+    u0 = value(f)
+    s = np.empty((p, 2))
+    for k in tqdm(range(p), disable=not progress_bar, desc="laplace: axial points"):
+        for j, sign in enumerate((-1.0, 1.0)):
+            drop = value(f + sign * math.sqrt(2.0) * scale[:, k]) - u0  # a Gaussian's: exactly 1
+            if not (np.isfinite(drop) and drop > 0):
+                hint = (" In float32 a log density over many sites may be too coarse for the optimiser: "
+                        "jax.config.update('jax_enable_x64', True) before fitting." if dtype == jnp.float32 else "")
+                raise RuntimeError("method='laplace', integration='axial': the posterior does not fall off along "
+                                   f"axis {k} of the Hessian (log density change {-drop:.3g} at √2 sd): the "
+                                   f"optimiser stopped short of the mode ({info['optimiser_message']}) or the "
+                                   "posterior is far from Gaussian; use integration='importance' or method='nuts'."
+                                   + hint)
+            s[k, j] = 1.0 / math.sqrt(drop)
+    k1, k2 = jax.random.split(key)
+    z = np.abs(np.asarray(jax.random.normal(k1, (total, p)), np.float64))
+    plus = np.asarray(jax.random.uniform(k2, (total, p)), np.float64) < s[:, 1] / s.sum(1)
+    u = np.where(plus, z * s[:, 1], -z * s[:, 0])
+    props = jnp.asarray(f + u @ scale.T, dtype)
+    values = postprocess(props)
+    samples = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in values.items()}
+    mode = jax.tree_util.tree_map(lambda v: v[0], postprocess(jnp.asarray(f, dtype)[None]))
+    info = {"mode": _scalars(mode), **info, "integration": "axial", "axial_scales": s.tolist(),
+            "evaluations_after_mode": 2 * p + 1}
+    return samples, {}, info
+
+
+def _scalars(values: dict) -> dict:
+    return {k: float(np.asarray(v).ravel()[0]) if np.asarray(v).size == 1 else np.asarray(v).tolist()
+            for k, v in values.items()}
+
+
 def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_steps, progress_bar,
-               chain_method: str = "sequential"):
+               chain_method: str = "sequential", integration: str = "importance"):
     """The sampler ``method`` names ("nuts", "blackjax", "laplace", "svi") on ``model``: (samples as NumPy
     arrays, stats, laplace info or None, seconds), the clock stopped after the draws are ready (JAX
-    dispatch is asynchronous). ``chain_method`` is NumPyro's, for "nuts"."""
+    dispatch is asynchronous). ``chain_method`` is NumPyro's, for "nuts"; ``integration``
+    :func:`run_laplace`'s."""
     import time
 
     t0 = time.perf_counter()
@@ -244,7 +370,8 @@ def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_s
     elif method == "blackjax":
         samples, stats = run_blackjax(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
     elif method == "laplace":
-        samples, stats, info = run_laplace(model, y, key, num_samples, num_chains, progress_bar)
+        samples, stats, info = run_laplace(model, y, key, num_samples, num_chains, progress_bar,
+                                           integration=integration)
     else:
         samples, stats = run_svi(model, y, key, num_samples, num_chains, svi_steps, progress_bar)
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}
