@@ -149,7 +149,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     its conditional — approximate, as in INLA's ``strategy="gaussian"``. ``integration``
     (laplace only): ``"importance"`` (the proposals above) or ``"axial"`` (2p evaluations: split
     normals along the Hessian's axes, for fits whose every evaluation is costly); by default
-    importance unless its proposals would cost more than ~10¹³ flops
+    importance unless its proposals would cost more than 3·10¹³ flops
     (:func:`~pinnprob.inference.runners.laplace_integration`).
 
     The result carries what :func:`predict` needs in its root attributes: the coordinate map, the
