@@ -367,6 +367,23 @@ def test_laplace_integration_follows_the_cost_of_its_proposals():
     assert imp - ax == 4000 - 10
 
 
+def test_runners_refuse_a_model_with_no_valid_start():
+    """A log density that is -inf wherever NumPyro starts (data outside the likelihood's support):
+    one clear error from the start, before BFGS, the Hessian or any draw (NumPyro's own check is
+    skipped under jit)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    from pinnprob.inference.runners import run_laplace
+
+    def model(y=None):
+        x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Uniform(x - 10.0, x - 9.0), obs=y)
+
+    with pytest.raises(RuntimeError, match="no valid start"):
+        run_laplace(model, jnp.asarray([5.0]), jax.random.key(0), 10, 1, False)
+
+
 def test_laplace_runner_integrates_a_skewed_posterior():
     """y_i ~ N(0, s²), s² ~ InverseGamma(3, 2), n = 8: the posterior of s² is InverseGamma(3 + n/2,
     2 + Σy²/2), skewed. The runner's mode (in NumPyro's unconstrained space, log s²) is its exact
@@ -388,6 +405,7 @@ def test_laplace_runner_integrates_a_skewed_posterior():
     assert info["mode"]["s2"] == pytest.approx(b / a, rel=1e-3)
     draws = np.asarray(samples["s2"][0], np.float64)
     assert draws.shape == (2000,) and info["importance_ess"] > 1500
+    assert 0.0 <= info["newton_decrement"] < 1e-3  # the end's Hessian agrees the mode is reached
     ess = min(info["importance_ess"], 2000)
     assert abs(draws.mean() - mean) < 4 * sd / math.sqrt(ess)
     assert abs(draws.std() / sd - 1) < 4 * math.sqrt(2.0 / ess) + 0.02

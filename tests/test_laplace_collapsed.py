@@ -53,16 +53,17 @@ def _loglik_jax(family, eta, y):
     return y * eta - jnp.logaddexp(0.0, eta)
 
 
+@pytest.mark.parametrize("family", ["poisson", "bernoulli"])
 @pytest.mark.parametrize("space", ["latent", "field"])
-def test_gradient_is_the_derivative_of_the_value(space):
+def test_gradient_is_the_derivative_of_the_value(space, family):
     """The one differentiable Newton step after the loop gives the approximation's exact gradient
     in S and loc (against central differences, float64)."""
     with jax.enable_x64(True):
-        S, loc, y = map(jnp.asarray, _problem("poisson", 30, 12, seed=1))
+        S, loc, y = map(jnp.asarray, _problem(family, 30, 12, seed=1))
         fn = _latent_space if space == "latent" else _field_space
 
         def value(s, shift):
-            return fn("poisson", S * s, loc + shift, y)[0]
+            return fn(family, S * s, loc + shift, y)[0]
 
         gs, gl = jax.grad(value, argnums=(0, 1))(1.1, 0.2)
         h = 1e-5
@@ -136,6 +137,64 @@ def test_distribution_contract():
     assert np.isfinite(float(lp)) and abs(float(lp) - float(d.log_prob(y))) < 1e-4
     with pytest.raises(ValueError, match="family must be one of"):
         LaplaceCollapsed(field, 0.0, "gamma")
+    with pytest.raises(ValueError, match="does not broadcast"):
+        LaplaceCollapsed(field, jnp.zeros(14), "poisson")
+    # a batch of data sets: one approximation each, shape sample_shape
+    Y = d.sample(jax.random.key(1), (3, 2))
+    assert Y.shape == (3, 2, 15)
+    lps = d.log_prob(Y)
+    assert lps.shape == (3, 2)
+    np.testing.assert_allclose(lps[1, 0], d.log_prob(Y[1, 0]), rtol=1e-5)
+    assert abs(float(lps[0, 0] - lps[2, 1])) > 1e-3  # not one shared solve
+    # binary data: the support is {0, 1} per site
+    b = LaplaceCollapsed(field, 0.0, "bernoulli", validate_args=True)
+    yb = b.sample(jax.random.key(2))
+    assert set(np.unique(np.asarray(yb))) <= {0.0, 1.0} and np.isfinite(float(b.log_prob(yb)))
+
+
+@pytest.mark.parametrize("space", ["latent", "field"])
+def test_saturated_sites_keep_the_value_and_gradient_finite(space):
+    """A Bernoulli site far in the tail (W underflows to 0: √W's derivative would be infinite) and a
+    Poisson intensity that underflows (NumPyro's xlogy form has a 0/0 derivative there): finite value
+    and gradient, in float32."""
+    S, loc, y = _problem("bernoulli", 12, 6, seed=3) if space == "latent" else _problem("bernoulli", 6, 12, seed=3)
+    fn = _latent_space if space == "latent" else _field_space
+    for family, shift in (("bernoulli", 120.0), ("poisson", -120.0)):
+        loc_s = np.array(loc, np.float32)
+        loc_s[0] += shift
+        yy = np.array(y, np.float32)
+        if family == "poisson":
+            yy = np.round(np.abs(yy) * 2)
+            yy[0] = 0.0
+        v, g = jax.value_and_grad(lambda s, l: fn(family, jnp.asarray(S, jnp.float32) * s, l, jnp.asarray(yy))[0],
+                                  argnums=(0, 1))(jnp.float32(1.0), jnp.asarray(loc_s))
+        assert np.isfinite(float(v)), (family, v)
+        assert np.all(np.isfinite(np.asarray(g[1]))) and np.isfinite(float(g[0])), (family, g)
+
+
+def test_mixed_precision_inputs_run_in_the_wider_type():
+    """A float32 basis with a float64 offset (x64 on) runs the Newton loop in float64 instead of
+    failing on the loop's carried dtype."""
+    with jax.enable_x64(True):
+        prior = pinnprob.pretrained("matern2d")
+        X = np.random.default_rng(1).uniform(0, 1, (15, 2))
+        field = prior.distribution(X, range=0.5, nu=1.5, sigma=0.7)
+        y = jnp.asarray(np.random.default_rng(2).poisson(1.3, 15), jnp.float64)
+        v, z = laplace_mode(field, jnp.full(15, 0.3, jnp.float64), y, "poisson")
+        assert np.isfinite(float(v)) and z.dtype == jnp.float64
+
+
+def test_newton_that_does_not_converge_gives_nan(monkeypatch):
+    """Newton stopped by NEWTON_MAX_STEPS while still gaining is not a mode: the value is NaN (a
+    sampler rejects it) rather than a wrong number with a wrong implicit gradient."""
+    import pinnprob.inference.laplace_collapsed as lc
+
+    with jax.enable_x64(True):
+        S, loc, y = map(jnp.asarray, _problem("poisson", 30, 12, seed=5))
+        monkeypatch.setattr(lc, "NEWTON_MAX_STEPS", 1)
+        assert np.isnan(float(lc._latent_space("poisson", S, loc, y)[0]))
+        monkeypatch.setattr(lc, "NEWTON_MAX_STEPS", 100)
+        assert np.isfinite(float(lc._latent_space("poisson", S, loc, y)[0]))
 
 
 def test_fit_laplace_poisson_end_to_end():

@@ -30,7 +30,7 @@ import numpyro.distributions as dist
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost, gram_for,
-                                      model_generator, reduce_prior, site_covariance_for)
+                                      laplace_evaluation_cost, model_generator, reduce_prior, site_covariance_for)
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
 from pinnprob.inference.runners import (LAPLACE_INTEGRATIONS, chain_method_for, expected_evaluations,
@@ -233,7 +233,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                       "and the optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) "
                       "before fitting", stacklevel=2)
     if method == "laplace" and integration is None:
-        integration = laplace_integration(evaluation_cost(prior, X.shape[0]), num_samples * num_chains)
+        cost = (evaluation_cost if likelihood == "gaussian" else laplace_evaluation_cost)(prior, X.shape[0])
+        integration = laplace_integration(cost, num_samples * num_chains)
     evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
                                        integration or "importance")
     can_collapse = likelihood == "gaussian" and prior.gaussian

@@ -38,6 +38,12 @@ OBSERVATIONS = {
     "poisson": lambda eta: dist.Poisson(jnp.exp(eta)),
     "bernoulli": lambda eta: dist.Bernoulli(logits=eta),
 }
+# log p(y | η) per site in closed form for the Newton iterations: Poisson(exp η) written as yη − e^η
+# (NumPyro's xlogy(y, e^η) has a 0/0 derivative once e^η underflows, even for y = 0)
+_LOG_LIKELIHOODS = {
+    "poisson": lambda eta, y: y * eta - jnp.exp(eta) - jax.scipy.special.gammaln(y + 1.0),
+    "bernoulli": lambda eta, y: y * eta - jax.nn.softplus(eta),
+}
 NEWTON_MAX_STEPS = 100
 NEWTON_TOL = 1e-10  # stop when a Newton step gains less than this in log density (relative to n)
 _STEP_SIZES = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125)
@@ -50,8 +56,10 @@ def _check_family(family: str):
 
 def _derivatives(family: str, eta, y):
     """(log p(y | η) summed, ∂/∂η, W = −∂²/∂η²), the last two per site, shape (n,)."""
+    y = jnp.asarray(y, eta.dtype)
+
     def total(e):
-        return jnp.sum(OBSERVATIONS[family](e).log_prob(y))
+        return jnp.sum(_LOG_LIKELIHOODS[family](e, y))
 
     grad = jax.grad(total)
     g, h = jax.jvp(grad, (eta,), (jnp.ones_like(eta),))  # the sites are independent: Hv with v = 1 is the diagonal
@@ -62,10 +70,22 @@ def _uses_field_space(field: GenerativeField) -> bool:
     return field.event_shape[0] <= field.latent_dim
 
 
+def _sqrt_weights(W):
+    """√W, with W floored at the smallest normal number: √ has an infinite derivative at 0, where a
+    saturated site (Bernoulli at |η| ≫ 1) puts W."""
+    return jnp.sqrt(jnp.maximum(W, jnp.finfo(W.dtype).tiny))
+
+
+def _common_dtype(S, loc):
+    dt = jnp.result_type(S, loc, float)
+    return S.astype(dt), loc.astype(dt)
+
+
 def _newton(objective, step, x0, n: int):
     """Damped Newton: from x0, ``step(x)`` gives the Newton direction; the step size is the best of
     ``_STEP_SIZES`` by ``objective`` (the full step whenever it gains), stopping when a step gains
-    < NEWTON_TOL · max(n, 1) or after NEWTON_MAX_STEPS. Returns the last x."""
+    < NEWTON_TOL · max(n, 1) or after NEWTON_MAX_STEPS. Returns the last x and whether it stopped
+    on the gain (False: NEWTON_MAX_STEPS steps still gaining, not a mode)."""
     tol = NEWTON_TOL * max(n, 1)
     sizes = jnp.asarray(_STEP_SIZES, x0.dtype)
 
@@ -85,11 +105,13 @@ def _newton(objective, step, x0, n: int):
         return (gain > tol) & (i < NEWTON_MAX_STEPS)
 
     init = (x0, objective(x0), jnp.asarray(jnp.inf, x0.dtype), jnp.asarray(0))
-    return jax.lax.while_loop(cond, body, init)[0]
+    x, _, gain, _ = jax.lax.while_loop(cond, body, init)
+    return x, gain <= tol
 
 
 def _latent_space(family, S, loc, y):
-    """Newton in z (m < n). Returns (log p(y) approximation, ẑ, L) with LLᵀ = I + SᵀWS."""
+    """Newton in z (m < n). Returns (log p(y) approximation, NaN where Newton did not converge; ẑ;
+    L with LLᵀ = I + SᵀWS)."""
     m = S.shape[1]
 
     def objective(z, S=S, loc=loc):
@@ -101,18 +123,18 @@ def _latent_space(family, S, loc, y):
         return cho_solve((L, True), S.T @ g - z)
 
     Sc, lc = jax.lax.stop_gradient(S), jax.lax.stop_gradient(loc)
-    z = jax.lax.stop_gradient(_newton(lambda z: objective(z, Sc, lc), lambda z: newton_step(z, Sc, lc),
-                                      jnp.zeros(m, S.dtype), S.shape[0]))
+    z, ok = jax.lax.stop_gradient(_newton(lambda z: objective(z, Sc, lc), lambda z: newton_step(z, Sc, lc),
+                                          jnp.zeros(m, S.dtype), S.shape[0]))
     z = z + newton_step(z)  # differentiable in S and loc: the implicit derivative of the mode
     ll, _, W = _derivatives(family, loc + S @ z, y)
     L = jnp.linalg.cholesky(jnp.eye(m) + S.T @ (W[:, None] * S))
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
-    return ll - 0.5 * jnp.sum(z**2) - 0.5 * logdet, z, L
+    return jnp.where(ok, ll - 0.5 * jnp.sum(z**2) - 0.5 * logdet, jnp.nan), z, L
 
 
 def _field_space(family, S, loc, y):
     """Newton in f = Ka, K = SSᵀ (n ≤ m; Rasmussen & Williams 2006, Alg. 3.1). Returns (log p(y)
-    approximation, a, √W, L) with LLᵀ = B = I + √W K √W; ẑ = Sᵀa."""
+    approximation, NaN where Newton did not converge; a; √W; L with LLᵀ = B = I + √W K √W); ẑ = Sᵀa."""
     n = S.shape[0]
 
     def objective(a, K, loc):
@@ -122,7 +144,7 @@ def _field_space(family, S, loc, y):
     def newton_step(a, K, loc):
         f = K @ a
         _, g, W = _derivatives(family, loc + f, y)
-        sW = jnp.sqrt(jnp.maximum(W, 0.0))
+        sW = _sqrt_weights(W)
         L = jnp.linalg.cholesky(jnp.eye(n) + sW[:, None] * K * sW[None, :])
         b = W * f + g
         a_new = b - sW * cho_solve((L, True), sW * (K @ b))  # R&W Alg. 3.1, lines 6-8
@@ -130,23 +152,25 @@ def _field_space(family, S, loc, y):
 
     K = S @ S.T
     Kc, lc = jax.lax.stop_gradient(K), jax.lax.stop_gradient(loc)
-    a = jax.lax.stop_gradient(_newton(lambda a: objective(a, Kc, lc), lambda a: newton_step(a, Kc, lc),
-                                      jnp.zeros(n, S.dtype), n))
+    a, ok = jax.lax.stop_gradient(_newton(lambda a: objective(a, Kc, lc), lambda a: newton_step(a, Kc, lc),
+                                          jnp.zeros(n, S.dtype), n))
     a = a + newton_step(a, K, loc)
     f = K @ a
     ll, _, W = _derivatives(family, loc + f, y)
-    sW = jnp.sqrt(jnp.maximum(W, 0.0))
+    sW = _sqrt_weights(W)
     L = jnp.linalg.cholesky(jnp.eye(n) + sW[:, None] * K * sW[None, :])
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
-    return ll - 0.5 * jnp.dot(a, f) - 0.5 * logdet, a, sW, L
+    return jnp.where(ok, ll - 0.5 * jnp.dot(a, f) - 0.5 * logdet, jnp.nan), a, sW, L
 
 
 def laplace_mode(field: GenerativeField, loc, y, family: str):
     """The Laplace approximation of log ∫ p(y | loc + σΨz) N(z | 0, I) dz and the mode ẑ (m,), for an
     unbatched Gaussian ``field`` at n sites, ``loc`` (n,) and observations ``y`` (n,) of ``family``
-    (a key of :data:`OBSERVATIONS`). Returns (log density, ẑ)."""
+    (a key of :data:`OBSERVATIONS`). Returns (log density, ẑ); the log density is NaN if Newton's
+    method did not converge in NEWTON_MAX_STEPS steps."""
     _check_family(family)
-    S, loc, y = field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape), jnp.asarray(y)
+    S, loc = _common_dtype(field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape))
+    y = jnp.asarray(y)
     if _uses_field_space(field):
         value, a, _, _ = _field_space(family, S, loc, y)
         return value, S.T @ a
@@ -160,7 +184,8 @@ def approximate_conditional_latent(key, field: GenerativeField, loc, y, family: 
     z = ẑ + z₀ − Sᵀ√W B⁻¹(√W S z₀ + ε), z₀ ~ N(0, I_m), ε ~ N(0, I_n), whose covariance is
     I − Sᵀ(K + W⁻¹)⁻¹S = (I + SᵀWS)⁻¹ without dividing by W."""
     _check_family(family)
-    S, loc, y = field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape), jnp.asarray(y)
+    S, loc = _common_dtype(field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape))
+    y = jnp.asarray(y)
     n, m = S.shape
     k1, k2 = jax.random.split(key)
     if _uses_field_space(field):
@@ -177,7 +202,9 @@ class LaplaceCollapsed(dist.Distribution):
     logit link), f ~ GenerativeField (Gaussian), with f integrated out by a Laplace approximation
     (:func:`laplace_mode`). Event shape ``(n,)``. ``log_prob`` is the approximation, not the exact
     marginal: it is exact to O(1/n) per parameter for log-concave likelihoods with informative data
-    and slightly off for sparse counts or binary data (Rue, Martino & Chopin 2009, §4.1)."""
+    and slightly off for sparse counts or binary data (Rue, Martino & Chopin 2009, §4.1). The field
+    is the generator's latent part σΨz (its site variance, the truncated modes' share, is left out,
+    in ``sample`` as in ``log_prob``)."""
 
     arg_constraints = {"loc": constraints.real_vector}
     pytree_data_fields = ("field", "loc")
@@ -189,7 +216,10 @@ class LaplaceCollapsed(dist.Distribution):
         if field.batch_shape != ():
             raise ValueError("the Laplace-collapsed likelihood takes an unbatched field")
         _check_family(family)
-        self.field, self.loc, self.family = field, jnp.asarray(loc), family
+        loc = jnp.asarray(loc)
+        if not (loc.ndim <= 1 and loc.size in (1, field.event_shape[0])):
+            raise ValueError(f"loc of shape {loc.shape} does not broadcast to the field's {field.event_shape}")
+        self.field, self.loc, self.family = field, jnp.broadcast_to(loc, field.event_shape), family
         super().__init__(batch_shape=(), event_shape=field.event_shape, validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
@@ -199,9 +229,16 @@ class LaplaceCollapsed(dist.Distribution):
 
     def sample(self, key, sample_shape=()):
         k1, k2 = jax.random.split(key)
-        f = self.field.sample(k1, sample_shape)
+        f = self.field.from_latent(jax.random.normal(k1, tuple(sample_shape) + (self.field.latent_dim,)))
         return OBSERVATIONS[self.family](self.loc + f).sample(k2)
 
     @validate_sample
     def log_prob(self, value):
-        return laplace_mode(self.field, self.loc, value, self.family)[0]
+        """The Laplace approximation of log p(value), shape ``value.shape[:-1]`` (one Newton solve per
+        data set)."""
+        value = jnp.asarray(value)
+        if value.ndim == 1:
+            return laplace_mode(self.field, self.loc, value, self.family)[0]
+        flat = value.reshape((-1,) + self.event_shape)
+        out = jax.vmap(lambda v: laplace_mode(self.field, self.loc, v, self.family)[0])(flat)
+        return out.reshape(value.shape[:-1])

@@ -8,6 +8,7 @@ the per-draw sampler statistics (``diverging`` and ``n_steps``, the leapfrog ste
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -128,8 +129,14 @@ def _initialize(key, model, y) -> _Start:
     def kwargs(arr):
         return {"y": y} if arr is None else {"y": y, "arrays": arr}
 
-    z = jax.jit(lambda k, arr: initialize_model(k[None], model, model_kwargs=kwargs(arr),
-                                                dynamic_args=True).param_info.z)(key, arrays)
+    # NumPyro's own "cannot find valid initial parameters" check is skipped under jit: done here
+    z, pe, grad = jax.jit(lambda k, arr: initialize_model(k[None], model, model_kwargs=kwargs(arr),
+                                                          dynamic_args=True).param_info)(key, arrays)
+    if not (np.all(np.isfinite(np.asarray(pe)))
+            and all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grad))):
+        raise RuntimeError("no valid start: the model's log density or its gradient is not finite at every "
+                           "initial point NumPyro tried; check the data (NaN, values outside the likelihood's "
+                           "support) and the priors")
     return _Start(jax.tree_util.tree_map(lambda v: v[0], z), arrays,
                   lambda z, arr: potential_energy(model, (), kwargs(arr), z),
                   lambda z, arr: constrain_fn(model, (), kwargs(arr), z, return_deterministic=True))
@@ -280,6 +287,13 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     if not (np.all(lam > 0) and np.all(np.isfinite(f))):
         raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
                            f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}); use method='nuts'")
+    # the Newton decrement by the Hessian at the end (BFGS's stop used the start's curvature): how
+    # far, in log density, the mode the integration centres on may lie from the true one
+    decrement = float(0.5 * np.sum((V.T @ np.asarray(res.jac, np.float64)) ** 2 / lam))
+    if decrement > 0.1:
+        warnings.warn(f"method='laplace': by the Hessian at the optimiser's end, the mode is {decrement:.2g} "
+                      "away in log density (about √(2·that) posterior sd); the integration is centred there",
+                      stacklevel=3)
     scale = jnp.asarray(V / np.sqrt(lam), dtype)  # Σ^{1/2} = V Λ^{-1/2}: Σ = H⁻¹
     total = num_samples * num_chains
     if integration == "axial":
@@ -287,7 +301,7 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
         return _axial_draws(lambda x: float(value(jnp.asarray(x, dtype), arrays)), f, np.asarray(scale, np.float64),
                             k_prop, total, num_chains, num_samples, lambda P: postprocess(P, arrays), dtype,
                             {"optimiser_steps": int(res.nit), "gradient_norm": gnorm,
-                             "optimiser_message": str(res.message)}, progress_bar)
+                             "optimiser_message": str(res.message), "newton_decrement": decrement}, progress_bar)
     num_proposals = _num_proposals(total) if num_proposals is None else int(num_proposals)
     k1, k2 = jax.random.split(k_prop)
     g = jax.random.normal(k1, (num_proposals, p), dtype)
@@ -313,7 +327,8 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     samples = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in samples.items()}
     mode = jax.tree_util.tree_map(lambda v: v[0], postprocess(jnp.asarray(f, dtype)[None], arrays))
     info = {"mode": _scalars(mode), "integration": "importance",
-            "optimiser_steps": int(res.nit), "gradient_norm": gnorm, "proposals": num_proposals,
+            "optimiser_steps": int(res.nit), "gradient_norm": gnorm, "newton_decrement": decrement,
+            "proposals": num_proposals,
             "importance_ess": float(1.0 / jnp.sum(w**2)), "max_weight": float(jnp.max(w))}
     return samples, {}, info
 
