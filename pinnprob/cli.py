@@ -173,6 +173,11 @@ def _check_fit_args(args):
         raise CLIError(f"--nu must be a finite number, got {args.nu}")
     if not (0 <= args.buffer <= 5):
         raise CLIError(f"--buffer must be in [0, 5], got {args.buffer}")
+    if args.likelihood != "gaussian" and args.log:
+        raise CLIError(f"--log is for a Gaussian likelihood; --likelihood {args.likelihood} already models "
+                       f"{'log rates' if args.likelihood == 'poisson' else 'log odds'}")
+    if args.integration is not None and args.method != "laplace":
+        raise CLIError("--integration is for --method laplace")
 
 
 def _check_inside(Xp, X, buffer, path):
@@ -225,6 +230,8 @@ def _fit(args) -> int:
     _check_fit_args(args)
     prior = _load_prior(args.prior)
     if prior.data_kind == "space-time" or args.time is not None:
+        if args.likelihood != "gaussian":
+            raise CLIError(f"--likelihood {args.likelihood}: space-time fits take a Gaussian likelihood")
         return _fit_spacetime(args, prior)
     if args.y is None:
         raise CLIError("--y is required for a spatial prior (the column of the second coordinate)")
@@ -247,12 +254,15 @@ def _fit(args) -> int:
     if not args.quiet:
         field = ("Matérn field (nu " + ("free" if args.nu is None else f"= {args.nu:g}") + ")"
                  if prior.config.spde == "matern" else f"{prior.config.spde} field ({', '.join(prior.param_names)})")
-        print(f"fitting {X.shape[0]} sites: {'log ' if args.log else ''}{args.value} ~ intercept"
+        lhs = {"gaussian": ("log " if args.log else "") + args.value, "poisson": f"log rate of {args.value} (Poisson)",
+               "bernoulli": f"logit P({args.value} = 1) (Bernoulli)"}[args.likelihood]
+        print(f"fitting {X.shape[0]} sites: {lhs} ~ intercept"
               f"{''.join(' + ' + c for c in args.covariate)} + {field}, method {args.method}")
-    idata = pinnprob.fit(X, y, prior=prior, covariates=Z, nu=args.nu, method=args.method, num_warmup=args.warmup,
-                         num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
-                         svi_steps=args.svi_steps, progress_bar=not args.quiet,
-                         covariate_names=list(args.covariate) if Z is not None else None)
+    idata = pinnprob.fit(X, y, prior=prior, covariates=Z, likelihood=args.likelihood, nu=args.nu, method=args.method,
+                         num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains, seed=args.seed,
+                         buffer=args.buffer, svi_steps=args.svi_steps, progress_bar=not args.quiet,
+                         covariate_names=list(args.covariate) if Z is not None else None,
+                         integration=args.integration)
 
     # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
     if Z is None:
@@ -273,9 +283,12 @@ def _fit(args) -> int:
     table.update({"mean": pred["mean"], "sd": pred["sd"]})
     for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
         table[f"q{round(100 * float(lev)):02d}"] = q
-    if args.log:
+    # quantiles on the scale of the data too (a monotone map keeps quantiles; means it would not)
+    to_data = {"gaussian": ("exp_q", np.exp) if args.log else None, "poisson": ("rate_q", np.exp),
+               "bernoulli": ("prob_q", lambda q: 1.0 / (1.0 + np.exp(-q)))}[args.likelihood]
+    if to_data is not None:
         for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
-            table[f"exp_q{round(100 * float(lev)):02d}"] = np.exp(q)
+            table[f"{to_data[0]}{round(100 * float(lev)):02d}"] = to_data[1](np.asarray(q))
 
     import arviz as az
 
@@ -291,7 +304,8 @@ def _fit(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "summary.csv")
     pd.DataFrame(table).to_csv(out / "predictions.csv", index=False)
-    scale = f"log {args.value}" if args.log else args.value
+    scale = {"gaussian": f"log {args.value}" if args.log else args.value, "poisson": f"log rate of {args.value}",
+             "bernoulli": f"logit of {args.value}"}[args.likelihood]
     n_map = len(sites) if shape is None else shape[0] * shape[1]  # the grid only, or every site
     for stat, label in (("mean", "posterior mean"), ("sd", "posterior sd")):
         map_sites, v = sites[:n_map], pred[stat][:n_map]
@@ -347,7 +361,8 @@ def _fit_spacetime(args, prior) -> int:
               f"({', '.join(prior.param_names)}), method {args.method}")
     idata = pinnprob.fit(X, y, times=T, prior=prior, method=args.method, num_warmup=args.warmup,
                          num_samples=args.samples, num_chains=args.chains, seed=args.seed, buffer=args.buffer,
-                         svi_steps=args.svi_steps, progress_bar=not args.quiet, time_scale=args.time_scale)
+                         svi_steps=args.svi_steps, progress_bar=not args.quiet, time_scale=args.time_scale,
+                         integration=args.integration)
     # predictions on a grid over the sites, at the last time (interpolation) and one step later (forecast)
     step = float(np.median(np.diff(np.unique(T))))
     t_last = float(T.max())
@@ -407,7 +422,10 @@ FIT_DESCRIPTION = """\
 Fit a geostatistical model to a CSV table and map the posterior predictive.
 
 The model: VALUE (or log VALUE with --log) = intercept + covariates·beta + f(x, y) + noise, with f a
-Matérn field given by the generative prior (the shipped default, or --prior FILE), noise Gaussian.
+Matérn field given by the generative prior (the shipped default, or --prior FILE), noise Gaussian;
+or, with --likelihood poisson (counts) or bernoulli (0/1), VALUE ~ Poisson(exp η) or Bernoulli(logit⁻¹ η)
+with η = intercept + covariates·beta + f(x, y): predictions are then of η, with rate_q* or prob_q*
+columns on the data's scale.
 The posterior of range (in the units of the coordinates), sigma, nu, noise, intercept and beta is
 sampled with NUTS (NumPyro; or BlackJAX, or SVI for a quick approximation).
 
@@ -482,7 +500,14 @@ def main(argv=None) -> int:
                         "one); default: estimate it over that range")
     f.add_argument("--method", choices=("nuts", "blackjax", "svi", "laplace"), default="nuts",
                    help="NUTS in NumPyro (default), NUTS in BlackJAX, SVI (fast, approximate) or laplace "
-                        "(INLA-style: mode, Hessian, importance-weighted draws; Gaussian likelihood)")
+                        "(INLA-style: mode, Hessian, importance-weighted or axial draws; for --likelihood "
+                        "poisson/bernoulli the field is integrated out by Newton's method, an approximation)")
+    f.add_argument("--likelihood", choices=("gaussian", "poisson", "bernoulli"), default="gaussian",
+                   help="the law of VALUE given the field: Gaussian noise (default), Poisson counts (log link) or "
+                        "Bernoulli 0/1 (logit link)")
+    f.add_argument("--integration", choices=("importance", "axial"), default=None,
+                   help="--method laplace: importance-weighted proposals or split normals along the Hessian's "
+                        "axes (default: by their cost)")
     f.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: %(default)s)")
     f.add_argument("--samples", type=int, default=500, help="posterior draws per chain (default: %(default)s)")
     f.add_argument("--chains", type=int, default=1, help="chains: one per device when there are as many devices, else one after "

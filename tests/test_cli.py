@@ -242,3 +242,41 @@ def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, mo
 def test_fit_shipped_prior_by_name_and_nu_it_lacks(tmp_path, capsys, no_sampling):
     line = _error_line(capsys, ["fit", str(_csv(tmp_path)), *COLS, "--prior", "matern2d-nonstationary", "--nu", "1.5"])
     assert "no parameter nu" in line and "range_trend_x1" in line
+
+
+def test_fit_non_gaussian_flags_checked_before_fitting(tmp_path, capsys, no_sampling):
+    """--log with a count likelihood, --integration without laplace: one line each, before any fit."""
+    path = _csv(tmp_path)
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--log", "--likelihood", "poisson"])
+    assert "--log is for a Gaussian likelihood" in line
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--integration", "axial"])
+    assert "--integration is for --method laplace" in line
+
+
+def test_fit_poisson_counts_with_laplace(tmp_path, capsys):
+    """Counts through the command line: --likelihood poisson --method laplace fits, writes the
+    predictions of the log rate and rate quantiles on the data's scale (exp of the log-rate ones),
+    and a Bernoulli value column that is not 0/1 is one clear line."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 40
+    x, y = rng.uniform(0, 1000, n), rng.uniform(0, 800, n)
+    counts = rng.poisson(np.exp(1.0 + np.sin(x / 300)))
+    path = tmp_path / "counts.csv"
+    path.write_text("east,north,n\n" + "".join(f"{a:.2f},{b:.2f},{c}\n" for a, b, c in zip(x, y, counts)))
+    out = tmp_path / "out"
+    argv = ["fit", str(path), "--x", "east", "--y", "north", "--value", "n", "--quiet", "--nu", "1.5",
+            "--likelihood", "poisson", "--method", "laplace", "--samples", "20", "--grid", "6", "--out", str(out)]
+    assert main(argv) == 0
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred.columns) == ["east", "north", "mean", "sd", "q05", "q50", "q95", "rate_q05", "rate_q50",
+                                  "rate_q95"]
+    np.testing.assert_allclose(pred["rate_q50"], np.exp(pred["q50"]), rtol=1e-6)
+    # the fitted log rate follows the counts' scale: its median over the grid is near log mean count
+    assert abs(float(pred["q50"].median()) - np.log(counts.mean())) < 1.0
+    summ = pd.read_csv(out / "summary.csv", index_col=0)
+    assert "noise" not in summ.index and {"range", "sigma", "intercept"} <= set(summ.index)
+    capsys.readouterr()
+    line = _error_line(capsys, argv[:-2] + ["--out", str(tmp_path / "b")] + ["--likelihood", "bernoulli"])
+    assert "bernoulli" in line.lower()

@@ -142,6 +142,7 @@ def _no_work(*a, **k):
     ("single", "single time point"), ("length", "times must have shape"),
     ("velocity", "velocity_x1 = 1000000.0 is outside the prior.s box for these coordinates and times"),
     ("time_scale", "time_scale must be a positive"), ("no_times", "pass times="), ("likelihood", "Gaussian likelihood"),
+    ("integration", "integration= is for method='laplace'"),
 ])
 def test_bad_input_is_refused_before_work(prior1d, monkeypatch, case, match):
     monkeypatch.setattr(st, "run_method", _no_work)
@@ -166,6 +167,8 @@ def test_bad_input_is_refused_before_work(prior1d, monkeypatch, case, match):
         kw["time_scale"] = -1.0
     elif case == "likelihood":
         kw["likelihood"] = "poisson"
+    elif case == "integration":
+        kw["integration"] = "axial"  # with the default method, NUTS
     copies = [a.copy() for a in (X, T, y)]
     with pytest.raises(ValueError, match=match):
         pinnprob.fit(X, y, times=None if case == "no_times" else T, prior=prior1d, progress_bar=False, **kw)

@@ -161,6 +161,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     from pinnprob.api import pretrained
 
     prior = pretrained("matern2d") if prior is None else (pretrained(prior) if isinstance(prior, str) else prior)
+    if integration is not None and (method != "laplace" or integration not in LAPLACE_INTEGRATIONS):
+        raise ValueError(f"integration= is for method='laplace', one of {LAPLACE_INTEGRATIONS}; got "
+                         f"{integration!r} with method={method!r}")
     if prior.data_kind == "space-time":
         from pinnprob.inference.spacetime import fit_spacetime
 
@@ -175,7 +178,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                              method=method, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                              seed=seed, buffer=buffer, time_scale=time_scale, svi_steps=svi_steps,
                              progress_bar=progress_bar, jitter=jitter, covariate_names=covariate_names,
-                             solver="auto" if solver is None else solver, chain_method=chain_method)
+                             solver="auto" if solver is None else solver, chain_method=chain_method,
+                             integration=integration)
     if times is not None or time_scale is not None or solver is not None:
         raise ValueError(f"times=, time_scale= and solver= are for space-time priors; this prior is for {prior.data_kind} "
                          "data")
@@ -204,9 +208,6 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         if collapsed is False:
             raise ValueError("method='laplace' works on the collapsed model: leave collapsed unset or True")
         collapsed = True
-    if integration is not None and (method != "laplace" or integration not in LAPLACE_INTEGRATIONS):
-        raise ValueError(f"integration= is for method='laplace', one of {LAPLACE_INTEGRATIONS}; got "
-                         f"{integration!r} with method={method!r}")
     cmap = CoordinateMap.from_data(X, buffer)
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0

@@ -180,7 +180,7 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
                   num_warmup: int = 500, num_samples: int = 500, num_chains: int = 1, seed: int = 0,
                   buffer: float = 0.5, time_scale: float | None = None, svi_steps: int = 3000,
                   progress_bar: bool = True, jitter: float = 1e-5, covariate_names=None, solver: str = "auto",
-                  chain_method: str | None = None):
+                  chain_method: str | None = None, integration: str | None = None):
     """Fit a Gaussian space-time model with a space-time generative prior (see the module docstring);
     ``pinnprob.fit(X, y, times=..., prior=...)`` calls this. Returns ArviZ data as :func:`pinnprob.fit`
     does, with the SPDE's parameters in the user's units (``range`` in coordinate units, ``time_range``
@@ -191,7 +191,8 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     truncated to it with a warning, fixed values outside it are refused. ``solver``: the Gaussian's
     log density by a dense Cholesky (``"dense"``, O(n³)) or a Kalman filter over the times (``"kalman"``,
     O(T (2K+1)² m) for T times, m sites, K modes), by default whichever is cheaper (recorded in the
-    result's ``pinnprob`` attribute as ``"solver"``)."""
+    result's ``pinnprob`` attribute as ``"solver"``). ``integration``: method="laplace"'s, as in
+    :func:`pinnprob.fit` (default: importance-weighted proposals)."""
     from pinnprob.inference.fit import check_fixed_in_box, model_param_priors
 
     if solver not in ("auto", "dense", "kalman"):
@@ -225,7 +226,8 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     k_run = jax.random.key(seed)
     yj = jnp.asarray(y)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
-                                                       num_chains, svi_steps, progress_bar, chain_method)
+                                                       num_chains, svi_steps, progress_bar, chain_method,
+                                                       integration or "importance")
     posterior = {k: v for k, v in samples.items() if k != "intercept_centered" and k not in fixed}
     meta = {
         "data_kind": "space-time", "coordinate_map": asdict(cmap), "time_map": asdict(tmap),
