@@ -50,6 +50,12 @@ REFERENCE = "exact GP, importance-weighted Laplace (accuracy reference)"
 EXACT_AXIAL = "exact GP, axial Laplace"
 
 
+def laplace_ess(info: dict, draws) -> float:
+    """Effective draws of a Laplace fit: Kish's ESS of the importance weights, or the draws themselves
+    (axial: independent draws from the split normals), capped at the distinct draws."""
+    return min(info.get("importance_ess", draws.size), len(np.unique(draws)))
+
+
 def laplace(X, y, draws: int, seed: int, integration: str | None) -> dict:
     P = priors()
     t = time.perf_counter()
@@ -60,8 +66,7 @@ def laplace(X, y, draws: int, seed: int, integration: str | None) -> dict:
     meta = json.loads(idata.attrs["pinnprob"])
     r = idata.posterior["range"].values.reshape(-1)
     L = meta["laplace"]
-    # importance: Kish's ESS of the weights; axial: independent draws from the split normals
-    ess = min(L.get("importance_ess", r.size), len(np.unique(r)))
+    ess = laplace_ess(L, r)
     return {"samples": {"range": r}, "sampling_s": meta["sampling_seconds"], "fit_wall_s": wall, "ess": ess,
             "laplace": L, "path": meta["collapsed_path"]}
 
@@ -78,7 +83,7 @@ def exact_reference(X, y, draws: int, seed: int, integration: str = "importance"
                                    False, integration=integration)
     secs = time.perf_counter() - t
     r = np.asarray(samples["range"]).reshape(-1)
-    ess = min(info.get("importance_ess", r.size), len(np.unique(r)))
+    ess = laplace_ess(info, r)
     return {"samples": {"range": r}, "sampling_s": secs, "ess": ess, "laplace": info}
 
 

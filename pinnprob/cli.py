@@ -180,6 +180,16 @@ def _check_fit_args(args):
         raise CLIError("--integration is for --method laplace")
 
 
+def _modelled_scale(args):
+    """(label of what the field models, prefix and map of the data-scale quantile columns or None),
+    from --likelihood and --log: a monotone map keeps quantiles (it would not keep means)."""
+    if args.likelihood == "poisson":
+        return f"log rate of {args.value}", ("rate_q", np.exp)
+    if args.likelihood == "bernoulli":
+        return f"logit of {args.value}", ("prob_q", lambda q: 1.0 / (1.0 + np.exp(-q)))
+    return (f"log {args.value}", ("exp_q", np.exp)) if args.log else (args.value, None)
+
+
 def _check_inside(Xp, X, buffer, path):
     """Prediction sites must lie in the square fit models: the data's bounding square, centred, with
     ``buffer`` × its side added on each side."""
@@ -254,9 +264,7 @@ def _fit(args) -> int:
     if not args.quiet:
         field = ("Matérn field (nu " + ("free" if args.nu is None else f"= {args.nu:g}") + ")"
                  if prior.config.spde == "matern" else f"{prior.config.spde} field ({', '.join(prior.param_names)})")
-        lhs = {"gaussian": ("log " if args.log else "") + args.value, "poisson": f"log rate of {args.value} (Poisson)",
-               "bernoulli": f"logit P({args.value} = 1) (Bernoulli)"}[args.likelihood]
-        print(f"fitting {X.shape[0]} sites: {lhs} ~ intercept"
+        print(f"fitting {X.shape[0]} sites: {_modelled_scale(args)[0]} ~ intercept"
               f"{''.join(' + ' + c for c in args.covariate)} + {field}, method {args.method}")
     idata = pinnprob.fit(X, y, prior=prior, covariates=Z, likelihood=args.likelihood, nu=args.nu, method=args.method,
                          num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains, seed=args.seed,
@@ -283,9 +291,7 @@ def _fit(args) -> int:
     table.update({"mean": pred["mean"], "sd": pred["sd"]})
     for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
         table[f"q{round(100 * float(lev)):02d}"] = q
-    # quantiles on the scale of the data too (a monotone map keeps quantiles; means it would not)
-    to_data = {"gaussian": ("exp_q", np.exp) if args.log else None, "poisson": ("rate_q", np.exp),
-               "bernoulli": ("prob_q", lambda q: 1.0 / (1.0 + np.exp(-q)))}[args.likelihood]
+    scale, to_data = _modelled_scale(args)
     if to_data is not None:
         for lev, q in zip(pred["quantile_levels"], pred["quantiles"]):
             table[f"{to_data[0]}{round(100 * float(lev)):02d}"] = to_data[1](np.asarray(q))
@@ -304,8 +310,6 @@ def _fit(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "summary.csv")
     pd.DataFrame(table).to_csv(out / "predictions.csv", index=False)
-    scale = {"gaussian": f"log {args.value}" if args.log else args.value, "poisson": f"log rate of {args.value}",
-             "bernoulli": f"logit of {args.value}"}[args.likelihood]
     n_map = len(sites) if shape is None else shape[0] * shape[1]  # the grid only, or every site
     for stat, label in (("mean", "posterior mean"), ("sd", "posterior sd")):
         map_sites, v = sites[:n_map], pred[stat][:n_map]

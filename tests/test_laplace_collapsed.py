@@ -220,3 +220,17 @@ def test_fit_laplace_poisson_end_to_end():
     idb = pinnprob.fit(X, yb, prior=prior, likelihood="bernoulli", method="laplace", nu=1.5, num_samples=20,
                        field_draws=2, progress_bar=False, seed=0)
     assert np.isfinite(idb.posterior["range"].values).all()
+
+
+@pytest.mark.parametrize("family", ["poisson", "bernoulli"])
+def test_closed_form_log_likelihoods_are_the_observation_laws(family):
+    """The Newton iterations' closed-form log p(y | η) (written out to keep its derivatives finite at
+    saturated sites) is the same law as the NumPyro distribution the latent model and ``sample`` use."""
+    from pinnprob.inference.laplace_collapsed import _LOG_LIKELIHOODS, OBSERVATIONS
+
+    with jax.enable_x64(True):
+        eta = jnp.linspace(-4.0, 4.0, 9)
+        y = jnp.asarray([0.0, 1.0, 3.0, 0.0, 7.0, 1.0, 2.0, 0.0, 40.0] if family == "poisson" else
+                        [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+        np.testing.assert_allclose(_LOG_LIKELIHOODS[family](eta, y), OBSERVATIONS[family](eta).log_prob(y),
+                                   rtol=1e-12, atol=1e-12)

@@ -233,14 +233,17 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         warnings.warn(f"method='laplace' at {X.shape[0]} sites in float32: the log density is good to ~0.1 there, "
                       "and the optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) "
                       "before fitting", stacklevel=2)
+    # a non-Gaussian likelihood under method="laplace": the field integrated out by a Laplace
+    # approximation (Newton per evaluation), whatever the cost model says of the Gaussian paths
+    newton_path = method == "laplace" and likelihood != "gaussian"
     if method == "laplace" and integration is None:
-        cost = (evaluation_cost if likelihood == "gaussian" else laplace_evaluation_cost)(prior, X.shape[0])
+        cost = (laplace_evaluation_cost if newton_path else evaluation_cost)(prior, X.shape[0])
         integration = laplace_integration(cost, num_samples * num_chains)
     evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
                                        integration or "importance")
     can_collapse = likelihood == "gaussian" and prior.gaussian
-    if likelihood != "gaussian" and method == "laplace":
-        path = "laplace"  # the field integrated out by a Laplace approximation (Newton per evaluation)
+    if newton_path:
+        path = "laplace"
     else:
         path = choose_path(prior, X.shape[0], evaluations,
                            collapsed if collapsed is not None or can_collapse else False)

@@ -76,9 +76,11 @@ def _sqrt_weights(W):
     return jnp.sqrt(jnp.maximum(W, jnp.finfo(W.dtype).tiny))
 
 
-def _common_dtype(S, loc):
+def _inputs(field: GenerativeField, loc, y):
+    """(S = σΨ (n, m), loc (n,), y (n,)) with S and loc in their wider floating type."""
+    S, loc = field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape)
     dt = jnp.result_type(S, loc, float)
-    return S.astype(dt), loc.astype(dt)
+    return S.astype(dt), loc.astype(dt), jnp.asarray(y)
 
 
 def _newton(objective, step, x0, n: int):
@@ -169,8 +171,7 @@ def laplace_mode(field: GenerativeField, loc, y, family: str):
     (a key of :data:`OBSERVATIONS`). Returns (log density, ẑ); the log density is NaN if Newton's
     method did not converge in NEWTON_MAX_STEPS steps."""
     _check_family(family)
-    S, loc = _common_dtype(field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape))
-    y = jnp.asarray(y)
+    S, loc, y = _inputs(field, loc, y)
     if _uses_field_space(field):
         value, a, _, _ = _field_space(family, S, loc, y)
         return value, S.T @ a
@@ -184,8 +185,7 @@ def approximate_conditional_latent(key, field: GenerativeField, loc, y, family: 
     z = ẑ + z₀ − Sᵀ√W B⁻¹(√W S z₀ + ε), z₀ ~ N(0, I_m), ε ~ N(0, I_n), whose covariance is
     I − Sᵀ(K + W⁻¹)⁻¹S = (I + SᵀWS)⁻¹ without dividing by W."""
     _check_family(family)
-    S, loc = _common_dtype(field.basis(), jnp.broadcast_to(jnp.asarray(loc), field.event_shape))
-    y = jnp.asarray(y)
+    S, loc, y = _inputs(field, loc, y)
     n, m = S.shape
     k1, k2 = jax.random.split(key)
     if _uses_field_space(field):

@@ -31,6 +31,7 @@ NUTS_STEPS_PER_DRAW = 15
 LAPLACE_MODE_EVALUATIONS = 150
 LAPLACE_INTEGRATIONS = ("importance", "axial")
 PARETO_K_WARN = 0.7  # importance weights' Pareto k̂ above which estimates are unreliable (Vehtari et al. 2024)
+DECREMENT_WARN = 0.1  # run_laplace warns when the final Hessian puts the mode this far (log density) away
 NEWTON_DECREMENT = 1e-5  # run_laplace's mode: the log density a Newton step would still gain
 # above this many flops of importance proposals, method="laplace" integrates by axial points
 # (laplace_integration). 3·10¹³ is about 9 minutes at the ~55·10⁹ flop/s a 2-core CPU reached on
@@ -291,7 +292,7 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     # the Newton decrement by the Hessian at the end (BFGS's stop used the start's curvature): how
     # far, in log density, the mode the integration centres on may lie from the true one
     decrement = float(0.5 * np.sum((V.T @ np.asarray(res.jac, np.float64)) ** 2 / lam))
-    if decrement > 0.1:
+    if decrement > DECREMENT_WARN:
         warnings.warn(f"method='laplace': by the Hessian at the optimiser's end, the mode is {decrement:.2g} "
                       "away in log density (about √(2·that) posterior sd); the integration is centred there",
                       stacklevel=3)
