@@ -94,6 +94,8 @@ def main(argv=None) -> int:
                     help="the prior's solver for NUTS (auto: what fit chooses, by its CPU cost model)")
     ap.add_argument("--out", default=str(OUT), help="folder for the page and its JSON")
     ap.add_argument("--name", default="advection_diffusion_speed", help="file name of the page and JSON")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the sizes already in the JSON (a run cut short) and run the rest")
     args = ap.parse_args(argv)
     where = f"{jax.default_backend()} ({', '.join(str(d) for d in jax.devices())}, jax {jax.__version__})"
     print("devices:", where, flush=True)
@@ -101,7 +103,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     Xs = np.sort(rng.uniform(size=args.sites))[:, None]
     rows = []
+    saved = Path(args.out) / f"{args.name}.json"
+    if args.resume and saved.exists():
+        rows = json.loads(saved.read_text())["rows"]
+        print("resumed: n =", [r["n"] for r in rows], flush=True)
     for T in args.times:
+        if any(r["times"] == T for r in rows):
+            rng.standard_normal(T * args.sites)  # the noise that size drew: later sizes get the same data as in one go
+            continue
         times = np.arange(T) * 0.25
         u = truth.advection_diffusion_sample(1, Xs, times, lengths=(1.0,), range=TRUE["range"],
                                              time_range=TRUE["time_range"], velocity=[TRUE["velocity_x1"]],
