@@ -185,6 +185,85 @@ def test_collapsed_gram_path_equals_marginal_gaussian(prior):
         CollapsedGaussian(d, mean, 0.25, gram=jnp.eye(3))
 
 
+def test_blocked_gram_of_separable_features_equals_the_dense_product(prior):
+    """ΦᵀΦ summed block by block from the 1-D tables (never forming Φ) is the dense product, with a
+    ragged last block."""
+    from pinnprob.inference.collapsed import GRAM_BLOCK
+    from pinnprob.testfunctions.eigen import SeparableFeatures
+
+    n = 2 * GRAM_BLOCK + 37
+    with jax.enable_x64(True):
+        X = jnp.asarray(np.random.default_rng(3).uniform(0, 1, (n, 2)))
+        sep = prior.generator.product_features(X)
+        assert isinstance(sep, SeparableFeatures)
+        Phi = np.asarray(prior.generator.features(X))
+        np.testing.assert_allclose(gram(sep), Phi.T @ Phi, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(gram(jnp.asarray(Phi)), Phi.T @ Phi, rtol=1e-12, atol=1e-9)
+
+
+def test_fit_on_the_gram_path_keeps_the_trunk_separable(prior, monkeypatch):
+    """A fit that takes the Gram path (n well above m) builds no dense n × m trunk: the model multiplies by
+    the 1-D tables and sums ΦᵀΦ by blocks; the fit recovers the field and predicts."""
+    import pinnprob.generators.base as base
+
+    rng = np.random.default_rng(8)
+    n = 1500
+    X = rng.uniform(0, 10, (n, 2))
+    y = np.sin(X[:, 0] / 2) + 0.3 * rng.standard_normal(n)
+
+    def no_dense(self, X):
+        raise AssertionError("the Gram path built the dense trunk at the data sites")
+
+    monkeypatch.setattr(base.AbstractDiagonalGenerator, "features", no_dense)
+    idata = fit(X, y, prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=20,
+                field_draws=2, progress_bar=False, seed=0)
+    meta = __import__("json").loads(idata.attrs["pinnprob"])
+    assert meta["collapsed_path"] == "gram"
+    post = group(idata, "posterior")
+    assert np.isfinite(post["field"].values[0, 0]).all() and 0.15 < float(post["noise"].mean()) < 0.45
+    pred = predict(idata, X[:5])
+    assert pred["mean"].shape == (5,) and np.all(np.isfinite(pred["mean"]))
+
+
+def test_fit_with_the_range_fixed(prior):
+    """A fixed range leaves the branch table nothing to span (its bounds have zero width): the fit
+    evaluates the branch itself (this raised a ValueError from the table before)."""
+    X, y, _ = _data()
+    idata = fit(X, y, prior=prior, fixed={"range": 6.0}, method="laplace", num_samples=20, field_draws=2,
+                progress_bar=False, seed=0)
+    post = group(idata, "posterior")
+    assert "range" not in post and "nu" in post and np.isfinite(post["nu"].values).all()
+
+
+def test_gram_path_gradient_written_out_equals_reverse_mode():
+    """The Woodbury terms' gradient, written out (diag(cap⁻¹) from a triangular inverse by halves),
+    equals JAX's reverse mode through the Cholesky factor, for several right-hand sides, at m = 600
+    (two levels of halves)."""
+    from pinnprob.inference.collapsed import _triangular_inverse, _woodbury_terms
+
+    def reference(c, rr, d, eps, G):
+        cap = d[:, None] * G * d[None, :] + eps * jnp.eye(d.shape[0])
+        L = jnp.linalg.cholesky(cap)
+        u = jax.scipy.linalg.solve_triangular(L, (d * c).T, lower=True)
+        return -0.5 * ((rr - jnp.sum(u**2, 0)) / eps + 2 * jnp.sum(jnp.log(jnp.diagonal(L))))
+
+    rng = np.random.default_rng(4)
+    m, n = 600, 900
+    with jax.enable_x64(True):
+        Phi = rng.standard_normal((n, m))
+        G = jnp.asarray(Phi.T @ Phi)
+        r = rng.standard_normal((3, n))
+        args = (jnp.asarray(r @ Phi), jnp.asarray((r**2).sum(1)), jnp.asarray(np.exp(rng.normal(0, 1, m))), 0.3, G)
+        L = jnp.linalg.cholesky(G + jnp.eye(m))
+        np.testing.assert_allclose(_triangular_inverse(L) @ L, np.eye(m), atol=1e-10)
+        wts = jnp.asarray([0.5, -1.0, 2.0])
+        ours = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(wts * _woodbury_terms(*a)), (0, 1, 2, 3)))(*args)
+        theirs = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(wts * reference(*a)), (0, 1, 2, 3)))(*args)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+        for a, b in zip(ours[1], theirs[1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * float(jnp.max(jnp.abs(b))))
+
+
 def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
     m = prior.latent_dim
     n = 3 * m
@@ -402,6 +481,62 @@ def test_runners_refuse_a_model_with_no_valid_start():
 
     with pytest.raises(RuntimeError, match="no valid start"):
         run_laplace(model, jnp.asarray([5.0]), jax.random.key(0), 10, 1, False)
+
+
+def test_laplace_mode_from_a_pilot_start():
+    """A pilot on part of the data (laplace_start: its mode, its Hessian scaled by the data's share)
+    starts the mode search of the whole: the same mode as from the model's own start, in fewer BFGS
+    steps; a start for other sites is refused. y_i ~ N(μ, s²), priors μ ~ N(0, 10²), s ~ HalfNormal(5)."""
+    import numpyro
+
+    from pinnprob.inference.runners import laplace_start, run_laplace
+
+    y = jnp.asarray(np.random.default_rng(2).normal(3.0, 0.7, 4000))
+
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+        s = numpyro.sample("s", dist.HalfNormal(5.0))
+        numpyro.sample("y", dist.Normal(mu, s), obs=y)
+
+    with jax.enable_x64(True):
+        y64 = jnp.asarray(y, jnp.float64)
+        start = laplace_start(model, y64[:400], jax.random.key(1), hessian_scale=10.0)
+        assert set(start.z) == {"mu", "s"} and start.hessian.shape == (2, 2)
+        _, _, own = run_laplace(model, y64, jax.random.key(0), 200, 1, False)
+        _, _, piloted = run_laplace(model, y64, jax.random.key(0), 200, 1, False, start=start)
+        assert own["start"] == "prior" and piloted["start"] == "given"
+        # both stop ~0.01 posterior sd from the mode (a Newton decrement of 1e-5): sd(μ) = s/√n, sd(s) = s/√(2n)
+        sd = {"mu": 0.7 / math.sqrt(4000), "s": 0.7 / math.sqrt(8000)}
+        for k in ("mu", "s"):
+            assert abs(piloted["mode"][k] - own["mode"][k]) < 0.03 * sd[k], k
+        assert piloted["optimiser_steps"] < own["optimiser_steps"]
+        with pytest.raises(ValueError, match="do not match"):
+            run_laplace(model, y64, jax.random.key(0), 20, 1, False,
+                        start=start._replace(z={"mu": start.z["mu"]}))
+
+
+def test_fit_runs_a_pilot_when_it_pays(prior, monkeypatch):
+    """With the pilot's thresholds lowered to these data, fit(method="laplace") starts from a pilot on
+    a subsample (said in the attributes), and reaches the posterior the fit without it reaches."""
+    import json
+
+    import pinnprob.inference.fit as fit_module
+    import pinnprob.inference.pilot as pilot
+
+    X, y, cov = _data()
+    kw = dict(prior=prior, covariates=cov, nu=1.5, range_prior=dist.Uniform(4.0, 12.0), method="laplace",
+              num_samples=200, field_draws=2, progress_bar=False, seed=3)
+    plain = fit(X, y, **kw)
+    monkeypatch.setattr(pilot, "PILOT_SITES", 25)
+    monkeypatch.setattr(fit_module, "pilot_pays", lambda n, cost: True)
+    piloted = fit(X, y, **kw)
+    info = json.loads(piloted.attrs["pinnprob"])["laplace"]
+    assert info["start"] == "pilot" and info["pilot"]["sites"] == 25 and info["pilot"]["seconds"] > 0
+    a, b = json.loads(plain.attrs["pinnprob"])["laplace"]["mode"], info["mode"]
+    post = group(plain, "posterior")
+    for k in ("range", "sigma", "noise", "intercept"):
+        # both searches stop ~0.01 posterior sd from the mode (a Newton decrement of 1e-5)
+        assert abs(b[k] - a[k]) < 0.05 * float(post[k].std()), k
 
 
 def test_laplace_runner_integrates_a_skewed_posterior():

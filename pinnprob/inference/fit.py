@@ -29,8 +29,10 @@ import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost, gram_for,
-                                      laplace_evaluation_cost, model_generator, reduce_prior, site_covariance_for)
+from pinnprob.inference.model import (PRODUCT_FEATURE_PATHS, ModelParams, ModelSpec, build_model, choose_path,
+                                      evaluation_cost, gram_for, laplace_evaluation_cost, model_generator,
+                                      reduce_prior, site_covariance_for)
+from pinnprob.inference.pilot import pilot_pays, pilot_start
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
 from pinnprob.inference.runners import (LAPLACE_INTEGRATIONS, chain_method_for, expected_evaluations,
@@ -236,8 +238,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # a non-Gaussian likelihood under method="laplace": the field integrated out by a Laplace
     # approximation (Newton per evaluation), whatever the cost model says of the Gaussian paths
     newton_path = method == "laplace" and likelihood != "gaussian"
+    cost = (laplace_evaluation_cost if newton_path else evaluation_cost)(prior, X.shape[0])
     if method == "laplace" and integration is None:
-        cost = (laplace_evaluation_cost if newton_path else evaluation_cost)(prior, X.shape[0])
         integration = laplace_integration(cost, num_samples * num_chains)
     evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
                                        integration or "importance")
@@ -249,23 +251,33 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                            collapsed if collapsed is not None or can_collapse else False)
     collapsed = path != "latent"
     Xu = jnp.asarray(cmap.to_unit(X))
-    # the collapsed path needs the dense Φ (n × n covariance or ΦᵀΦ); the latent path only multiplies by
-    # it, from its 1-D tables when the trunk is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000
-    # on a quiet CPU, more when memory bandwidth is shared (docs/results/inference.md)
-    features = prior.generator.features(Xu) if collapsed else prior.generator.product_features(Xu)
+    # the dense, Woodbury, site-covariance and Newton paths need the dense Φ; the latent and Gram paths
+    # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ block by block, from its 1-D tables when the trunk is
+    # separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
+    # bandwidth is shared (docs/results/inference.md), and no n × m array at 10⁵ sites
+    features = (prior.generator.product_features(Xu) if path in PRODUCT_FEATURE_PATHS
+                else prior.generator.features(Xu))
     gen = model_generator(prior, params)
-    G = gram_for(features, path)
+    G = gram_for(features, path, progress_bar)
     SC = site_covariance_for(gen, features, params.theta_bounds(), path)
-    model = build_model(ModelSpec(
+    spec = ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
         Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,
-        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G, site_covariance=SC))
+        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G, site_covariance=SC)
+    model = build_model(spec)
     key = jax.random.key(seed)
     k_run, k_field = jax.random.split(key)
     yj = jnp.asarray(y)
+    # at many sites, a Laplace fit's mode search starts from a pilot fit's mode on a subsample, when the
+    # evaluations that saves are dear (pilot.py)
+    start = pilot = None
+    if method == "laplace" and pilot_pays(X.shape[0], cost):
+        start, pilot = pilot_start(spec, Xu, yj, jax.random.fold_in(key, 2), progress_bar)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
                                                        num_chains, svi_steps, progress_bar, chain_method,
-                                                       integration or "importance")
+                                                       integration or "importance", start)
+    if pilot is not None:
+        laplace_info["start"], laplace_info["pilot"] = "pilot", pilot
     if path == "laplace":
         samples["field"], samples["field_latent"] = recover_field_approximately(
             gen, features, params, samples, yj, Z, likelihood, k_field, field_draws, jitter, progress_bar)

@@ -28,8 +28,8 @@ from pinnprob.inference.reparam import latent_field
 from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
 
-__all__ = ["ModelParams", "ModelSpec", "build_model", "model_generator", "truncation_tail", "obs_scale", "gram_for",
-           "choose_path", "collapsed_path", "collapses", "site_covariance_for"]
+__all__ = ["ModelParams", "ModelSpec", "build_model", "PRODUCT_FEATURE_PATHS", "model_generator",
+           "truncation_tail", "obs_scale", "gram_for", "choose_path", "collapsed_path", "collapses", "site_covariance_for"]
 
 # the cost model's guess of a site covariance's rank (measured: 17-20 for the shipped Matérn prior at
 # tolerance 1e-4), the most entries its R n × n blocks may hold, and the tolerance on its error bound
@@ -39,6 +39,9 @@ SITE_COVARIANCE_TOL = 1e-4
 # Newton steps a Laplace-collapsed evaluation takes from z = 0 (5-7 measured on Poisson and
 # Bernoulli data at 40-400 sites, float32), for the cost model only
 LAPLACE_NEWTON_STEPS = 6
+# the paths (choose_path) that only multiply by the trunk at the sites (Φw, Φᵀr) and sum ΦᵀΦ: they take
+# the generator's product_features (1-D tables for a separable trunk), the others its dense features
+PRODUCT_FEATURE_PATHS = ("latent", "gram")
 
 
 @dataclass(frozen=True)
@@ -217,9 +220,9 @@ def collapses(prior, n: int) -> bool:
     return choose_path(prior, n) != "latent"
 
 
-def gram_for(features, path: str):
+def gram_for(features, path: str, progress_bar: bool = False):
     """ΦᵀΦ when the path decided (:func:`choose_path`) is 'gram', else None."""
-    return gram(features) if path == "gram" else None
+    return gram(features, progress_bar) if path == "gram" else None
 
 
 def site_covariance_for(generator, features, theta_bounds, path: str):

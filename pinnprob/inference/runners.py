@@ -19,8 +19,8 @@ import numpyro
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "run_method", "chain_method_for",
-           "expected_evaluations", "laplace_integration", "pareto_khat"]
+__all__ = ["run_nuts", "run_blackjax", "run_svi", "run_laplace", "laplace_start", "LaplaceStart", "run_method",
+           "chain_method_for", "expected_evaluations", "laplace_integration", "pareto_khat"]
 
 CHAIN_METHODS = ("sequential", "parallel", "vectorized")
 
@@ -205,42 +205,53 @@ def run_svi(model, y, key, num_samples, num_chains, svi_steps, progress_bar):
     return samples, stats
 
 
-def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_proposals: int | None = None,
-                max_steps: int = 500, df: float = 7.0, integration: str = "importance"):
-    """An INLA-style approximation of a collapsed model (Rue, Martino & Chopin 2009, JRSS-B 71, 319,
-    §3): the posterior mode of its parameters in NumPyro's unconstrained space (SciPy's BFGS on the
-    jitted potential and its gradient, started from the Hessian at the start by differences), the Laplace approximation N(mode, H⁻¹) there (H by central
-    differences of the same gradient: no second compilation), and its integration: ``num_proposals``
-    draws from a multivariate t (``df``) with that centre and scale, weighted by the exact posterior
-    over the proposal (self-normalised importance sampling, which corrects the Laplace
-    approximation's symmetry), resampled to ``num_chains × num_samples`` draws. The field is then
-    recovered per draw from its exact conditional (by the caller, as for NUTS on the collapsed
-    model). Returns (samples, stats, info) with info the mode, the optimiser's steps and gradient
-    norm, the importance weights' effective sample size and the largest weight.
+class LaplaceStart(NamedTuple):
+    """Where :func:`run_laplace` starts its mode search, e.g. from a pilot fit on a subsample
+    (:func:`laplace_start`): the unconstrained values by sample site (``z``, the model's own sites)
+    and an estimate of the potential's Hessian there (``hessian``, (p, p), in the order of
+    ``jax.flatten_util.ravel_pytree(z)``), which sets BFGS's first inverse Hessian."""
 
-    ``integration="axial"`` replaces the proposals, for models whose every evaluation is costly (10⁵
-    sites): the log posterior at 2p points, ±√2 Laplace sd along each principal axis of H, gives a
-    scale on each side of each axis (a Gaussian would drop by exactly 1 there), and the draws come
-    from that product of split normals (the skewness correction of Martins, Simpson, Lindgren & Rue
-    2013, CSDA 67, 68, §3.2) — 2p evaluations instead of hundreds, approximate where the posterior
-    is not a split normal along those axes; info gives the scales (``axial_scales``, 1 for a
-    Gaussian)."""
-    if integration not in LAPLACE_INTEGRATIONS:
-        raise ValueError(f"integration must be one of {LAPLACE_INTEGRATIONS}, got {integration!r}")
-    import scipy.optimize
+    z: dict
+    hessian: np.ndarray
+
+
+class _Mode(NamedTuple):
+    """The mode :func:`_laplace_mode` found: ``f`` (p,) flattened, the Hessian ``H`` there, its
+    eigenvalues ``lam`` and vectors ``V``, and the optimiser's figures ``info``."""
+
+    f: np.ndarray
+    H: np.ndarray
+    lam: np.ndarray
+    V: np.ndarray
+    info: dict
+
+
+def _inverse_curvature(H: np.ndarray) -> np.ndarray:
+    """BFGS's first inverse Hessian from an estimate H: its eigenvalues' magnitudes (where H is not
+    positive), floored at 1e-6 of the largest; the identity if H is not finite or zero."""
+    p = H.shape[0]
+    if not np.all(np.isfinite(H)):
+        return np.eye(p)
+    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    lam = np.abs(lam)
+    if not lam.max() > 0:
+        return np.eye(p)
+    B = (V / np.maximum(lam, 1e-6 * lam.max())) @ V.T
+    return 0.5 * (B + B.T)
+
+
+def _laplace_mode(init: _Start, value_and_grad, dtype, max_steps: int, progress_bar: bool,
+                  start: LaplaceStart | None = None, desc: str = "laplace") -> _Mode:
+    """The posterior mode of ``init``'s model in NumPyro's unconstrained space and the Hessian there
+    (:func:`run_laplace`). BFGS (SciPy, on the jitted potential ``value_and_grad(flat, arrays)``)
+    starts at ``start`` with its Hessian, or else at the model's start with the Hessian there by
+    forward differences (p gradients); it stops on a Newton decrement. The Hessian at the mode comes
+    from differences of the gradient: forward ones in float64 (p gradients), central in float32."""
     from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
+    import scipy.optimize
 
-    k_init, k_prop, k_res = jax.random.split(key, 3)
-    init = _initialize(k_init, model, y)
-    flat0, unravel = ravel_pytree(init.z)
-    dtype = flat0.dtype
     arrays = init.arrays
-    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
-    postprocess = jax.jit(lambda P, arr: jax.lax.map(lambda f: init.postprocess(unravel(f), arr), P, batch_size=16))
-    value_and_grad = jax.jit(jax.value_and_grad(potential))
-    bar = tqdm(total=max_steps, disable=not progress_bar, desc="laplace: mode")
-
     last = {}
 
     def fun(x):
@@ -248,22 +259,29 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
         last["x"], last["g"] = np.array(x, np.float64), np.asarray(g, np.float64)
         return float(v), last["g"]
 
-    # BFGS started from the Hessian at the start (forward differences, p gradients; its eigenvalues'
-    # magnitudes where it is not positive there): the curvatures of these posteriors differ by 10³-10⁵
-    # between the noise and the intercept at many sites, which took L-BFGS from the identity 58 steps
-    x0 = np.asarray(flat0, np.float64)
+    def grad_at(x):
+        return last["g"] if "x" in last and np.array_equal(last["x"], x) else fun(x)[1]
+
+    if start is None:
+        x0 = np.asarray(ravel_pytree(init.z)[0], np.float64)
+        p = x0.shape[0]
+        # the Hessian at the start (forward differences, p gradients): the curvatures of these
+        # posteriors differ by 10³-10⁵ between the noise and the intercept at many sites, which took
+        # L-BFGS from the identity 58 steps
+        g0 = fun(x0)[1]
+        h0 = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(x0))
+        H0 = np.stack([(fun(x0 + h0[i] * np.eye(p)[i])[1] - g0) / h0[i] for i in range(p)], axis=1)
+    else:
+        H0 = np.asarray(start.hessian, np.float64)
+        p = ravel_pytree(init.z)[0].shape[0]
+        if set(start.z) != set(init.z) or H0.shape != (p, p):
+            raise ValueError(f"the start's sites {sorted(start.z)} and Hessian {H0.shape} do not match the "
+                             f"model's {sorted(init.z)} ({p} unconstrained values)")
+        x0 = np.asarray(ravel_pytree({k: jnp.asarray(start.z[k], dtype) for k in init.z})[0], np.float64)
     p = x0.shape[0]
-    g0 = fun(x0)[1]
-    h0 = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(x0))
-    H0 = np.stack([(fun(x0 + h0[i] * np.eye(p)[i])[1] - g0) / h0[i] for i in range(p)], axis=1)
-    B0 = np.eye(p)
-    if np.all(np.isfinite(H0)):
-        lam0, V0 = np.linalg.eigh(0.5 * (H0 + H0.T))
-        lam0 = np.abs(lam0)
-        if lam0.max() > 0:
-            lam0 = np.maximum(lam0, 1e-6 * lam0.max())
-            B0 = (V0 / lam0) @ V0.T
-            B0 = 0.5 * (B0 + B0.T)
+    B0 = _inverse_curvature(H0)
+    bar = tqdm(total=max_steps, disable=not progress_bar, desc=f"{desc}: mode")
+
     def converged(intermediate_result):
         # stop when a Newton step (with the start's curvature) would gain < NEWTON_DECREMENT in log
         # density, ~0.01 posterior sd from the mode: BFGS's own gradient test (|g| < 1e-5) asks far more
@@ -278,14 +296,20 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     bar.close()
     f = np.asarray(res.x, np.float64)
     gnorm = float(np.linalg.norm(res.jac))
-    # H by central differences of the gradient, step ∝ the working precision's cube root
-    h = float(jnp.finfo(dtype).eps) ** (1.0 / 3.0) * np.maximum(1.0, np.abs(f))
     H = np.empty((p, p))
-    for i in tqdm(range(p), disable=not progress_bar, desc="laplace: Hessian"):
-        e = np.zeros(p)
-        e[i] = h[i]
-        H[:, i] = (fun(f + e)[1] - fun(f - e)[1]) / (2.0 * h[i])
-    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    if dtype == jnp.float64:  # forward differences: error ~ h ~ 1e-8 relative
+        h = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(f))
+        g_f = grad_at(f)
+        for i in tqdm(range(p), disable=not progress_bar, desc=f"{desc}: Hessian"):
+            H[:, i] = (fun(f + h[i] * np.eye(p)[i])[1] - g_f) / h[i]
+    else:  # central, step ∝ the working precision's cube root
+        h = float(jnp.finfo(dtype).eps) ** (1.0 / 3.0) * np.maximum(1.0, np.abs(f))
+        for i in tqdm(range(p), disable=not progress_bar, desc=f"{desc}: Hessian"):
+            e = np.zeros(p)
+            e[i] = h[i]
+            H[:, i] = (fun(f + e)[1] - fun(f - e)[1]) / (2.0 * h[i])
+    H = 0.5 * (H + H.T)
+    lam, V = np.linalg.eigh(H)
     if not (np.all(lam > 0) and np.all(np.isfinite(f))):
         raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
                            f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}); use method='nuts'")
@@ -295,15 +319,72 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     if decrement > DECREMENT_WARN:
         warnings.warn(f"method='laplace': by the Hessian at the optimiser's end, the mode is {decrement:.2g} "
                       "away in log density (about √(2·that) posterior sd); the integration is centred there",
-                      stacklevel=3)
+                      stacklevel=4)
+    info = {"optimiser_steps": int(res.nit), "gradient_norm": gnorm, "optimiser_message": str(res.message),
+            "newton_decrement": decrement, "start": "prior" if start is None else "given"}
+    return _Mode(f, H, lam, V, info)
+
+
+def laplace_start(model, y, key, *, hessian_scale: float = 1.0, max_steps: int = 500,
+                  progress_bar: bool = False, desc: str = "pilot") -> LaplaceStart:
+    """A :class:`LaplaceStart` from ``model``'s posterior mode (:func:`run_laplace`'s search), its
+    Hessian multiplied by ``hessian_scale``: e.g. a model of a subsample of the sites, scaled by
+    (sites) / (subsample's sites), as a start for the model of all of them."""
+    from jax.flatten_util import ravel_pytree
+
+    init = _initialize(key, model, y)
+    flat0, unravel = ravel_pytree(init.z)
+    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
+    mode = _laplace_mode(init, jax.jit(jax.value_and_grad(potential)), flat0.dtype, max_steps, progress_bar,
+                         desc=desc)
+    return LaplaceStart({k: np.asarray(v) for k, v in unravel(jnp.asarray(mode.f, flat0.dtype)).items()},
+                        hessian_scale * mode.H)
+
+
+def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_proposals: int | None = None,
+                max_steps: int = 500, df: float = 7.0, integration: str = "importance",
+                start: LaplaceStart | None = None):
+    """An INLA-style approximation of a collapsed model (Rue, Martino & Chopin 2009, JRSS-B 71, 319,
+    §3): the posterior mode of its parameters in NumPyro's unconstrained space (SciPy's BFGS on the
+    jitted potential and its gradient, started from the Hessian at the start by differences, or from
+    ``start``, e.g. a pilot fit's mode: :func:`laplace_start`), the Laplace approximation N(mode, H⁻¹)
+    there (H by differences of the same gradient: no second compilation), and its integration:
+    ``num_proposals`` draws from a multivariate t (``df``) with that centre and scale, weighted by the
+    exact posterior over the proposal (self-normalised importance sampling, which corrects the
+    Laplace approximation's symmetry), resampled to ``num_chains × num_samples`` draws. The field is
+    then recovered per draw from its exact conditional (by the caller, as for NUTS on the collapsed
+    model). Returns (samples, stats, info) with info the mode, the optimiser's steps and gradient
+    norm, the importance weights' effective sample size and the largest weight.
+
+    ``integration="axial"`` replaces the proposals, for models whose every evaluation is costly (10⁵
+    sites): the log posterior at 2p points, ±√2 Laplace sd along each principal axis of H, gives a
+    scale on each side of each axis (a Gaussian would drop by exactly 1 there), and the draws come
+    from that product of split normals (the skewness correction of Martins, Simpson, Lindgren & Rue
+    2013, CSDA 67, 68, §3.2) — 2p evaluations instead of hundreds, approximate where the posterior
+    is not a split normal along those axes; info gives the scales (``axial_scales``, 1 for a
+    Gaussian)."""
+    if integration not in LAPLACE_INTEGRATIONS:
+        raise ValueError(f"integration must be one of {LAPLACE_INTEGRATIONS}, got {integration!r}")
+    from jax.flatten_util import ravel_pytree
+    from tqdm.auto import tqdm
+
+    k_init, k_prop, k_res = jax.random.split(key, 3)
+    init = _initialize(k_init, model, y)
+    flat0, unravel = ravel_pytree(init.z)
+    dtype = flat0.dtype
+    arrays = init.arrays
+    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
+    postprocess = jax.jit(lambda P, arr: jax.lax.map(lambda f: init.postprocess(unravel(f), arr), P, batch_size=16))
+    mode = _laplace_mode(init, jax.jit(jax.value_and_grad(potential)), dtype, max_steps, progress_bar, start)
+    f, lam, V = mode.f, mode.lam, mode.V
+    p = f.shape[0]
     scale = jnp.asarray(V / np.sqrt(lam), dtype)  # Σ^{1/2} = V Λ^{-1/2}: Σ = H⁻¹
     total = num_samples * num_chains
     if integration == "axial":
         value = jax.jit(potential)  # the axial points need values only (a gradient costs several times more)
         return _axial_draws(lambda x: float(value(jnp.asarray(x, dtype), arrays)), f, np.asarray(scale, np.float64),
                             k_prop, total, num_chains, num_samples, lambda P: postprocess(P, arrays), dtype,
-                            {"optimiser_steps": int(res.nit), "gradient_norm": gnorm,
-                             "optimiser_message": str(res.message), "newton_decrement": decrement}, progress_bar)
+                            mode.info, progress_bar)
     num_proposals = _num_proposals(total) if num_proposals is None else int(num_proposals)
     k1, k2 = jax.random.split(k_prop)
     g = jax.random.normal(k1, (num_proposals, p), dtype)
@@ -332,9 +413,8 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     values = postprocess(props[uniq], arrays)
     samples = jax.tree_util.tree_map(lambda v: v[inverse], values)
     samples = {k: v.reshape((num_chains, num_samples) + v.shape[1:]) for k, v in samples.items()}
-    mode = jax.tree_util.tree_map(lambda v: v[0], postprocess(jnp.asarray(f, dtype)[None], arrays))
-    info = {"mode": _scalars(mode), "integration": "importance",
-            "optimiser_steps": int(res.nit), "gradient_norm": gnorm, "newton_decrement": decrement,
+    at_mode = jax.tree_util.tree_map(lambda v: v[0], postprocess(jnp.asarray(f, dtype)[None], arrays))
+    info = {"mode": _scalars(at_mode), "integration": "importance", **mode.info,
             "proposals": num_proposals, "pareto_k": pareto_k,
             "importance_ess": float(1.0 / jnp.sum(w**2)), "max_weight": float(jnp.max(w))}
     return samples, {}, info
@@ -399,11 +479,12 @@ def _scalars(values: dict) -> dict:
 
 
 def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_steps, progress_bar,
-               chain_method: str = "sequential", integration: str = "importance"):
+               chain_method: str = "sequential", integration: str = "importance",
+               start: LaplaceStart | None = None):
     """The sampler ``method`` names ("nuts", "blackjax", "laplace", "svi") on ``model``: (samples as NumPy
     arrays, stats, laplace info or None, seconds), the clock stopped after the draws are ready (JAX
-    dispatch is asynchronous). ``chain_method`` is NumPyro's, for "nuts"; ``integration``
-    :func:`run_laplace`'s."""
+    dispatch is asynchronous). ``chain_method`` is NumPyro's, for "nuts"; ``integration`` and
+    ``start`` :func:`run_laplace`'s."""
     import time
 
     t0 = time.perf_counter()
@@ -414,7 +495,7 @@ def run_method(method, model, y, key, num_warmup, num_samples, num_chains, svi_s
         samples, stats = run_blackjax(model, y, key, num_warmup, num_samples, num_chains, progress_bar)
     elif method == "laplace":
         samples, stats, info = run_laplace(model, y, key, num_samples, num_chains, progress_bar,
-                                           integration=integration)
+                                           integration=integration, start=start)
     else:
         samples, stats = run_svi(model, y, key, num_samples, num_chains, svi_steps, progress_bar)
     samples = {k: np.asarray(jax.block_until_ready(v)) for k, v in samples.items()}
