@@ -591,6 +591,9 @@ def test_tabulated_branch_matches_the_network(prior):
                                rtol=2e-3)
     with pytest.raises(ValueError, match="bad table bounds"):
         TabulatedGenerator(prior.generator, (0.0, -1.0), (1.5, 1.5))
+    # a fixed range (bounds of zero width, as a model with the range fixed has): a narrow table around it
+    point = TabulatedGenerator(prior.generator, (math.log(0.5), math.log(0.5)), (1.5, 1.5), num_range=49)
+    np.testing.assert_allclose(point.branch(th), prior.generator.branch(th), rtol=2e-5)
 
 
 def test_truncation_tail_is_the_left_out_spectral_variance():

@@ -72,11 +72,10 @@ class SpectralGenerator(AbstractDiagonalGenerator):
     def for_inference(self, theta_bounds):
         """With θ of dimension ≤ 2, the branch read from a table over ``theta_bounds``
         (:class:`~pinnprob.generators.TabulatedGenerator`): the same law to ~1e-5, a NUTS gradient
-        several times cheaper; otherwise itself (also when the range is fixed: bounds of zero width, the
-        branch then varies with ν alone, or not at all)."""
+        several times cheaper; otherwise itself."""
         from pinnprob.generators.tabulated import TabulatedGenerator
 
-        if self.space.dim != 2 or not float(theta_bounds[0][1]) > float(theta_bounds[0][0]):
+        if self.space.dim != 2:
             return self
         return TabulatedGenerator(self, theta_bounds[0], theta_bounds[1], num_range=49)
 

@@ -39,6 +39,9 @@ def _tabulate(base, lam, tail, lr, nus):
     return jax.lax.map(lambda n: jax.lax.map(lambda l: node(l, n), lr), nus)
 
 
+FIXED_RANGE_HALF_WIDTH = 0.25  # in log range (with the 49 nodes fit uses, about 0.01 apart)
+
+
 class TabulatedGenerator(AbstractDiagonalGenerator):
     """``base`` with its branch log a(θ) tabulated on a grid of θ = (θ₁, θ₂) in natural coordinates
     (for the Matérn, log range and ν; see module notes).
@@ -62,6 +65,10 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
                  num_nu: int | None = None, rest=()):
         lo, hi = float(log_range_bounds[0]), float(log_range_bounds[1])
         nlo, nhi = float(nu_bounds[0]), float(nu_bounds[1])
+        if hi == lo:  # a fixed range (a model's bounds of zero width): a narrow table around it, read at
+            # its middle, where cubic Hermite between nodes ~0.01 apart in log range is exact to far below
+            # the table's own ~1e-5; so a fit with the range fixed needs no case of its own
+            lo, hi = lo - FIXED_RANGE_HALF_WIDTH, hi + FIXED_RANGE_HALF_WIDTH
         if not (hi > lo and nhi >= nlo and num_range >= 2):
             raise ValueError(f"bad table bounds: log range {log_range_bounds}, nu {nu_bounds}")
         rest = tuple(float(v) for v in rest)

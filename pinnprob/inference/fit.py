@@ -29,9 +29,8 @@ import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
-from pinnprob.inference.model import (PRODUCT_FEATURE_PATHS, ModelParams, ModelSpec, build_model, choose_path,
-                                      evaluation_cost, gram_for, laplace_evaluation_cost, model_generator,
-                                      reduce_prior, site_covariance_for)
+from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
+                                      laplace_evaluation_cost, model_generator, path_inputs, reduce_prior)
 from pinnprob.inference.pilot import pilot_pays, pilot_start
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
@@ -238,7 +237,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # a non-Gaussian likelihood under method="laplace": the field integrated out by a Laplace
     # approximation (Newton per evaluation), whatever the cost model says of the Gaussian paths
     newton_path = method == "laplace" and likelihood != "gaussian"
-    cost = (laplace_evaluation_cost if newton_path else evaluation_cost)(prior, X.shape[0])
+    cost = None if method != "laplace" else (laplace_evaluation_cost if newton_path else evaluation_cost)(
+        prior, X.shape[0])
     if method == "laplace" and integration is None:
         integration = laplace_integration(cost, num_samples * num_chains)
     evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
@@ -255,11 +255,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ block by block, from its 1-D tables when the trunk is
     # separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
     # bandwidth is shared (docs/results/inference.md), and no n × m array at 10⁵ sites
-    features = (prior.generator.product_features(Xu) if path in PRODUCT_FEATURE_PATHS
-                else prior.generator.features(Xu))
     gen = model_generator(prior, params)
-    G = gram_for(features, path, progress_bar)
-    SC = site_covariance_for(gen, features, params.theta_bounds(), path)
+    features, G, SC = path_inputs(prior, gen, Xu, params.theta_bounds(), path, progress_bar)
     spec = ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
         Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,

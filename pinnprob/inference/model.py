@@ -29,7 +29,8 @@ from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
 
 __all__ = ["ModelParams", "ModelSpec", "build_model", "PRODUCT_FEATURE_PATHS", "model_generator",
-           "truncation_tail", "obs_scale", "gram_for", "choose_path", "collapsed_path", "collapses", "site_covariance_for"]
+           "truncation_tail", "obs_scale", "gram_for", "path_inputs", "choose_path", "collapsed_path", "collapses",
+           "site_covariance_for"]
 
 # the cost model's guess of a site covariance's rank (measured: 17-20 for the shipped Matérn prior at
 # tolerance 1e-4), the most entries its R n × n blocks may hold, and the tolerance on its error bound
@@ -223,6 +224,18 @@ def collapses(prior, n: int) -> bool:
 def gram_for(features, path: str, progress_bar: bool = False):
     """ΦᵀΦ when the path decided (:func:`choose_path`) is 'gram', else None."""
     return gram(features, progress_bar) if path == "gram" else None
+
+
+def path_inputs(prior, generator, Xu, theta_bounds, path: str, progress_bar: bool = False):
+    """(features, ΦᵀΦ or None, site covariance or None) of the sites ``Xu`` (unit box) for the path
+    decided (:func:`choose_path`): the trunk as ``prior``'s product features (1-D tables for a
+    separable trunk) on the paths that only multiply by it (``PRODUCT_FEATURE_PATHS``), dense on the
+    others; then :func:`gram_for` and :func:`site_covariance_for` (``generator``: the one the model
+    evaluates, ``theta_bounds`` its box)."""
+    features = (prior.generator.product_features(Xu) if path in PRODUCT_FEATURE_PATHS
+                else prior.generator.features(Xu))
+    return (features, gram_for(features, path, progress_bar),
+            site_covariance_for(generator, features, theta_bounds, path))
 
 
 def site_covariance_for(generator, features, theta_bounds, path: str):

@@ -15,8 +15,7 @@ import time
 import jax
 import numpy as np
 
-from pinnprob.inference.model import (PRODUCT_FEATURE_PATHS, ModelSpec, build_model, choose_path, gram_for,
-                                      site_covariance_for)
+from pinnprob.inference.model import ModelSpec, build_model, choose_path, path_inputs
 from pinnprob.inference.runners import LAPLACE_MODE_EVALUATIONS, LaplaceStart, laplace_start
 
 __all__ = ["PILOT_SITES", "PILOT_ABOVE", "pilot_pays", "pilot_start"]
@@ -51,10 +50,8 @@ def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False) -> tupl
     else:
         path = choose_path(spec.prior, PILOT_SITES, LAPLACE_MODE_EVALUATIONS, collapsed=True)
     gen = spec.prior.generator if spec.generator is None else spec.generator
-    feats = (spec.prior.generator.product_features(Xs) if path in PRODUCT_FEATURE_PATHS
-             else spec.prior.generator.features(Xs))
-    sub = dataclasses.replace(spec, features=feats, Z=None if spec.Z is None else spec.Z[idx],
-                              gram=gram_for(feats, path),
-                              site_covariance=site_covariance_for(gen, feats, spec.params.theta_bounds(), path))
+    feats, G, SC = path_inputs(spec.prior, gen, Xs, spec.params.theta_bounds(), path)
+    sub = dataclasses.replace(spec, features=feats, Z=None if spec.Z is None else spec.Z[idx], gram=G,
+                              site_covariance=SC)
     start = laplace_start(build_model(sub), y[idx], k_fit, hessian_scale=n / PILOT_SITES, progress_bar=progress_bar)
     return start, {"sites": PILOT_SITES, "path": path, "seconds": time.perf_counter() - t0}

@@ -240,18 +240,41 @@ def _inverse_curvature(H: np.ndarray) -> np.ndarray:
     return 0.5 * (B + B.T)
 
 
-def _laplace_mode(init: _Start, value_and_grad, dtype, max_steps: int, progress_bar: bool,
-                  start: LaplaceStart | None = None, desc: str = "laplace") -> _Mode:
-    """The posterior mode of ``init``'s model in NumPyro's unconstrained space and the Hessian there
-    (:func:`run_laplace`). BFGS (SciPy, on the jitted potential ``value_and_grad(flat, arrays)``)
-    starts at ``start`` with its Hessian, or else at the model's start with the Hessian there by
-    forward differences (p gradients); it stops on a Newton decrement. The Hessian at the mode comes
-    from differences of the gradient: forward ones in float64 (p gradients), central in float32."""
+class _Flat(NamedTuple):
+    """A model's start (:func:`_initialize`) with its unconstrained values flattened: ``x0`` (p,) in
+    float64, ``unravel`` back to the sites, the working ``dtype``, and ``potential(flat, arrays)``."""
+
+    init: _Start
+    x0: np.ndarray
+    unravel: Callable
+    dtype: object
+    potential: Callable
+
+
+def _flatten(key, model, y) -> _Flat:
+    """:func:`_initialize` the model, its unconstrained values as one flat vector."""
+    from jax.flatten_util import ravel_pytree
+
+    init = _initialize(key, model, y)
+    flat0, unravel = ravel_pytree(init.z)
+    return _Flat(init, np.asarray(flat0, np.float64), unravel, flat0.dtype,
+                 lambda f, arr: init.potential(unravel(f), arr))
+
+
+def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: LaplaceStart | None = None,
+                  desc: str = "laplace") -> _Mode:
+    """The posterior mode of a model in NumPyro's unconstrained space and the Hessian there
+    (:func:`run_laplace`). BFGS (SciPy, on the jitted potential and its gradient) starts at ``start``
+    with its Hessian, or else at the model's start with the Hessian there by forward differences
+    (p gradients); it stops on a Newton decrement. The Hessian at the mode comes from differences of
+    the gradient: forward ones in float64 (p gradients), central in float32."""
     from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
     import scipy.optimize
 
-    arrays = init.arrays
+    init, dtype, arrays = flat.init, flat.dtype, flat.init.arrays
+    value_and_grad = jax.jit(jax.value_and_grad(flat.potential))
+    p = flat.x0.shape[0]
     last = {}
 
     def fun(x):
@@ -263,8 +286,7 @@ def _laplace_mode(init: _Start, value_and_grad, dtype, max_steps: int, progress_
         return last["g"] if "x" in last and np.array_equal(last["x"], x) else fun(x)[1]
 
     if start is None:
-        x0 = np.asarray(ravel_pytree(init.z)[0], np.float64)
-        p = x0.shape[0]
+        x0 = flat.x0
         # the Hessian at the start (forward differences, p gradients): the curvatures of these
         # posteriors differ by 10³-10⁵ between the noise and the intercept at many sites, which took
         # L-BFGS from the identity 58 steps
@@ -273,12 +295,10 @@ def _laplace_mode(init: _Start, value_and_grad, dtype, max_steps: int, progress_
         H0 = np.stack([(fun(x0 + h0[i] * np.eye(p)[i])[1] - g0) / h0[i] for i in range(p)], axis=1)
     else:
         H0 = np.asarray(start.hessian, np.float64)
-        p = ravel_pytree(init.z)[0].shape[0]
         if set(start.z) != set(init.z) or H0.shape != (p, p):
             raise ValueError(f"the start's sites {sorted(start.z)} and Hessian {H0.shape} do not match the "
                              f"model's {sorted(init.z)} ({p} unconstrained values)")
         x0 = np.asarray(ravel_pytree({k: jnp.asarray(start.z[k], dtype) for k in init.z})[0], np.float64)
-    p = x0.shape[0]
     B0 = _inverse_curvature(H0)
     bar = tqdm(total=max_steps, disable=not progress_bar, desc=f"{desc}: mode")
 
@@ -330,14 +350,9 @@ def laplace_start(model, y, key, *, hessian_scale: float = 1.0, max_steps: int =
     """A :class:`LaplaceStart` from ``model``'s posterior mode (:func:`run_laplace`'s search), its
     Hessian multiplied by ``hessian_scale``: e.g. a model of a subsample of the sites, scaled by
     (sites) / (subsample's sites), as a start for the model of all of them."""
-    from jax.flatten_util import ravel_pytree
-
-    init = _initialize(key, model, y)
-    flat0, unravel = ravel_pytree(init.z)
-    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
-    mode = _laplace_mode(init, jax.jit(jax.value_and_grad(potential)), flat0.dtype, max_steps, progress_bar,
-                         desc=desc)
-    return LaplaceStart({k: np.asarray(v) for k, v in unravel(jnp.asarray(mode.f, flat0.dtype)).items()},
+    flat = _flatten(key, model, y)
+    mode = _laplace_mode(flat, max_steps, progress_bar, desc=desc)
+    return LaplaceStart({k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()},
                         hessian_scale * mode.H)
 
 
@@ -365,17 +380,13 @@ def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_propos
     Gaussian)."""
     if integration not in LAPLACE_INTEGRATIONS:
         raise ValueError(f"integration must be one of {LAPLACE_INTEGRATIONS}, got {integration!r}")
-    from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
 
     k_init, k_prop, k_res = jax.random.split(key, 3)
-    init = _initialize(k_init, model, y)
-    flat0, unravel = ravel_pytree(init.z)
-    dtype = flat0.dtype
-    arrays = init.arrays
-    potential = lambda f, arr: init.potential(unravel(f), arr)  # noqa: E731
+    flat = _flatten(k_init, model, y)
+    init, unravel, dtype, potential, arrays = flat.init, flat.unravel, flat.dtype, flat.potential, flat.init.arrays
     postprocess = jax.jit(lambda P, arr: jax.lax.map(lambda f: init.postprocess(unravel(f), arr), P, batch_size=16))
-    mode = _laplace_mode(init, jax.jit(jax.value_and_grad(potential)), dtype, max_steps, progress_bar, start)
+    mode = _laplace_mode(flat, max_steps, progress_bar, start)
     f, lam, V = mode.f, mode.lam, mode.V
     p = f.shape[0]
     scale = jnp.asarray(V / np.sqrt(lam), dtype)  # Σ^{1/2} = V Λ^{-1/2}: Σ = H⁻¹
