@@ -39,3 +39,22 @@ def test_separable_rejects_batched_operands():
         S @ jnp.ones((2, basis.size))
     with pytest.raises(ValueError, match="shape \\(n,\\)"):
         jnp.ones((2, 5)) @ S
+
+
+@pytest.mark.parametrize("bc", ["neumann", "dirichlet", "periodic"])
+@pytest.mark.parametrize("lengths", [(1.3,), (1.0, 0.7), (1.0, 1.2, 0.8)])
+def test_gram_from_harmonic_moments_equals_dense(bc, lengths):
+    """ΦᵀΦ from the product-to-sum rule (moments of the harmonics) is the dense product, for each boundary
+    condition, unequal sides, 1-3 dimensions and a disk of modes (not the full grid), with more modes
+    than a block of rows (GRAM_ROWS) so that the row blocks and their padding are exercised."""
+    from pinnprob.testfunctions.eigen import GRAM_ROWS
+
+    d = len(lengths)
+    with jax.enable_x64(True):
+        basis = BoxEigenbasis.create(Box(lengths, bc), (60, 25, 10)[d - 1], max_frequency=(150.0, 75.0, 30.0)[d - 1])
+        assert d == 1 or basis.size > GRAM_ROWS
+        X = jax.random.uniform(jax.random.key(4), (301, d)) * jnp.asarray(lengths)
+        S, Phi = basis.separable(X), np.asarray(basis(X))
+        G = np.asarray(S.gram())
+        assert G.shape == (basis.size, basis.size)
+        np.testing.assert_allclose(G, Phi.T @ Phi, rtol=0, atol=1e-11 * np.abs(Phi.T @ Phi).max())

@@ -18,10 +18,11 @@ from pinnprob.inference import (
     pc_priors,
     truncate_to_range,
 )
-from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram
+from pinnprob.inference.collapsed import CollapsedGaussian, collapsed_cost, conditional_latent, gram, perturbed_latent
 from pinnprob.inference.arviz_data import group
 from pinnprob.inference.fit import fit
 from pinnprob.inference.predict import fit_prior, predict
+from pinnprob.testfunctions import dense_features
 
 
 @pytest.fixture(scope="module")
@@ -185,19 +186,20 @@ def test_collapsed_gram_path_equals_marginal_gaussian(prior):
         CollapsedGaussian(d, mean, 0.25, gram=jnp.eye(3))
 
 
-def test_blocked_gram_of_separable_features_equals_the_dense_product(prior):
-    """ΦᵀΦ summed block by block from the 1-D tables (never forming Φ) is the dense product, with a
-    ragged last block."""
-    from pinnprob.inference.collapsed import GRAM_BLOCK
-    from pinnprob.testfunctions.eigen import SeparableFeatures
+def test_gram_of_separable_features_equals_the_dense_product(prior):
+    """ΦᵀΦ of the prior's trunk from its harmonic moments (the default for a box eigenbasis) and summed
+    block by block from the 1-D tables (never forming Φ; a ragged last block) are the dense product."""
+    from pinnprob.testfunctions.eigen import GRAM_BLOCK, SeparableFeatures
 
     n = 2 * GRAM_BLOCK + 37
     with jax.enable_x64(True):
         X = jnp.asarray(np.random.default_rng(3).uniform(0, 1, (n, 2)))
         sep = prior.generator.product_features(X)
-        assert isinstance(sep, SeparableFeatures)
+        assert isinstance(sep, SeparableFeatures) and sep.products is not None
         Phi = np.asarray(prior.generator.features(X))
         np.testing.assert_allclose(gram(sep), Phi.T @ Phi, rtol=1e-10, atol=1e-9)
+        blocked = SeparableFeatures(sep.tables, sep.flat_index, sep.grid)  # no product rule: summed by blocks
+        np.testing.assert_allclose(gram(blocked), Phi.T @ Phi, rtol=1e-10, atol=1e-9)
         np.testing.assert_allclose(gram(jnp.asarray(Phi)), Phi.T @ Phi, rtol=1e-12, atol=1e-9)
 
 
@@ -223,6 +225,43 @@ def test_fit_on_the_gram_path_keeps_the_trunk_separable(prior, monkeypatch):
     assert np.isfinite(post["field"].values[0, 0]).all() and 0.15 < float(post["noise"].mean()) < 0.45
     pred = predict(idata, X[:5])
     assert pred["mean"].shape == (5,) and np.all(np.isfinite(pred["mean"]))
+
+
+@pytest.mark.parametrize("maxiter", [200, 1])
+def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypatch, maxiter):
+    """At many modes (the threshold lowered here) the field draws go in batches by perturbation with one
+    reference factor; each draw is the exact conditional (the batched and one-by-one draws of the same
+    posterior draws have the same mean field to Monte Carlo error), and draws whose solve stops short
+    (one step allowed) are redrawn one by one, by their own factor."""
+    import pinnprob.inference.collapsed as collapsed
+    import pinnprob.inference.recovery as recovery
+
+    rng = np.random.default_rng(8)
+    n = 1500
+    X = rng.uniform(0, 10, (n, 2))
+    y = np.sin(X[:, 0] / 2) + 0.3 * rng.standard_normal(n)
+    kw = dict(prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=40, field_draws=40,
+              progress_bar=False, seed=0)
+    one_by_one = group(fit(X, y, **kw), "posterior")["field"].values[0]
+    calls = {"batch": 0, "one": 0}
+    for name in ("batch", "one"):
+        f = getattr(recovery, f"_{name}_draws" if name == "batch" else "_one_draw")
+        monkeypatch.setattr(recovery, f"_{name}_draws" if name == "batch" else "_one_draw",
+                            (lambda f, name: lambda *a: (calls.__setitem__(name, calls[name] + 1), f(*a))[1])(f, name))
+    monkeypatch.setattr(recovery, "REFERENCE_MIN_MODES", 0)
+    monkeypatch.setattr(recovery, "BATCH_MAX", 16)
+    monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
+    jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
+    batched = group(fit(X, y, **kw), "posterior")["field"].values[0]
+    assert calls["batch"] == 3  # 40 draws in batches of 16
+    if maxiter > 1:
+        assert calls["one"] == 0
+    else:  # the draws whose one step left the residual above float32's tolerance (most of them)
+        assert 30 <= calls["one"] <= 40
+    # the same posterior draws of θ (same seed), independent field draws: means agree to MC error
+    se = np.sqrt(one_by_one.var(0) / 40 + batched.var(0) / 40)
+    z = (one_by_one.mean(0) - batched.mean(0)) / se
+    assert np.isfinite(batched).all() and np.mean(np.abs(z) < 3) > 0.97 and np.abs(z).max() < 6
 
 
 def test_fit_with_the_range_fixed(prior):
@@ -264,7 +303,18 @@ def test_gram_path_gradient_written_out_equals_reverse_mode():
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * float(jnp.max(jnp.abs(b))))
 
 
-def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
+def _reference(prior, X, G, noise, **params):
+    """Cholesky factor of the Gram path's posterior precision at other parameters (a field draw's reference)."""
+    from pinnprob.inference.collapsed import gram_precision
+
+    return jnp.linalg.cholesky(gram_precision(prior.distribution(X, **params), G, noise)[0])
+
+
+@pytest.mark.parametrize("reference_range", [None, 0.55])
+def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior, reference_range):
+    """Exact draws of z | y on the Gram path: by P's own factor, and by perturbation with conjugate
+    gradients preconditioned by the factor at another range (perturbed_latent, as recover_field draws at
+    many modes), vmapped over the draws."""
     m = prior.latent_dim
     n = 3 * m
     X = np.random.default_rng(6).uniform(0, 1, (n, 2))
@@ -272,8 +322,14 @@ def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
     resid = np.asarray(d.sample(jax.random.key(1))) + 0.3 * np.random.default_rng(0).standard_normal(n)
     G = gram(d.features)
     N = 2000
-    z = np.asarray(jax.vmap(lambda k: conditional_latent(k, d, resid, 0.3, gram=G))(
-        jax.random.split(jax.random.key(2), N)), np.float64)
+    keys = jax.random.split(jax.random.key(2), N)
+    if reference_range is None:
+        z = np.asarray(jax.vmap(lambda k: conditional_latent(k, d, resid, 0.3, gram=G))(keys), np.float64)
+    else:
+        ref = _reference(prior, X, G, 0.3, range=reference_range, nu=1.5, sigma=1.0)
+        z, res = jax.vmap(lambda k: perturbed_latent(k, d, resid, 0.3, G, ref))(keys)
+        assert float(res.max()) <= 10 * 1e-5  # float32's tolerance: every draw exact to it
+        z = np.asarray(z, np.float64)
     S = np.asarray(d.basis(), np.float64)
     s2 = 0.09 + float(d.site_variance()[0])  # the noise and the field's tail above the trunk
     P = np.eye(m) + S.T @ S / s2
@@ -284,6 +340,35 @@ def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior):
     # posterior variances: sample variance within its Monte Carlo error (chi-square, 2/N relative)
     v = z.var(0)
     assert np.all(np.abs(v / np.diag(cov) - 1) < 4.5 * np.sqrt(2 / N) + 1e-3)
+
+
+def test_perturbed_latent_is_the_exact_linear_map(prior, monkeypatch):
+    """perturbed_latent's draw is P⁻¹(diag(d)Φᵀ(resid/s + ε) + η) for its own ε, η, to the solver's
+    tolerance, with a residual that says so; when conjugate gradients stop short (one step, a poor
+    reference) the residual it returns says that too, and recover_field then redraws by P's own factor."""
+    import pinnprob.inference.collapsed as collapsed
+
+    with jax.enable_x64(True):
+        m = prior.latent_dim
+        n = 2 * m
+        X = np.random.default_rng(9).uniform(0, 1, (n, 2))
+        d = prior.distribution(X, range=0.3, nu=1.5, sigma=0.8)
+        resid = jnp.asarray(np.random.default_rng(1).standard_normal(n))
+        G = gram(d.features)
+        key = jax.random.key(5)
+        k1, k2 = jax.random.split(key)
+        P, dd, s = collapsed.gram_precision(d, G, 0.25)
+        Phi = np.asarray(dense_features(d.features), np.float64)
+        b = dd * (Phi.T @ (resid / s + jax.random.normal(k2, (n,), jnp.float64))) + jax.random.normal(k1, (m,))
+        want = np.linalg.solve(np.asarray(P), np.asarray(b))
+        near = _reference(prior, X, G, 0.25, range=0.33, nu=1.5, sigma=0.8)
+        got, res = perturbed_latent(key, d, resid, 0.25, G, near)
+        assert float(res) <= collapsed.PCG_TOL
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7 * np.abs(want).max())
+        monkeypatch.setattr(collapsed, "PCG_MAXITER", 1)
+        far = _reference(prior, X, G, 0.25, range=0.9, nu=1.5, sigma=3.0)
+        _, res = perturbed_latent(key, d, resid, 0.25, G, far)
+        assert float(res) > 1e3 * collapsed.PCG_TOL
 
 
 def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):

@@ -18,7 +18,6 @@ that over them (:func:`site_covariance_build_cost`: calibrated, see the constant
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -33,43 +32,18 @@ from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import SeparableFeatures
 
-__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "collapsed_cost", "collapse_pays",
+__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "gram_precision", "perturbed_latent", "collapsed_cost", "collapse_pays",
            "site_covariance_build_cost"]
-
-
-# sites per block when ΦᵀΦ is summed from separable features: the block's dense rows (GRAM_BLOCK × m) are
-# the only n-sized temporary, so the peak memory of a Gram-path fit is a few m² numbers plus the 1-D
-# tables, whatever n (at 10⁵ sites and 8 269 modes in float64: the dense Φ alone was 6.9 GB, and
-# building it eagerly from its two factors held three such arrays)
-GRAM_BLOCK = 2048
 
 
 def gram(features, progress_bar: bool = False) -> Float[Array, "m m"]:
     """G = ΦᵀΦ of the trunk features at the sites, (n, m) dense or separable (θ-independent; compute it
-    once). Separable features are summed block by block of ``GRAM_BLOCK`` sites, the dense Φ never
-    formed (memory O(GRAM_BLOCK·m + m²); ``progress_bar``: a bar over the blocks, minutes at 10⁵ sites
-    and thousands of modes); dense ones in one product."""
-    if not isinstance(features, SeparableFeatures):
-        return features.T @ features
-    from tqdm.auto import tqdm
-
-    n, m = features.shape
-    blocks = -(-n // GRAM_BLOCK)
-    # zero rows pad the last block: a site whose 1-D tables are zero has Φ's row zero, and adds nothing
-    tables = tuple(jnp.pad(T, ((0, blocks * GRAM_BLOCK - n), (0, 0))) for T in features.tables)
-    G = jnp.zeros((m, m), jnp.result_type(*features.tables))
-    for b in tqdm(range(blocks), desc="Gram matrix", disable=not progress_bar or blocks < 2):
-        rows = slice(b * GRAM_BLOCK, (b + 1) * GRAM_BLOCK)
-        G = _add_block(G, SeparableFeatures(tuple(T[rows] for T in tables), features.flat_index, features.grid))
-        G.block_until_ready()  # the bar counts finished blocks (each block needs the last one anyway)
-    return G
-
-
-@functools.partial(jax.jit, donate_argnums=0)
-def _add_block(G, block: SeparableFeatures):
-    """G + ΦᵀΦ of one block of sites (G's buffer reused)."""
-    Phi = block.dense()
-    return G + Phi.T @ Phi
+    once): separable features sum it themselves (:meth:`~pinnprob.testfunctions.SeparableFeatures.gram`:
+    from harmonic moments for a box eigenbasis, else block by block with a bar if ``progress_bar``);
+    dense ones in one product."""
+    if isinstance(features, SeparableFeatures):
+        return features.gram(progress_bar)
+    return features.T @ features
 
 
 # The one-off cost of the site-covariance path, in the flops of collapsed_cost's per-evaluation counts
@@ -97,6 +71,14 @@ SITE_COVARIANCE_FIXED = 7e9
 SITE_COVARIANCE_PER_MODE = 2.5e5
 
 
+# The one-off cost of ΦᵀΦ on the Gram path (SeparableFeatures.gram, from harmonic moments), in the same
+# flops: measured on the 2-core CPU in float64 (the other core busy) at n, m = 2·10⁴, 2 883 and
+# 104 494, 8 357: the moments 2.4-4·10⁻⁹ s per site × mode, the assembly 2·10⁻⁸ s per pair of modes;
+# at collapsed_cost's ~10¹⁰ flops per second. (Summed over the sites it was n m² multiply-adds.)
+GRAM_PER_SITE_MODE = 30.0
+GRAM_PER_MODE_PAIR = 200.0
+
+
 def site_covariance_build_cost(n: int, m: int, rank: int) -> float:
     """The one-off cost, in flops of :func:`collapsed_cost`'s kind, of building a
     :class:`~pinnprob.inference.site_covariance.SiteCovariance` of rank ``rank`` at ``n`` sites with
@@ -108,7 +90,8 @@ def site_covariance_build_cost(n: int, m: int, rank: int) -> float:
 def collapsed_cost(n: int, m: int, with_gram: bool, rank: int | None = None,
                    evaluations: float | None = None) -> tuple[float, str]:
     """(flops, path) of one collapsed evaluation by the cheapest path: 'dense' (n²m + n³/3), 'gram'
-    (nm + m³/3, after a one-off nm²), 'woodbury' (nm² + m³/3), or, given the ``rank`` R of a site
+    (nm + m³/3, after a one-off ΦᵀΦ from harmonic moments, ``GRAM_PER_SITE_MODE``·nm +
+    ``GRAM_PER_MODE_PAIR``·m²), 'woodbury' (nm² + m³/3), or, given the ``rank`` R of a site
     covariance (spectral generators; :class:`~pinnprob.inference.site_covariance.SiteCovariance`),
     'reduced' (mR + Rn² + n³/3, after a one-off :func:`site_covariance_build_cost`).
 
@@ -120,7 +103,7 @@ def collapsed_cost(n: int, m: int, with_gram: bool, rank: int | None = None,
     once = {}
     if with_gram:
         options["gram"] = n * m + m**3 / 3
-        once["gram"] = n * m * m
+        once["gram"] = GRAM_PER_SITE_MODE * n * m + GRAM_PER_MODE_PAIR * m * m
     else:
         options["woodbury"] = n * m * m + m**3 / 3
     if rank is not None:
@@ -294,6 +277,19 @@ def _triangular_inverse(L, base: int = 256):
     return jnp.block([[Ai, jnp.zeros((h, n - h), L.dtype)], [-Ci @ (L[h:, :h] @ Ai), Ci]])
 
 
+def gram_precision(field: GenerativeField, gram, noise) -> tuple[Float[Array, "m m"], Float[Array, " m"], Float[Array, ""]]:
+    """(P, d, s) of z | y on the Gram path: P = I + diag(d) G diag(d) the posterior precision of the
+    latent, d = σa(θ)/s the whitened column scales, s² = noise² + the field's tail variance."""
+    d, s = _whitened_scales(field, noise)
+    return d[:, None] * gram * d[None, :] + jnp.eye(field.latent_dim, dtype=gram.dtype), d, s
+
+
+def _whitened_scales(field: GenerativeField, noise):
+    """(d, s): s² = noise² + the field's tail variance (the same at each site), d = σa(θ)/s."""
+    s = jnp.sqrt(noise**2 + _site_variance(field))
+    return _scales(field) / s, s
+
+
 def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, site_covariance=None):
     """One exact draw of z | y for y − mean = σΨz + ε, z ~ N(0, I_m), ε ~ N(0, noise² I).
 
@@ -301,13 +297,12 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
     S = σΨ; with ``site_covariance`` (spectral generators), SSᵀ comes from it and S z, Sᵀw from the
     trunk (O(n m + R n² + n³); the draw is exact for the model that the likelihood evaluated). With
     ``gram`` = ΦᵀΦ (spectral generators), when cheaper, from the posterior precision
-    P = I + SᵀS/noise² (O(n m + m³)): z* = P⁻¹Sᵀresid/noise² + L⁻ᵀη, LLᵀ = P, η ~ N(0, I)."""
+    P = I + SᵀS/noise² (:func:`gram_precision`, O(n m + m³)): z* = P⁻¹Sᵀresid/noise² + L⁻ᵀη, LLᵀ = P,
+    η ~ N(0, I). (Many draws at many modes: :func:`perturbed_latent`.)"""
     n, m = field.event_shape[0], field.latent_dim
     k1, k2 = jax.random.split(key)
     if _uses_gram(field, None if gram is None else jnp.asarray(gram)):
-        s = jnp.sqrt(noise**2 + _site_variance(field))  # the noise and the field's tail, the same at each site
-        d = _scales(field) / s
-        P = d[:, None] * gram * d[None, :] + jnp.eye(m)
+        P, d, s = gram_precision(field, gram, noise)
         L = jnp.linalg.cholesky(P)
         mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / s)  # Φᵀresid, dense or separable Φ
         return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
@@ -326,6 +321,40 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
     L = jnp.linalg.cholesky(C)
     w = cho_solve((L, True), resid - S @ z - jnp.sqrt(s2) * e)
     return z + S.T @ w
+
+
+# perturbed_latent's conjugate gradients stop at this relative residual (float64; float32: 1e-5) or
+# after PCG_MAXITER steps
+PCG_TOL = 1e-10
+PCG_MAXITER = 200
+
+
+def perturbed_latent(key, field: GenerativeField, resid, noise, gram, reference) -> tuple[Float[Array, " m"], Float[Array, ""]]:
+    """(z*, relative residual) — a draw of z | y on the Gram path (as :func:`conditional_latent`) by
+    perturbation (Papandreou & Yuille 2010): z* = P⁻¹(diag(d)Φᵀ(resid/s + ε) + η), ε ~ N(0, I_n),
+    η ~ N(0, I_m), whose law is N(P⁻¹ diag(d)Φᵀresid/s, P⁻¹), with P, d, s of :func:`gram_precision`.
+    P⁻¹ is applied by conjugate gradients (JAX's) preconditioned by ``reference``, the Cholesky factor
+    of P at nearby parameters, to ``PCG_TOL``; P is never formed (Pv = v + d ⊙ G(d ⊙ v)), so under
+    ``vmap`` over draws the steps are matrix products with G shared: O(n m + k m²) for k steps (about
+    10 near the posterior's centre) against m³/3 for P's own factor. The draw is exact when the
+    relative residual ‖Pz* − b‖/‖b‖ it returns is ≤ PCG_TOL; the caller redraws the others by
+    :func:`conditional_latent`."""
+    from jax.scipy.sparse.linalg import cg
+
+    n = field.event_shape[0]
+    _uses_gram(field, gram)
+    k1, k2 = jax.random.split(key)
+    resid = jnp.asarray(resid)
+    d, s = _whitened_scales(field, noise)
+    b = d * ((resid / s + jax.random.normal(k2, (n,), resid.dtype)) @ field.features) \
+        + jax.random.normal(k1, (field.latent_dim,), resid.dtype)
+
+    def P(v):
+        return v + d * (gram @ (d * v))
+
+    tol = PCG_TOL if b.dtype == jnp.float64 else 1e-5
+    x, _ = cg(P, b, M=lambda v: cho_solve((reference, True), v), tol=tol, maxiter=PCG_MAXITER)
+    return x, jnp.linalg.norm(P(x) - b) / jnp.linalg.norm(b)
 
 
 def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = None,

@@ -252,8 +252,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     collapsed = path != "latent"
     Xu = jnp.asarray(cmap.to_unit(X))
     # the dense, Woodbury, site-covariance and Newton paths need the dense Φ; the latent and Gram paths
-    # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ block by block, from its 1-D tables when the trunk is
-    # separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
+    # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ (from harmonic moments), from its 1-D tables when the trunk
+    # is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
     # bandwidth is shared (docs/results/inference.md), and no n × m array at 10⁵ sites
     gen = model_generator(prior, params)
     features, G, SC = path_inputs(prior, gen, Xu, params.theta_bounds(), path, progress_bar)

@@ -1,6 +1,6 @@
 """Test functions for the weak form: Laplacian eigenbases and compactly supported bumps."""
 
 from pinnprob.testfunctions.compact import BumpTestFunctions, adjoint_order, apply_adjoint, laplacian
-from pinnprob.testfunctions.eigen import BoxEigenbasis, SeparableFeatures, dense_features
+from pinnprob.testfunctions.eigen import BoxEigenbasis, ProductRule, SeparableFeatures, dense_features
 
-__all__ = ["BoxEigenbasis", "BumpTestFunctions", "SeparableFeatures", "dense_features", "adjoint_order", "apply_adjoint", "laplacian"]
+__all__ = ["BoxEigenbasis", "BumpTestFunctions", "ProductRule", "SeparableFeatures", "dense_features", "adjoint_order", "apply_adjoint", "laplacian"]
