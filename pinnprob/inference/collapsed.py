@@ -32,8 +32,8 @@ from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import SeparableFeatures
 
-__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "gram_precision", "perturbed_latent", "collapsed_cost", "collapse_pays",
-           "site_covariance_build_cost"]
+__all__ = ["CollapsedGaussian", "conditional_latent", "gram", "gram_precision", "pcg_tolerance", "perturbed_latent",
+           "collapsed_cost", "collapse_pays", "site_covariance_build_cost"]
 
 
 def gram(features, progress_bar: bool = False) -> Float[Array, "m m"]:
@@ -277,7 +277,8 @@ def _triangular_inverse(L, base: int = 256):
     return jnp.block([[Ai, jnp.zeros((h, n - h), L.dtype)], [-Ci @ (L[h:, :h] @ Ai), Ci]])
 
 
-def gram_precision(field: GenerativeField, gram, noise) -> tuple[Float[Array, "m m"], Float[Array, " m"], Float[Array, ""]]:
+def gram_precision(field: GenerativeField, gram,
+                   noise) -> tuple[Float[Array, "m m"], Float[Array, " m"], Float[Array, ""]]:
     """(P, d, s) of z | y on the Gram path: P = I + diag(d) G diag(d) the posterior precision of the
     latent, d = σa(θ)/s the whitened column scales, s² = noise² + the field's tail variance."""
     d, s = _whitened_scales(field, noise)
@@ -329,16 +330,22 @@ PCG_TOL = 1e-10
 PCG_MAXITER = 200
 
 
-def perturbed_latent(key, field: GenerativeField, resid, noise, gram, reference) -> tuple[Float[Array, " m"], Float[Array, ""]]:
+def pcg_tolerance(dtype) -> float:
+    """The relative residual at which :func:`perturbed_latent` stops: PCG_TOL in float64, 1e-5 in float32."""
+    return PCG_TOL if jnp.dtype(dtype) == jnp.float64 else 1e-5
+
+
+def perturbed_latent(key, field: GenerativeField, resid, noise, gram,
+                     reference) -> tuple[Float[Array, " m"], Float[Array, ""]]:
     """(z*, relative residual) — a draw of z | y on the Gram path (as :func:`conditional_latent`) by
     perturbation (Papandreou & Yuille 2010): z* = P⁻¹(diag(d)Φᵀ(resid/s + ε) + η), ε ~ N(0, I_n),
     η ~ N(0, I_m), whose law is N(P⁻¹ diag(d)Φᵀresid/s, P⁻¹), with P, d, s of :func:`gram_precision`.
     P⁻¹ is applied by conjugate gradients (JAX's) preconditioned by ``reference``, the Cholesky factor
-    of P at nearby parameters, to ``PCG_TOL``; P is never formed (Pv = v + d ⊙ G(d ⊙ v)), so under
-    ``vmap`` over draws the steps are matrix products with G shared: O(n m + k m²) for k steps (about
-    10 near the posterior's centre) against m³/3 for P's own factor. The draw is exact when the
-    relative residual ‖Pz* − b‖/‖b‖ it returns is ≤ PCG_TOL; the caller redraws the others by
-    :func:`conditional_latent`."""
+    of P at nearby parameters, to :func:`pcg_tolerance`; P is never formed (Pv = v + d ⊙ G(d ⊙ v)), so under
+    ``vmap`` over draws the steps are matrix products with G shared: O(n m + k m²) for k steps (more
+    the further the draw's parameters are from the reference's) against m³/3 for P's own factor. The
+    draw is exact when the relative residual ‖Pz* − b‖/‖b‖ it returns is within 10× that tolerance;
+    the caller redraws the others by :func:`conditional_latent`."""
     from jax.scipy.sparse.linalg import cg
 
     n = field.event_shape[0]
@@ -352,8 +359,8 @@ def perturbed_latent(key, field: GenerativeField, resid, noise, gram, reference)
     def P(v):
         return v + d * (gram @ (d * v))
 
-    tol = PCG_TOL if b.dtype == jnp.float64 else 1e-5
-    x, _ = cg(P, b, M=lambda v: cho_solve((reference, True), v), tol=tol, maxiter=PCG_MAXITER)
+    x, _ = cg(P, b, M=lambda v: cho_solve((reference, True), v), tol=pcg_tolerance(b.dtype),
+              maxiter=PCG_MAXITER)
     return x, jnp.linalg.norm(P(x) - b) / jnp.linalg.norm(b)
 
 

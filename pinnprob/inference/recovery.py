@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnprob.inference.collapsed import PCG_TOL, conditional_latent, gram_precision, perturbed_latent
+from pinnprob.inference.collapsed import conditional_latent, gram_precision, pcg_tolerance, perturbed_latent
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.laplace_collapsed import approximate_conditional_latent
 from pinnprob.inference.model import obs_scale
@@ -64,7 +64,8 @@ def _draws(gen, features, params, samples, key, field_draws, progress_bar, desc,
     """Field and latent at the sites for the posterior draws (all, or ``field_draws`` evenly spaced),
     ``one(key, theta, sigma, intercept_centered, beta, noise)`` giving each; NaN where not drawn. With
     ``batch`` (the same arguments, each with a leading axis of ``batch_size``, giving also each draw's
-    relative residual), in batches, and the draws whose residual is above PCG_TOL redrawn by ``one``."""
+    relative residual), in batches, and the draws whose residual is above 10× its tolerance
+    (:func:`~pinnprob.inference.collapsed.pcg_tolerance`) redrawn by ``one``."""
     from tqdm.auto import tqdm
 
     C, S = samples["sigma"].shape[:2]
@@ -89,7 +90,7 @@ def _draws(gen, features, params, samples, key, field_draws, progress_bar, desc,
             args = [None if a[0] is None else jnp.stack(a) for a in zip(*(t[2] for t in part), strict=True)]
             f, z, res = (np.asarray(v) for v in batch(*args))
             for i, (c, s, a) in enumerate(todo[start:start + batch_size]):
-                if res[i] <= 10 * (PCG_TOL if z.dtype == np.float64 else 1e-5):
+                if res[i] <= 10 * pcg_tolerance(z.dtype):
                     fields[c, s], latents[c, s] = f[i], z[i]
                     bar.update(1)
                 else:

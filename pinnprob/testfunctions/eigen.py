@@ -148,7 +148,8 @@ def _product_rule_1d(M: int, L: float, bc: str) -> tuple[np.ndarray, np.ndarray,
         else:  # dirichlet: (2/L) sin sin
             weight = np.stack([np.full(a.shape, 1.0 / L), np.full(a.shape, -1.0 / L)], -1)
         return index.astype(np.int32), weight, 2 * M - 1
-    # periodic: f_0 = 1/√L, f_{2j−1} = √(2/L) cos(2πjx/L), f_{2j} = √(2/L) sin(2πjx/L); harmonics alike, unnormalised
+    # periodic: f_0 = 1/√L, f_{2j−1} = √(2/L) cos(2πjx/L), f_{2j} = √(2/L) sin(2πjx/L); the harmonics
+    # alike, unnormalised
     c = np.where(np.arange(M) == 0, 1.0 / math.sqrt(L), math.sqrt(2.0 / L))
     j = np.ceil(np.arange(M) / 2.0).astype(int)
     is_sin = (np.arange(M) % 2 == 0) & (np.arange(M) > 0)
