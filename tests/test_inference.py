@@ -227,8 +227,7 @@ def test_fit_on_the_gram_path_keeps_the_trunk_separable(prior, monkeypatch):
     assert pred["mean"].shape == (5,) and np.all(np.isfinite(pred["mean"]))
 
 
-@pytest.mark.parametrize("maxiter", [200, 1])
-def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypatch, maxiter):
+def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypatch):
     """At many modes (the threshold lowered here) the field draws go in batches by perturbation with one
     reference factor; each draw is the exact conditional (the batched and one-by-one draws of the same
     posterior draws have the same mean field to Monte Carlo error), and draws whose solve stops short
@@ -243,25 +242,27 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
     kw = dict(prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=40, field_draws=40,
               progress_bar=False, seed=0)
     one_by_one = group(fit(X, y, **kw), "posterior")["field"].values[0]
-    calls = {"batch": 0, "one": 0}
-    for name in ("batch", "one"):
-        f = getattr(recovery, f"_{name}_draws" if name == "batch" else "_one_draw")
-        monkeypatch.setattr(recovery, f"_{name}_draws" if name == "batch" else "_one_draw",
+    calls = {"_batch_draws": 0, "_one_draw": 0}
+    for name in calls:
+        f = getattr(recovery, name)
+        monkeypatch.setattr(recovery, name,
                             (lambda f, name: lambda *a: (calls.__setitem__(name, calls[name] + 1), f(*a))[1])(f, name))
     monkeypatch.setattr(recovery, "REFERENCE_MIN_MODES", 0)
     monkeypatch.setattr(recovery, "BATCH_MAX", 16)
-    monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
-    jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
-    batched = group(fit(X, y, **kw), "posterior")["field"].values[0]
-    assert calls["batch"] == 3  # 40 draws in batches of 16
-    if maxiter > 1:
-        assert calls["one"] == 0
-    else:  # the draws whose one step left the residual above float32's tolerance (most of them)
-        assert 30 <= calls["one"] <= 40
-    # the same posterior draws of θ (same seed), independent field draws: means agree to MC error
-    se = np.sqrt(one_by_one.var(0) / 40 + batched.var(0) / 40)
-    z = (one_by_one.mean(0) - batched.mean(0)) / se
-    assert np.isfinite(batched).all() and np.mean(np.abs(z) < 3) > 0.97 and np.abs(z).max() < 6
+    for maxiter in (200, 1):
+        calls.update({"_batch_draws": 0, "_one_draw": 0})
+        monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
+        jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
+        batched = group(fit(X, y, **kw), "posterior")["field"].values[0]
+        assert calls["_batch_draws"] == 3  # 40 draws in batches of 16
+        if maxiter > 1:
+            assert calls["_one_draw"] == 0
+        else:  # the draws whose one step left the residual above float32's tolerance (most of them)
+            assert 30 <= calls["_one_draw"] <= 40
+        # the same posterior draws of θ (same seed), independent field draws: means agree to MC error
+        se = np.sqrt(one_by_one.var(0) / 40 + batched.var(0) / 40)
+        z = (one_by_one.mean(0) - batched.mean(0)) / se
+        assert np.isfinite(batched).all() and np.mean(np.abs(z) < 3) > 0.97 and np.abs(z).max() < 6
 
 
 def test_fit_with_the_range_fixed(prior):
