@@ -133,6 +133,9 @@ def _harmonic_1d(c, x, L: float, bc: str):
     return jnp.where(c == 0, 1.0, jnp.where(c % 2 == 1, jnp.cos(arg), jnp.sin(arg)))
 
 
+# cached: BoxEigenbasis.separable makes a rule per axis at every call (a fit, each prediction chunk), and
+# the rule depends on the axis alone (the periodic one is a Python loop over M² pairs); callers only read it
+@functools.lru_cache(maxsize=64)
 def _product_rule_1d(M: int, L: float, bc: str) -> tuple[np.ndarray, np.ndarray, int]:
     """(index (M, M, 2), weight (M, M, 2), H): f_a f_b = Σ_e weight[a, b, e] h_{index[a, b, e]} for the
     1-D eigenfunctions f_0 .. f_{M−1} of an axis and its harmonics h_0 .. h_{H−1} (:func:`_harmonic_1d`),
