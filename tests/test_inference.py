@@ -239,9 +239,15 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
     n = 1500
     X = rng.uniform(0, 10, (n, 2))
     y = np.sin(X[:, 0] / 2) + 0.3 * rng.standard_normal(n)
-    kw = dict(prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=40, field_draws=40,
-              progress_bar=False, seed=0)
-    one_by_one = group(fit(X, y, **kw), "posterior")["field"].values[0]
+    import pinnprob.inference.fit as fit_module
+
+    seen = []  # recover_field's arguments in the fit, to draw the same posterior's fields again below
+    monkeypatch.setattr(fit_module, "recover_field", lambda *a: (seen.append(a), recovery.recover_field(*a))[1])
+    idata = fit(X, y, prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=40, field_draws=40,
+                progress_bar=False, seed=0)
+    one_by_one = group(idata, "posterior")["field"].values[0]
+    (args,) = seen
+    args = args[:8] + (jax.random.key(1),) + args[9:]  # independent field draws of the same θ draws
     calls = {"_batch_draws": 0, "_one_draw": 0}
     for name in calls:
         f = getattr(recovery, name)
@@ -253,13 +259,13 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
         calls.update({"_batch_draws": 0, "_one_draw": 0})
         monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
         jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
-        batched = group(fit(X, y, **kw), "posterior")["field"].values[0]
+        batched = recovery.recover_field(*args)[0][0]
         assert calls["_batch_draws"] == 3  # 40 draws in batches of 16
         if maxiter > 1:
             assert calls["_one_draw"] == 0
         else:  # the draws whose one step left the residual above float32's tolerance (most of them)
             assert 30 <= calls["_one_draw"] <= 40
-        # the same posterior draws of θ (same seed), independent field draws: means agree to MC error
+        # the same posterior draws of θ, independent field draws: means agree to MC error
         se = np.sqrt(one_by_one.var(0) / 40 + batched.var(0) / 40)
         z = (one_by_one.mean(0) - batched.mean(0)) / se
         assert np.isfinite(batched).all() and np.mean(np.abs(z) < 3) > 0.97 and np.abs(z).max() < 6

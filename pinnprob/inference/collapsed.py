@@ -29,7 +29,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from pinnprob.generators.base import AbstractDiagonalGenerator
-from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
+from pinnprob.inference.distribution import GenerativeField, compiled_method, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import SeparableFeatures
 
 __all__ = ["CollapsedGaussian", "conditional_latent", "gram", "gram_precision", "pcg_tolerance", "perturbed_latent",
@@ -170,6 +170,10 @@ class CollapsedGaussian(dist.Distribution):
 
     @validate_sample
     def log_prob(self, value):
+        return self._log_prob(value)
+
+    @compiled_method
+    def _log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
         r = value - self.loc
         if self.site_covariance is not None:

@@ -29,7 +29,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
-from pinnprob.inference.distribution import GenerativeField
+from pinnprob.inference.distribution import GenerativeField, compiled_method
 
 __all__ = ["OBSERVATIONS", "LaplaceCollapsed", "laplace_mode", "approximate_conditional_latent"]
 
@@ -236,7 +236,10 @@ class LaplaceCollapsed(dist.Distribution):
     def log_prob(self, value):
         """The Laplace approximation of log p(value), shape ``value.shape[:-1]`` (one Newton solve per
         data set)."""
-        value = jnp.asarray(value)
+        return self._log_prob(jnp.asarray(value))
+
+    @compiled_method
+    def _log_prob(self, value):
         if value.ndim == 1:
             return laplace_mode(self.field, self.loc, value, self.family)[0]
         flat = value.reshape((-1,) + self.event_shape)
