@@ -130,7 +130,8 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool) -> dict:
     return {"method": "pinnprob laplace", "dtype": "float64" if x64 else "float32", "mode_tol": mode_tol, "fit_s": t_fit, "predict_s": t_pred, "mean": pred["mean"], "sd": pred["sd"],
             "noise": summ["noise"]["mean"], "posterior": summ, "modes": int(post["field_latent"].shape[-1]),
             "path": meta["collapsed_path"], "laplace": meta.get("laplace"), "devices": jax.local_device_count(),
-            "sampling_s": meta["sampling_seconds"]}
+            "sampling_s": meta["sampling_seconds"], "phase_s": meta["seconds"],
+            "field_draws": meta.get("field_draws")}
 
 
 # --------------------------------------------------------------------------------------------------- GMRF

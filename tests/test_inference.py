@@ -1,5 +1,6 @@
 """Generative fields inside NumPyro: distribution, reparameterisation, collapsed likelihood, priors, fit, predict."""
 
+import json
 import math
 import warnings
 
@@ -246,6 +247,9 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
     idata = fit(X, y, prior=prior, nu=1.5, fixed={"range": 6.0}, method="laplace", num_samples=40, field_draws=40,
                 progress_bar=False, seed=0)
     one_by_one = group(idata, "posterior")["field"].values[0]
+    meta = json.loads(idata.attrs["pinnprob"])
+    assert meta["field_draws"] == {"draws": 40, "batch_size": 0, "redrawn": 0}  # below REFERENCE_MIN_MODES
+    assert set(meta["seconds"]) == {"setup", "sampling", "field_draws"} and min(meta["seconds"].values()) > 0
     (args,) = seen
     args = args[:8] + (jax.random.key(1),) + args[9:]  # independent field draws of the same θ draws
     calls = {"_batch_draws": 0, "_one_draw": 0}
@@ -259,8 +263,10 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
         calls.update({"_batch_draws": 0, "_one_draw": 0})
         monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
         jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
-        batched = recovery.recover_field(*args)[0][0]
+        fields, _, info = recovery.recover_field(*args)
+        batched = fields[0]
         assert calls["_batch_draws"] == 3  # 40 draws in batches of 16
+        assert info == {"draws": 40, "batch_size": 16, "redrawn": calls["_one_draw"]}
         if maxiter > 1:
             assert calls["_one_draw"] == 0
         else:  # the draws whose one step left the residual above float32's tolerance (most of them)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import warnings
 import zlib
 from dataclasses import asdict
@@ -255,8 +256,11 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ (from harmonic moments), from its 1-D tables when the trunk
     # is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
     # bandwidth is shared (docs/results/inference.md), and no n × m array at 10⁵ sites
+    seconds = {}  # wall time of the fit's phases (blocked on their results)
+    t0 = time.perf_counter()
     gen = model_generator(prior, params)
-    features, G, SC = path_inputs(prior, gen, Xu, params.theta_bounds(), path, progress_bar)
+    features, G, SC = jax.block_until_ready(path_inputs(prior, gen, Xu, params.theta_bounds(), path, progress_bar))
+    seconds["setup"] = time.perf_counter() - t0
     spec = ModelSpec(
         prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
         Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,
@@ -269,18 +273,25 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # evaluations that saves are dear (pilot.py)
     start = pilot = None
     if method == "laplace" and pilot_pays(X.shape[0], cost):
+        t0 = time.perf_counter()
         start, pilot = pilot_start(spec, Xu, yj, jax.random.fold_in(key, 2), progress_bar)
+        seconds["pilot"] = time.perf_counter() - t0
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
                                                        num_chains, svi_steps, progress_bar, chain_method,
                                                        integration or "importance", start)
+    seconds["sampling"] = elapsed
     if pilot is not None:
         laplace_info["start"], laplace_info["pilot"] = "pilot", pilot
+    draws_info = None
+    t0 = time.perf_counter()
     if path == "laplace":
-        samples["field"], samples["field_latent"] = recover_field_approximately(
+        samples["field"], samples["field_latent"], draws_info = recover_field_approximately(
             gen, features, params, samples, yj, Z, likelihood, k_field, field_draws, jitter, progress_bar)
     elif collapsed:
-        samples["field"], samples["field_latent"] = recover_field(gen, G, features, params, samples, yj, Z, tail,
-                                                                  k_field, field_draws, jitter, SC, progress_bar)
+        samples["field"], samples["field_latent"], draws_info = recover_field(
+            gen, G, features, params, samples, yj, Z, tail, k_field, field_draws, jitter, SC, progress_bar)
+    if draws_info is not None:
+        seconds["field_draws"] = time.perf_counter() - t0
     posterior = {k: v for k, v in samples.items() if k not in ("intercept_centered",) and k not in fixed}
     meta = {
         "coordinate_map": asdict(cmap), "likelihood": likelihood, "nu_fixed": fixed.get("nu"),
@@ -288,6 +299,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "prior_config": prior.config.to_dict(), "prior_fingerprint": base_fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,
+        # wall seconds of the phases: setup (ΦᵀΦ, site covariance, tables), pilot, sampling, field draws
+        "seconds": seconds,
         "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
@@ -298,6 +311,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         meta["site_covariance"] = {"rank": SC.rank, "error_bound": SC.error}
     if laplace_info is not None:
         meta["laplace"] = laplace_info
+    if draws_info is not None:
+        meta["field_draws"] = draws_info
     attrs = {"pinnprob": json.dumps(meta),
              # the (truncated) prior the model used, for predict() after a round trip through a file
              "pinnprob_prior": base64.b64encode(zlib.compress(prior.to_bytes(), 6)).decode("ascii")}

@@ -60,19 +60,12 @@ def _reference_factor(gen, G, tail, feats, jitter, theta, sig, noise):
     return jnp.linalg.cholesky(gram_precision(field, G, obs_scale(noise, sig, theta, tail))[0])
 
 
-def _draws(gen, features, params, samples, key, field_draws, progress_bar, desc, one, batch=None, batch_size=1):
-    """Field and latent at the sites for the posterior draws (all, or ``field_draws`` evenly spaced),
-    ``one(key, theta, sigma, intercept_centered, beta, noise)`` giving each; NaN where not drawn. With
-    ``batch`` (the same arguments, each with a leading axis of ``batch_size``, giving also each draw's
-    relative residual), in batches, and the draws whose residual is above 10× its tolerance
-    (:func:`~pinnprob.inference.collapsed.pcg_tolerance`) redrawn by ``one``."""
-    from tqdm.auto import tqdm
-
+def _draw_arguments(params, samples, key, field_draws):
+    """[(c, s, (key, θ, σ, intercept_centered, β, noise or None))] for the posterior draws to recover
+    (all, or ``field_draws`` evenly spaced per chain), ``params`` mapping the draws to θ."""
     C, S = samples["sigma"].shape[:2]
     idx = np.arange(S) if field_draws is None else np.linspace(0, S - 1, min(field_draws, S)).astype(int)
-    fields = np.full((C, S, features.shape[0]), np.nan)
-    latents = np.full((C, S, gen.latent_dim), np.nan)
-    todo = []  # (c, s, arguments of one)
+    todo = []
     for c in range(C):
         thetas = params.theta_from_draws({n: samples[n][c] for n in params.priors}, S)
         for s in idx:
@@ -80,6 +73,21 @@ def _draws(gen, features, params, samples, key, field_draws, progress_bar, desc,
             noise = samples["noise"][c, s] if "noise" in samples else None
             todo.append((c, s, (jax.random.fold_in(key, c * S + s), thetas[s], samples["sigma"][c, s],
                                 samples["intercept_centered"][c, s], beta, noise)))
+    return todo
+
+
+def _draws(shape, todo, progress_bar, desc, one, batch=None, batch_size=1):
+    """Fields (C, S, n) and latents (C, S, m) (``shape`` = (C, S, n, m)) for the draws ``todo``
+    (:func:`_draw_arguments`), ``one(key, theta, sigma, intercept_centered, beta, noise)`` giving each;
+    NaN where not drawn. With ``batch`` (the same arguments, each with a leading axis of
+    ``batch_size``, giving also each draw's relative residual), in batches, and the draws whose
+    residual is above 10× its tolerance (:func:`~pinnprob.inference.collapsed.pcg_tolerance`) redrawn
+    by ``one``. Returns (fields, latents, info), info saying how many draws were made, the batch size
+    (0: none) and how many were redrawn."""
+    from tqdm.auto import tqdm
+
+    C, S, n, m = shape
+    fields, latents = np.full((C, S, n), np.nan), np.full((C, S, m), np.nan)
     bar = tqdm(total=len(todo), disable=not progress_bar, desc=desc)
     redo = todo
     if batch is not None:
@@ -100,15 +108,9 @@ def _draws(gen, features, params, samples, key, field_draws, progress_bar, desc,
         fields[c, s], latents[c, s] = np.asarray(f), np.asarray(z)
         bar.update(1)
     bar.close()
-    return fields, latents  # full (chain, draw) shape, NaN where a draw was not recovered
-
-
-def _mean_draw(params, samples):
-    """(θ, σ, noise or None) at the posterior draws' mean (θ the normalised vector)."""
-    C, S = samples["sigma"].shape[:2]
-    thetas = jnp.concatenate([params.theta_from_draws({n: samples[n][c] for n in params.priors}, S) for c in range(C)])
-    noise = jnp.mean(samples["noise"]) if "noise" in samples else None
-    return jnp.mean(thetas, 0), jnp.mean(samples["sigma"]), noise
+    info = {"draws": len(todo), "batch_size": batch_size if batch is not None else 0,
+            "redrawn": len(redo) if batch is not None else 0}
+    return fields, latents, info  # fields, latents: full (chain, draw) shape, NaN where a draw was not recovered
 
 
 def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draws, jitter, site_covariance=None,
@@ -118,22 +120,27 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
     site covariance (:func:`~pinnprob.inference.collapsed.conditional_latent`; on the Gram path with
     ``REFERENCE_MIN_MODES`` modes or more, by perturbation in batches that share one reference factor:
     :func:`~pinnprob.inference.collapsed.perturbed_latent`); ``params``
-    (:class:`~pinnprob.inference.model.ModelParams`) maps the draws to θ."""
+    (:class:`~pinnprob.inference.model.ModelParams`) maps the draws to θ. Returns (fields (C, S, n),
+    latents (C, S, m), info) as ``_draws``."""
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
 
     def one(k, theta, sig, icpt, beta, noise):
         return _one_draw(gen, site_covariance, G, tail, features, y, zc, jitter, k, theta, sig, icpt, beta, noise)
 
+    todo = _draw_arguments(params, samples, key, field_draws)
     batch, size = None, 1
     if G is not None and gen.latent_dim >= REFERENCE_MIN_MODES:
-        reference = _reference_factor(gen, G, tail, features, jitter, *_mean_draw(params, samples))
+        _, theta, sig, _, _, noise = zip(*(t[2] for t in todo), strict=True)  # the reference: the draws' mean
+        reference = _reference_factor(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0),
+                                      jnp.mean(jnp.stack(sig)), None if noise[0] is None else jnp.mean(jnp.stack(noise)))
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
         size = int(max(1, min(BATCH_MAX, BATCH_NUMBERS // (features.shape[0] * longest))))
 
         def batch(*a):
             return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, *a)
 
-    return _draws(gen, features, params, samples, key, field_draws, progress_bar, "field draws", one, batch, size)
+    shape = samples["sigma"].shape[:2] + (features.shape[0], gen.latent_dim)
+    return _draws(shape, todo, progress_bar, "field draws", one, batch, size)
 
 
 @eqx.filter_jit
@@ -151,7 +158,8 @@ def recover_field_approximately(gen, features, params, samples, y, Z, family, ke
     (:func:`~pinnprob.inference.laplace_collapsed.approximate_conditional_latent`), not the exact
     conditional."""
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
-    return _draws(gen, features, params, samples, key, field_draws, progress_bar,
+    shape = samples["sigma"].shape[:2] + (features.shape[0], gen.latent_dim)
+    return _draws(shape, _draw_arguments(params, samples, key, field_draws), progress_bar,
                   "field draws (Gaussian approximation)",
                   lambda k, theta, sig, icpt, beta, noise: _one_approximate_draw(gen, features, y, zc, jitter, family,
                                                                                  k, theta, sig, icpt, beta))
