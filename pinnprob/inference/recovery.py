@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnprob.inference.collapsed import conditional_latent, gram_precision, pcg_tolerance, perturbed_latent
+from pinnprob.inference.collapsed import conditional_latent, gram_reference, pcg_tolerance, perturbed_latent
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.laplace_collapsed import approximate_conditional_latent
 from pinnprob.inference.model import obs_scale
@@ -54,10 +54,11 @@ def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, k, theta, sig, i
 
 
 @eqx.filter_jit
-def _reference_factor(gen, G, tail, feats, jitter, theta, sig, noise):
-    """Cholesky factor of the Gram path's posterior precision of z at (θ, σ, noise)."""
+def _reference(gen, G, tail, feats, jitter, theta, sig, noise):
+    """The Gram path's posterior precision of z at (θ, σ, noise), factorised
+    (:func:`~pinnprob.inference.collapsed.gram_reference`)."""
     field = GenerativeField(gen, feats, theta, sig, jitter=jitter)
-    return jnp.linalg.cholesky(gram_precision(field, G, obs_scale(noise, sig, theta, tail))[0])
+    return gram_reference(field, G, obs_scale(noise, sig, theta, tail))
 
 
 def _draw_arguments(params, samples, key, field_draws):
@@ -131,7 +132,7 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
     batch, size = None, 1
     if G is not None and gen.latent_dim >= REFERENCE_MIN_MODES:
         _, theta, sig, _, _, noise = zip(*(t[2] for t in todo), strict=True)  # the reference: the draws' mean
-        reference = _reference_factor(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0),
+        reference = _reference(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0),
                                       jnp.mean(jnp.stack(sig)), None if noise[0] is None else jnp.mean(jnp.stack(noise)))
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
         size = int(max(1, min(BATCH_MAX, BATCH_NUMBERS // (features.shape[0] * longest))))
