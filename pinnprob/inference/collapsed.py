@@ -30,7 +30,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from pinnprob.generators.base import AbstractDiagonalGenerator
-from pinnprob.inference.distribution import GenerativeField, compiled_method, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
+from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
 from pinnprob.testfunctions.eigen import SeparableFeatures
 
 __all__ = ["CollapsedGaussian", "GramReference", "conditional_latent", "gram", "gram_precision", "gram_reference",
@@ -174,7 +174,7 @@ class CollapsedGaussian(dist.Distribution):
     def log_prob(self, value):
         return self._log_prob(value)
 
-    @compiled_method
+    @jax.jit  # one program, not op by op when NumPyro evaluates eagerly (distribution.py)
     def _log_prob(self, value):
         # the jitter of the field is negligible next to the noise and is left out here
         r = value - self.loc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import equinox as eqx
@@ -16,25 +15,6 @@ from numpyro.distributions.util import validate_sample
 from pinnprob.generators.base import AbstractGaussianGenerator
 
 __all__ = ["GenerativeField", "LatentOnlyError"]
-
-
-def compiled_method(f):
-    """A distribution's method ``f(self, *args)`` compiled as one XLA program, ``self`` passed as the
-    pytree it is by NumPyro's contract (its declared fields traced, its auxiliary fields static).
-
-    NumPyro's initialisation (``find_valid_initial_params``, for one chain) evaluates the model and
-    its gradient eagerly, op by op, and eagerly every op is compiled on its own: a collapsed
-    likelihood or a convolution kernel then cost seconds to tens of seconds of compilation before the
-    first step (40-site fits on this project's CPU: the shipped Matérn prior by SVI 25 s → 18 s, by
-    NUTS 12 s → 9.5 s; the convolution prior by SVI 71 s → 53 s). Under an outer ``jit`` (a
-    sampler's step) the call is inlined."""
-    jitted = jax.jit(f)
-
-    @functools.wraps(f)
-    def method(self, *args):
-        return jitted(self, *args)
-
-    return method
 
 
 class LatentOnlyError(NotImplementedError):
@@ -118,7 +98,12 @@ class GenerativeField(dist.Distribution):
         b = jax.vmap(f)(th)
         return jax.tree_util.tree_map(lambda x: x.reshape(self.batch_shape + x.shape[1:]), b)
 
-    @compiled_method
+    # The heavy methods are jitted (jax.jit binds ``self``, a pytree by NumPyro's contract): NumPyro's
+    # initialisation (find_valid_initial_params, one chain) evaluates the model and its gradient
+    # eagerly, op by op, each op compiled on its own (40-site fits, timed ad hoc on this project's CPU:
+    # the shipped Matérn prior by SVI 25 s → 18 s, by NUTS 12 s → 9.5 s; the convolution prior by SVI
+    # 71 s → 53 s). Under an outer jit (a sampler's step) the call is inlined.
+    @jax.jit
     def from_latent(self, z):
         """The field for latent values z of shape ``sample_shape + batch_shape + (m,)``."""
         b = self._branches()
@@ -130,7 +115,7 @@ class GenerativeField(dist.Distribution):
         g = g.reshape(lead + self.batch_shape + self.event_shape)
         return self.sigma[..., None] * g
 
-    @compiled_method
+    @jax.jit  # see from_latent
     def site_variance(self):
         """σ²δ, the variance per site the latent does not carry, shape ``batch_shape + (n,)``."""
         if not self.gaussian:
@@ -182,7 +167,7 @@ class GenerativeField(dist.Distribution):
             )
         return self._log_prob(value)
 
-    @compiled_method
+    @jax.jit  # see from_latent
     def _log_prob(self, value):
         S = self.basis()  # (..., n, m)
         eps = self.jitter * self.sigma[..., None] ** 2 + self.site_variance()  # (..., n)

@@ -29,7 +29,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
-from pinnprob.inference.distribution import GenerativeField, compiled_method
+from pinnprob.inference.distribution import GenerativeField
 
 __all__ = ["OBSERVATIONS", "LaplaceCollapsed", "laplace_mode", "approximate_conditional_latent"]
 
@@ -238,7 +238,7 @@ class LaplaceCollapsed(dist.Distribution):
         data set)."""
         return self._log_prob(jnp.asarray(value))
 
-    @compiled_method
+    @jax.jit  # one program, not op by op when NumPyro evaluates eagerly (distribution.py)
     def _log_prob(self, value):
         if value.ndim == 1:
             return laplace_mode(self.field, self.loc, value, self.family)[0]

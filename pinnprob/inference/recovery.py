@@ -132,8 +132,8 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
     batch, size = None, 1
     if G is not None and gen.latent_dim >= REFERENCE_MIN_MODES:
         _, theta, sig, _, _, noise = zip(*(t[2] for t in todo), strict=True)  # the reference: the draws' mean
-        reference = _reference(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0),
-                                      jnp.mean(jnp.stack(sig)), None if noise[0] is None else jnp.mean(jnp.stack(noise)))
+        reference = _reference(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0), jnp.mean(jnp.stack(sig)),
+                               None if noise[0] is None else jnp.mean(jnp.stack(noise)))
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
         size = int(max(1, min(BATCH_MAX, BATCH_NUMBERS // (features.shape[0] * longest))))
 
