@@ -31,10 +31,11 @@ from numpyro.distributions.util import validate_sample
 
 from pinnprob.generators.base import AbstractDiagonalGenerator
 from pinnprob.inference.distribution import GenerativeField, _dense_gaussian_logpdf, _lowrank_gaussian_logpdf
+from pinnprob.inference.linalg import cholesky, inverse_diagonal
 from pinnprob.testfunctions.eigen import SeparableFeatures
 
 __all__ = ["CollapsedGaussian", "GramReference", "conditional_latent", "gram", "gram_precision", "gram_reference",
-           "pcg_tolerance", "perturbed_latent",
+           "pcg_tolerance", "perturbation", "perturbed_latent", "perturbed_solve",
            "collapsed_cost", "collapse_pays", "site_covariance_build_cost"]
 
 
@@ -231,7 +232,8 @@ def _woodbury_terms(c, rr, d, eps, G):
     factor, which costs about 7× the factorisation (two m × m triangular solves against the factor's
     cotangent): the log determinant's derivative in d needs only diag(cap⁻¹), since
     (cap⁻¹ diag(d) G)_ii = (1 − eps (cap⁻¹)_ii) / d_i, and the quadratic form's a few products with G.
-    A value and gradient then cost the factorisation and one triangular inverse. G is data (ΦᵀΦ of
+    A value and gradient then cost the factorisation and diag(cap⁻¹)
+    (:func:`~pinnprob.inference.linalg.inverse_diagonal`). G is data (ΦᵀΦ of
     fixed sites): its cotangent is zero."""
     return _woodbury_fwd(c, rr, d, eps, G)[0]
 
@@ -239,7 +241,7 @@ def _woodbury_terms(c, rr, d, eps, G):
 def _woodbury_fwd(c, rr, d, eps, G):
     m = d.shape[0]
     cap = d[:, None] * G * d[None, :] + eps * jnp.eye(m, dtype=G.dtype)
-    L = jnp.linalg.cholesky(cap)
+    L = cholesky(cap)
     b = d * c
     u = solve_triangular(L, b.T, lower=True)  # (m, k): L⁻¹b
     quad = (rr - jnp.sum(u**2, 0)) / eps
@@ -251,8 +253,7 @@ def _woodbury_bwd(res, g):
     c, rr, d, eps, G, L, u = res
     m = d.shape[0]
     w = solve_triangular(L.T, u, lower=False).T  # (k, m): cap⁻¹b
-    Linv = _triangular_inverse(L)
-    cinv_diag = jnp.sum(Linv**2, 0)  # diag(cap⁻¹) = diag(L⁻ᵀL⁻¹)
+    cinv_diag = inverse_diagonal(L)  # diag(cap⁻¹) = diag(L⁻ᵀL⁻¹)
     gsum = jnp.sum(g)
     Gdw = (d * w) @ G  # (k, m): rows G(d ⊙ w_j) (G symmetric)
     # d/dd of ½ bᵀcap⁻¹b/eps (per row) and of −½ log det cap (once per row's cotangent)
@@ -268,19 +269,6 @@ def _woodbury_bwd(res, g):
 
 
 _woodbury_terms.defvjp(_woodbury_fwd, _woodbury_bwd)
-
-
-def _triangular_inverse(L, base: int = 256):
-    """L⁻¹ of a lower-triangular L, by halves: [[A, 0], [B, C]]⁻¹ = [[A⁻¹, 0], [−C⁻¹BA⁻¹, C⁻¹]]. JAX
-    exposes no LAPACK trtri, and a triangular solve against the identity ignores the identity's zeros
-    (at m = 3 000 in float64 on a 2-core CPU: 0.45 s that way, 0.36 s by halves, the Cholesky itself
-    0.33 s; benchmarks/gram_gradient.py)."""
-    n = L.shape[0]
-    if n <= base:
-        return solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
-    h = n // 2
-    Ai, Ci = _triangular_inverse(L[:h, :h], base), _triangular_inverse(L[h:, h:], base)
-    return jnp.block([[Ai, jnp.zeros((h, n - h), L.dtype)], [-Ci @ (L[h:, :h] @ Ai), Ci]])
 
 
 def gram_precision(field: GenerativeField, gram,
@@ -310,7 +298,7 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
     k1, k2 = jax.random.split(key)
     if _uses_gram(field, None if gram is None else jnp.asarray(gram)):
         P, d, s = gram_precision(field, gram, noise)
-        L = jnp.linalg.cholesky(P)
+        L = cholesky(P)
         mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / s)  # Φᵀresid, dense or separable Φ
         return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
     z = jax.random.normal(k1, (m,))
@@ -348,7 +336,7 @@ class GramReference(NamedTuple):
 def gram_reference(field: GenerativeField, gram, noise) -> GramReference:
     """:class:`GramReference` at ``field``'s parameters and ``noise`` (one m³/3 factorisation)."""
     P, d, _ = gram_precision(field, gram, noise)
-    return GramReference(jnp.linalg.cholesky(P), d)
+    return GramReference(cholesky(P), d)
 
 
 def pcg_tolerance(dtype) -> float:
@@ -360,26 +348,39 @@ def perturbed_latent(key, field: GenerativeField, resid, noise, gram,
                      reference: GramReference) -> tuple[Float[Array, " m"], Float[Array, ""]]:
     """(z*, relative residual) — a draw of z | y on the Gram path (as :func:`conditional_latent`) by
     perturbation (Papandreou & Yuille 2010): z* = P⁻¹(diag(d)Φᵀ(resid/s + ε) + η), ε ~ N(0, I_n),
-    η ~ N(0, I_m), whose law is N(P⁻¹ diag(d)Φᵀresid/s, P⁻¹), with P, d, s of :func:`gram_precision`.
-    P⁻¹ is applied by conjugate gradients (JAX's) to :func:`pcg_tolerance`, preconditioned by the
-    ``reference`` precision at nearby parameters scaled to the draw's: with R = diag(d / d_ref),
-    P = R P_ref R + (I − R²), and M = R P_ref R leaves M⁻¹P = I + M⁻¹(I − R²), whose eigenvalues lie
-    within max_k |1 − r_k²| / r_k² of 1 (M ⪰ R²) however ill-conditioned P is; P_ref alone leaves
-    P_ref⁻¹ R P_ref R, far from I when the data mix the modes and R is not a multiple of I (on the
-    satellite benchmark, 10⁵ sites and 8 269 modes: 80 steps did not bring every draw of a batch to
-    10⁻⁶). P is never formed (Pv = v + d ⊙ G(d ⊙ v)), so under ``vmap`` over draws the steps are
-    matrix products with G shared: O(n m + k m²) for k steps against m³/3 for P's own factor. The
-    draw is exact when the relative residual ‖Pz* − b‖/‖b‖ it returns is within 10× that tolerance;
-    the caller redraws the others by :func:`conditional_latent`."""
-    from jax.scipy.sparse.linalg import cg
-
-    n = field.event_shape[0]
+    η ~ N(0, I_m), whose law is N(P⁻¹ diag(d)Φᵀresid/s, P⁻¹), with P, d, s of :func:`gram_precision`:
+    :func:`perturbation` then :func:`perturbed_solve` (apart, so that a batch of draws can form the
+    right-hand sides a few at a time and solve them all at once)."""
     _uses_gram(field, gram)
+    return perturbed_solve(field, perturbation(key, field, resid, noise), noise, gram, reference)
+
+
+def perturbation(key, field: GenerativeField, resid, noise) -> Float[Array, " m"]:
+    """b = diag(d)Φᵀ(resid/s + ε) + η, ε ~ N(0, I_n), η ~ N(0, I_m) (d, s of :func:`gram_precision`):
+    the right-hand side of a :func:`perturbed_latent` draw. O(n m) (Φ dense or separable)."""
+    n = field.event_shape[0]
     k1, k2 = jax.random.split(key)
     resid = jnp.asarray(resid)
     d, s = _whitened_scales(field, noise)
-    b = d * ((resid / s + jax.random.normal(k2, (n,), resid.dtype)) @ field.features) \
+    return d * ((resid / s + jax.random.normal(k2, (n,), resid.dtype)) @ field.features) \
         + jax.random.normal(k1, (field.latent_dim,), resid.dtype)
+
+
+def perturbed_solve(field: GenerativeField, b, noise, gram,
+                    reference: GramReference) -> tuple[Float[Array, " m"], Float[Array, ""]]:
+    """(P⁻¹b, relative residual ‖Pz − b‖/‖b‖), P of :func:`gram_precision`, by conjugate gradients
+    (JAX's) to :func:`pcg_tolerance`, preconditioned by the ``reference`` precision at nearby
+    parameters scaled to these: with R = diag(d / d_ref), P = R P_ref R + (I − R²), and M = R P_ref R
+    leaves M⁻¹P = I + M⁻¹(I − R²), whose eigenvalues lie within max_k |1 − r_k²| / r_k² of 1
+    (M ⪰ R²) however ill-conditioned P is; P_ref alone leaves P_ref⁻¹ R P_ref R, far from I when the
+    data mix the modes and R is not a multiple of I (on the satellite benchmark, 10⁵ sites and 8 269
+    modes: 80 steps did not bring every draw of a batch to 10⁻⁶). P is never formed
+    (Pv = v + d ⊙ G(d ⊙ v)), so under ``vmap`` over draws the steps are matrix products with G
+    shared: O(k m²) for k steps against m³/3 for P's own factor. The solution is exact when the
+    residual is within 10× that tolerance; the caller redraws the others by :func:`conditional_latent`."""
+    from jax.scipy.sparse.linalg import cg
+
+    d, _ = _whitened_scales(field, noise)
 
     def P(v):
         return v + d * (gram @ (d * v))

@@ -13,6 +13,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import validate_sample
 
 from pinnprob.generators.base import AbstractGaussianGenerator
+from pinnprob.inference.linalg import gaussian_logpdf
 
 __all__ = ["GenerativeField", "LatentOnlyError"]
 
@@ -175,8 +176,11 @@ class GenerativeField(dist.Distribution):
 
 
 def _dense_gaussian_logpdf(value, C):
-    """log N(value | 0, C) by a Cholesky of C (..., n, n); value (..., n), batch shapes broadcast."""
+    """log N(value | 0, C) by a Cholesky of C (..., n, n); value (..., n), batch shapes broadcast. One C:
+    :func:`~pinnprob.inference.linalg.gaussian_logpdf`, its gradient written out."""
     n = C.shape[-1]
+    if C.ndim == 2:
+        return gaussian_logpdf(value, C)
     batch = jnp.broadcast_shapes(value.shape[:-1], C.shape[:-2])
     L = jnp.broadcast_to(jnp.linalg.cholesky(C), batch + (n, n))
     w = solve_triangular(L, jnp.broadcast_to(value, batch + (n,))[..., None], lower=True)[..., 0]

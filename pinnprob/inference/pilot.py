@@ -1,10 +1,10 @@
 """A pilot fit for ``method="laplace"`` on many sites: the same model on a random subsample of them,
-whose posterior mode and Hessian (scaled to all the sites) start the mode search on the whole data.
+whose posterior mode starts the mode search on the whole data.
 
 At 10⁵ sites one evaluation of the collapsed model costs tens of seconds (an m × m Cholesky with m in
 the thousands), and BFGS from the model's start took 31 steps plus p gradients for its first
 Hessian. From a subsample's mode — within a few of the full posterior's standard deviations of its
-mode — and its curvature, it needs a few.
+mode — and the whole model's Hessian there, it needs a few.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def pilot_pays(n: int, evaluation_cost: float) -> bool:
 
 
 def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False) -> tuple[LaplaceStart, dict]:
-    """(start, info): the posterior mode and Hessian of ``spec``'s model on ``PILOT_SITES`` of its
-    sites drawn at random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), the Hessian
-    multiplied by n / PILOT_SITES (the likelihood's curvature grows with the sites); ``info`` the
-    subsample's size, the path its likelihood took and the seconds it took."""
+    """(start, info): the posterior mode of ``spec``'s model on ``PILOT_SITES`` of its sites drawn at
+    random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), without a Hessian: the whole
+    model's search takes its own there (p gradients; the pilot's, scaled by n / PILOT_SITES, overstates
+    the curvature along the range-σ ridge, which does not grow with the sites under infill); ``info``
+    the subsample's size, the path its likelihood took and the seconds it took."""
     t0 = time.perf_counter()
     n = Xu.shape[0]
     k_sub, k_fit = jax.random.split(key)
@@ -53,5 +54,5 @@ def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False) -> tupl
     feats, G, SC = path_inputs(spec.prior, gen, Xs, spec.params.theta_bounds(), path)
     sub = dataclasses.replace(spec, features=feats, Z=None if spec.Z is None else spec.Z[idx], gram=G,
                               site_covariance=SC)
-    start = laplace_start(build_model(sub), y[idx], k_fit, hessian_scale=n / PILOT_SITES, progress_bar=progress_bar)
+    start = laplace_start(build_model(sub), y[idx], k_fit, progress_bar=progress_bar)
     return start, {"sites": PILOT_SITES, "path": path, "seconds": time.perf_counter() - t0}

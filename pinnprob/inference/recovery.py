@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnprob.inference.collapsed import conditional_latent, gram_reference, pcg_tolerance, perturbed_latent
+from pinnprob.inference.collapsed import conditional_latent, gram_reference, pcg_tolerance, perturbation, perturbed_solve
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.laplace_collapsed import approximate_conditional_latent
 from pinnprob.inference.model import obs_scale
@@ -24,8 +24,11 @@ __all__ = ["recover_field", "recover_field_approximately"]
 # matrix products shared by the batch, not its own m³/3 factorisation (at 10⁵ sites and 8 269 modes,
 # 100 draws by their own factors took ~300 s). Below it the factorisations are cheap.
 REFERENCE_MIN_MODES = 1000
-# numbers in a batch's largest temporary (Φᵀv for each draw of the batch, from the 1-D tables: draws ×
-# sites × the longest table): 2²⁷ float64s, 1 GB; and at most BATCH_MAX draws
+# a batch's draws form their right-hand sides and fields (Φᵀv and Φz, from the 1-D tables: a sites ×
+# the longest table temporary each) a chunk at a time, of at most BATCH_NUMBERS numbers (2²⁷ float64s,
+# 1 GB); a batch, whose conjugate-gradient steps read G and the reference factor once for all its
+# draws, has at most BATCH_MAX draws (100 draws at 10⁵ sites and 8 269 modes: 32.1 s in batches of
+# 12 whole draws, 24.5 s in 4 batches of 25 with chunks of 12; docs/results/satellite.md)
 BATCH_NUMBERS = 2**27
 BATCH_MAX = 32
 
@@ -41,16 +44,26 @@ def _one_draw(gen, sc, G, tail, feats, y, zc, jitter, k, theta, sig, icpt, beta,
 
 
 @eqx.filter_jit
-def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, k, theta, sig, icpt, beta, noise):
+def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, chunk, k, theta, sig, icpt, beta, noise):
     """_one_draw for a batch of draws (leading axis of k … noise) by perturbation: (fields, latents,
-    relative residuals)."""
-    def one(k, theta, sig, icpt, beta, noise):
-        field = GenerativeField(gen, feats, theta, sig, jitter=jitter)
-        eta = icpt + (0.0 if zc is None else zc @ beta)
-        z, res = perturbed_latent(k, field, y - eta, obs_scale(noise, sig, theta, tail), G, reference)
-        return field.from_latent(z), z, res
+    relative residuals). The right-hand sides and the fields (products with the trunk: O(n m) and a
+    sites × table temporary each) are formed ``chunk`` draws at a time, the solves all at once (their
+    steps read G and the reference factor once for the whole batch)."""
+    def field_of(theta, sig):
+        return GenerativeField(gen, feats, theta, sig, jitter=jitter)
 
-    return jax.vmap(one, (0, 0, 0, 0, 0, None if noise is None else 0))(k, theta, sig, icpt, beta, noise)
+    def rhs(a):
+        k, theta, sig, icpt, beta, noise = a
+        eta = icpt + (0.0 if zc is None else zc @ beta)
+        return perturbation(k, field_of(theta, sig), y - eta, obs_scale(noise, sig, theta, tail))
+
+    def solve(b, theta, sig, noise):
+        return perturbed_solve(field_of(theta, sig), b, obs_scale(noise, sig, theta, tail), G, reference)
+
+    b = jax.lax.map(rhs, (k, theta, sig, icpt, beta, noise), batch_size=chunk)
+    z, res = jax.vmap(solve, (0, 0, 0, None if noise is None else 0))(b, theta, sig, noise)
+    f = jax.lax.map(lambda a: field_of(a[1], a[2]).from_latent(a[0]), (z, theta, sig), batch_size=chunk)
+    return f, z, res
 
 
 @eqx.filter_jit
@@ -135,10 +148,11 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
         reference = _reference(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0), jnp.mean(jnp.stack(sig)),
                                None if noise[0] is None else jnp.mean(jnp.stack(noise)))
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
-        size = int(max(1, min(BATCH_MAX, BATCH_NUMBERS // (features.shape[0] * longest))))
+        chunk = int(max(1, BATCH_NUMBERS // (features.shape[0] * longest)))
+        size = -(-len(todo) // -(-len(todo) // BATCH_MAX))  # the fewest batches, as even as can be
 
         def batch(*a):
-            return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, *a)
+            return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, min(chunk, size), *a)
 
     shape = samples["sigma"].shape[:2] + (features.shape[0], gen.latent_dim)
     return _draws(shape, todo, progress_bar, "field draws", one, batch, size)

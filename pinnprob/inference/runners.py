@@ -209,10 +209,11 @@ class LaplaceStart(NamedTuple):
     """Where :func:`run_laplace` starts its mode search, e.g. from a pilot fit on a subsample
     (:func:`laplace_start`): the unconstrained values by sample site (``z``, the model's own sites)
     and an estimate of the potential's Hessian there (``hessian``, (p, p), in the order of
-    ``jax.flatten_util.ravel_pytree(z)``), which sets BFGS's first inverse Hessian."""
+    ``jax.flatten_util.ravel_pytree(z)``), which sets BFGS's first inverse Hessian; None: the model's
+    own Hessian at ``z``, by differences of its gradient (p gradients)."""
 
     z: dict
-    hessian: np.ndarray
+    hessian: np.ndarray | None = None
 
 
 class _Mode(NamedTuple):
@@ -261,13 +262,39 @@ def _flatten(key, model, y) -> _Flat:
                  lambda f, arr: init.potential(unravel(f), arr))
 
 
+def _difference_hessian(grad, x: np.ndarray, dtype, g: np.ndarray | None = None, central: bool = False,
+                        progress_bar: bool = False, desc: str = "Hessian") -> np.ndarray:
+    """The Hessian (p, p) at ``x`` by differences of ``grad``: forward ones (p gradients, plus one at x
+    unless ``g`` is given; step √eps, error ~ √eps relative) or, if ``central``, central ones (2p
+    gradients; step eps^⅓, for float32)."""
+    from tqdm.auto import tqdm
+
+    p = x.shape[0]
+    eps = float(jnp.finfo(dtype).eps)
+    H = np.empty((p, p))
+    if not central:
+        h = math.sqrt(eps) * np.maximum(1.0, np.abs(x))
+        g = grad(x) if g is None else g
+        for i in tqdm(range(p), disable=not progress_bar, desc=desc):
+            H[:, i] = (grad(x + h[i] * np.eye(p)[i]) - g) / h[i]
+    else:
+        h = eps ** (1.0 / 3.0) * np.maximum(1.0, np.abs(x))
+        for i in tqdm(range(p), disable=not progress_bar, desc=desc):
+            e = np.zeros(p)
+            e[i] = h[i]
+            H[:, i] = (grad(x + e) - grad(x - e)) / (2.0 * h[i])
+    return H
+
+
 def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: LaplaceStart | None = None,
-                  desc: str = "laplace") -> _Mode:
+                  desc: str = "laplace", final_hessian: bool = True) -> _Mode:
     """The posterior mode of a model in NumPyro's unconstrained space and the Hessian there
     (:func:`run_laplace`). BFGS (SciPy, on the jitted potential and its gradient) starts at ``start``
-    with its Hessian, or else at the model's start with the Hessian there by forward differences
-    (p gradients); it stops on a Newton decrement. The Hessian at the mode comes from differences of
-    the gradient: forward ones in float64 (p gradients), central in float32."""
+    (the model's start if None) with its Hessian, or else with the model's Hessian there by forward
+    differences (p gradients); it stops on a Newton decrement. The Hessian at the mode comes from
+    differences of the gradient: forward ones in float64 (p gradients), central in float32; without
+    ``final_hessian`` (a pilot's mode, which only starts another search) it is not computed and
+    ``H``, ``lam``, ``V`` are None."""
     from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
     import scipy.optimize
@@ -287,18 +314,22 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
 
     if start is None:
         x0 = flat.x0
-        # the Hessian at the start (forward differences, p gradients): the curvatures of these
-        # posteriors differ by 10³-10⁵ between the noise and the intercept at many sites, which took
-        # L-BFGS from the identity 58 steps
-        g0 = fun(x0)[1]
-        h0 = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(x0))
-        H0 = np.stack([(fun(x0 + h0[i] * np.eye(p)[i])[1] - g0) / h0[i] for i in range(p)], axis=1)
     else:
-        H0 = np.asarray(start.hessian, np.float64)
-        if set(start.z) != set(init.z) or H0.shape != (p, p):
-            raise ValueError(f"the start's sites {sorted(start.z)} and Hessian {H0.shape} do not match the "
+        if set(start.z) != set(init.z) or (start.hessian is not None and np.shape(start.hessian) != (p, p)):
+            raise ValueError(f"the start's sites {sorted(start.z)} and Hessian "
+                             f"{None if start.hessian is None else np.shape(start.hessian)} do not match the "
                              f"model's {sorted(init.z)} ({p} unconstrained values)")
         x0 = np.asarray(ravel_pytree({k: jnp.asarray(start.z[k], dtype) for k in init.z})[0], np.float64)
+    if start is None or start.hessian is None:
+        # the Hessian at the start (forward differences, p gradients): the curvatures of these
+        # posteriors differ by 10³-10⁵ between the noise and the intercept at many sites, which took
+        # L-BFGS from the identity 58 steps; from a pilot's mode, a pilot's Hessian scaled by the data's
+        # share overstates the curvature along the range-σ ridge (under infill it does not grow with
+        # the sites), which took BFGS 13 steps of the whole model at 10⁵ sites, against 4 after the
+        # model's own Hessian there (docs/results/satellite.md)
+        H0 = _difference_hessian(grad_at, x0, dtype, progress_bar=progress_bar, desc=f"{desc}: start's Hessian")
+    else:
+        H0 = np.asarray(start.hessian, np.float64)
     B0 = _inverse_curvature(H0)
     bar = tqdm(total=max_steps, disable=not progress_bar, desc=f"{desc}: mode")
 
@@ -316,18 +347,15 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
     bar.close()
     f = np.asarray(res.x, np.float64)
     gnorm = float(np.linalg.norm(res.jac))
-    H = np.empty((p, p))
-    if dtype == jnp.float64:  # forward differences: error ~ h ~ 1e-8 relative
-        h = math.sqrt(float(jnp.finfo(dtype).eps)) * np.maximum(1.0, np.abs(f))
-        g_f = grad_at(f)
-        for i in tqdm(range(p), disable=not progress_bar, desc=f"{desc}: Hessian"):
-            H[:, i] = (fun(f + h[i] * np.eye(p)[i])[1] - g_f) / h[i]
-    else:  # central, step ∝ the working precision's cube root
-        h = float(jnp.finfo(dtype).eps) ** (1.0 / 3.0) * np.maximum(1.0, np.abs(f))
-        for i in tqdm(range(p), disable=not progress_bar, desc=f"{desc}: Hessian"):
-            e = np.zeros(p)
-            e[i] = h[i]
-            H[:, i] = (fun(f + e)[1] - fun(f - e)[1]) / (2.0 * h[i])
+    info = {"optimiser_steps": int(res.nit), "gradient_norm": gnorm, "optimiser_message": str(res.message),
+            "start": "prior" if start is None else "given"}
+    if not final_hessian:
+        if not np.all(np.isfinite(f)):
+            raise RuntimeError(f"method='laplace': no mode found after {res.nit} BFGS steps; use method='nuts'")
+        return _Mode(f, None, None, None, info)
+    # float64: forward differences, error ~ h ~ 1e-8 relative; float32: central, step ∝ eps^⅓
+    H = _difference_hessian(grad_at, f, dtype, g=grad_at(f) if dtype == jnp.float64 else None,
+                            central=dtype != jnp.float64, progress_bar=progress_bar, desc=f"{desc}: Hessian")
     H = 0.5 * (H + H.T)
     lam, V = np.linalg.eigh(H)
     if not (np.all(lam > 0) and np.all(np.isfinite(f))):
@@ -340,20 +368,22 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
         warnings.warn(f"method='laplace': by the Hessian at the optimiser's end, the mode is {decrement:.2g} "
                       "away in log density (about √(2·that) posterior sd); the integration is centred there",
                       stacklevel=4)
-    info = {"optimiser_steps": int(res.nit), "gradient_norm": gnorm, "optimiser_message": str(res.message),
-            "newton_decrement": decrement, "start": "prior" if start is None else "given"}
+    info["newton_decrement"] = decrement
     return _Mode(f, H, lam, V, info)
 
 
-def laplace_start(model, y, key, *, hessian_scale: float = 1.0, max_steps: int = 500,
+def laplace_start(model, y, key, *, hessian_scale: float | None = None, max_steps: int = 500,
                   progress_bar: bool = False, desc: str = "pilot") -> LaplaceStart:
-    """A :class:`LaplaceStart` from ``model``'s posterior mode (:func:`run_laplace`'s search), its
-    Hessian multiplied by ``hessian_scale``: e.g. a model of a subsample of the sites, scaled by
-    (sites) / (subsample's sites), as a start for the model of all of them."""
+    """A :class:`LaplaceStart` at ``model``'s posterior mode (:func:`run_laplace`'s search), e.g. the
+    model of a subsample of the sites, as a start for the model of all of them. ``hessian_scale``
+    None (the default): no Hessian (the search it starts takes its own model's Hessian there, p
+    gradients); a number: the Hessian at the mode multiplied by it (e.g. the sites' share,
+    (sites) / (subsample's sites); cheap, but a poor guide where the curvature does not grow with
+    the sites, as along a range-σ ridge under infill)."""
     flat = _flatten(key, model, y)
-    mode = _laplace_mode(flat, max_steps, progress_bar, desc=desc)
-    return LaplaceStart({k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()},
-                        hessian_scale * mode.H)
+    mode = _laplace_mode(flat, max_steps, progress_bar, desc=desc, final_hessian=hessian_scale is not None)
+    z = {k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()}
+    return LaplaceStart(z, None if hessian_scale is None else hessian_scale * mode.H)
 
 
 def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_proposals: int | None = None,
