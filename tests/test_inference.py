@@ -628,7 +628,8 @@ def test_laplace_mode_from_a_pilot_start():
 
 def test_fit_runs_a_pilot_when_it_pays(prior, monkeypatch):
     """With the pilot's thresholds lowered to these data, fit(method="laplace") starts from a pilot on
-    a subsample (said in the attributes), and reaches the posterior the fit without it reaches."""
+    a subsample, itself started from a pilot on a quarter of it (said in the attributes), and reaches
+    the posterior the fit without it reaches."""
     import json
 
     import pinnprob.inference.fit as fit_module
@@ -638,11 +639,13 @@ def test_fit_runs_a_pilot_when_it_pays(prior, monkeypatch):
     kw = dict(prior=prior, covariates=cov, nu=1.5, range_prior=dist.Uniform(4.0, 12.0), method="laplace",
               num_samples=200, field_draws=2, progress_bar=False, seed=3)
     plain = fit(X, y, **kw)
-    monkeypatch.setattr(pilot, "PILOT_SITES", 25)
+    monkeypatch.setattr(pilot, "PILOT_SITES", 32)
+    monkeypatch.setattr(pilot, "PILOT_MIN_SITES", 8)  # the pilot's own search starts from a pilot on 8 sites
     monkeypatch.setattr(fit_module, "pilot_pays", lambda n, cost: True)
     piloted = fit(X, y, **kw)
     info = json.loads(piloted.attrs["pinnprob"])["laplace"]
-    assert info["start"] == "pilot" and info["pilot"]["sites"] == 25 and info["pilot"]["seconds"] > 0
+    assert info["start"] == "pilot" and info["pilot"]["sites"] == 32 and info["pilot"]["seconds"] > 0
+    assert info["pilot"]["pilot"]["sites"] == 8 and "pilot" not in info["pilot"]["pilot"]
     a, b = json.loads(plain.attrs["pinnprob"])["laplace"]["mode"], info["mode"]
     post = group(plain, "posterior")
     for k in ("range", "sigma", "noise", "intercept"):

@@ -26,6 +26,9 @@ __all__ = ["PILOT_SITES", "PILOT_ABOVE", "pilot_pays", "pilot_start"]
 # 2-core CPU in float64)
 PILOT_SITES = 2000
 PILOT_ABOVE = 1e11
+# a pilot's own search starts from a pilot on a quarter of its sites while that has at least this
+# many: from the model's start, the 2 000-site pilot of the satellite benchmark took 28 BFGS steps
+PILOT_MIN_SITES = 500
 
 
 def pilot_pays(n: int, evaluation_cost: float) -> bool:
@@ -35,24 +38,33 @@ def pilot_pays(n: int, evaluation_cost: float) -> bool:
     return n >= 4 * PILOT_SITES and evaluation_cost >= PILOT_ABOVE
 
 
-def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False) -> tuple[LaplaceStart, dict]:
-    """(start, info): the posterior mode of ``spec``'s model on ``PILOT_SITES`` of its sites drawn at
-    random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), without a Hessian: the whole
-    model's search takes its own there (p gradients; the pilot's, scaled by n / PILOT_SITES, overstates
-    the curvature along the range-σ ridge, which does not grow with the sites under infill); ``info``
-    the subsample's size, the path its likelihood took and the seconds it took."""
+def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False,
+                sites: int | None = None) -> tuple[LaplaceStart, dict]:
+    """(start, info): the posterior mode of ``spec``'s model on ``sites`` (default ``PILOT_SITES``) of
+    its sites drawn at random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), without a
+    Hessian: the whole model's search takes its own there (p gradients; the pilot's, scaled by
+    n / sites, overstates the curvature along the range-σ ridge, which does not grow with the sites
+    under infill). The pilot's own search starts from a pilot on a quarter of its sites while that
+    has at least ``PILOT_MIN_SITES``. ``info``: the subsample's size, the path its likelihood took,
+    the seconds it took (its own pilot's included) and its own pilot's info, if any."""
     t0 = time.perf_counter()
+    sites = PILOT_SITES if sites is None else int(sites)
     n = Xu.shape[0]
-    k_sub, k_fit = jax.random.split(key)
-    idx = np.sort(np.asarray(jax.random.choice(k_sub, n, (PILOT_SITES,), replace=False)))
+    k_sub, k_fit, k_inner = jax.random.split(key, 3)
+    idx = np.sort(np.asarray(jax.random.choice(k_sub, n, (sites,), replace=False)))
     Xs = Xu[idx]
     if spec.likelihood != "gaussian":
         path = "laplace"  # the field integrated out by Newton's method, as in the whole model
     else:
-        path = choose_path(spec.prior, PILOT_SITES, LAPLACE_MODE_EVALUATIONS, collapsed=True)
+        path = choose_path(spec.prior, sites, LAPLACE_MODE_EVALUATIONS, collapsed=True)
     gen = spec.prior.generator if spec.generator is None else spec.generator
     feats, G, SC = path_inputs(spec.prior, gen, Xs, spec.params.theta_bounds(), path)
     sub = dataclasses.replace(spec, features=feats, Z=None if spec.Z is None else spec.Z[idx], gram=G,
                               site_covariance=SC)
-    start = laplace_start(build_model(sub), y[idx], k_fit, progress_bar=progress_bar)
-    return start, {"sites": PILOT_SITES, "path": path, "seconds": time.perf_counter() - t0}
+    inner = inner_info = None
+    if sites // 4 >= PILOT_MIN_SITES:
+        inner, inner_info = pilot_start(sub, Xs, y[idx], k_inner, progress_bar, sites // 4)
+    start = laplace_start(build_model(sub), y[idx], k_fit, progress_bar=progress_bar, start=inner,
+                          desc=f"pilot ({sites} sites)")
+    info = {"sites": sites, "path": path, "seconds": time.perf_counter() - t0}
+    return start, info if inner_info is None else {**info, "pilot": inner_info}

@@ -373,15 +373,15 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
 
 
 def laplace_start(model, y, key, *, hessian_scale: float | None = None, max_steps: int = 500,
-                  progress_bar: bool = False, desc: str = "pilot") -> LaplaceStart:
-    """A :class:`LaplaceStart` at ``model``'s posterior mode (:func:`run_laplace`'s search), e.g. the
-    model of a subsample of the sites, as a start for the model of all of them. ``hessian_scale``
-    None (the default): no Hessian (the search it starts takes its own model's Hessian there, p
-    gradients); a number: the Hessian at the mode multiplied by it (e.g. the sites' share,
-    (sites) / (subsample's sites); cheap, but a poor guide where the curvature does not grow with
-    the sites, as along a range-σ ridge under infill)."""
+                  progress_bar: bool = False, desc: str = "pilot", start: LaplaceStart | None = None) -> LaplaceStart:
+    """A :class:`LaplaceStart` at ``model``'s posterior mode (:func:`run_laplace`'s search, itself
+    started at ``start`` if given), e.g. the model of a subsample of the sites, as a start for the
+    model of all of them. ``hessian_scale`` None (the default): no Hessian (the search it starts
+    takes its own model's Hessian there, p gradients); a number: the Hessian at the mode multiplied
+    by it (e.g. the sites' share, (sites) / (subsample's sites); cheap, but a poor guide where the
+    curvature does not grow with the sites, as along a range-σ ridge under infill)."""
     flat = _flatten(key, model, y)
-    mode = _laplace_mode(flat, max_steps, progress_bar, desc=desc, final_hessian=hessian_scale is not None)
+    mode = _laplace_mode(flat, max_steps, progress_bar, start, desc=desc, final_hessian=hessian_scale is not None)
     z = {k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()}
     return LaplaceStart(z, None if hessian_scale is None else hessian_scale * mode.H)
 
