@@ -325,7 +325,7 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
         # posteriors differ by 10³-10⁵ between the noise and the intercept at many sites, which took
         # L-BFGS from the identity 58 steps; from a pilot's mode, a pilot's Hessian scaled by the data's
         # share overstates the curvature along the range-σ ridge (under infill it does not grow with
-        # the sites), which took BFGS 13 steps of the whole model at 10⁵ sites, against 4 after the
+        # the sites), which took BFGS 13 steps of the whole model at 10⁵ sites, against 6 after the
         # model's own Hessian there (docs/results/satellite.md)
         H0 = _difference_hessian(grad_at, x0, dtype, progress_bar=progress_bar, desc=f"{desc}: start's Hessian")
     else:
