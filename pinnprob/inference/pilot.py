@@ -18,7 +18,7 @@ import numpy as np
 from pinnprob.inference.model import ModelSpec, build_model, choose_path, path_inputs
 from pinnprob.inference.runners import LAPLACE_MODE_EVALUATIONS, LaplaceStart, laplace_start
 
-__all__ = ["PILOT_SITES", "PILOT_ABOVE", "pilot_pays", "pilot_start"]
+__all__ = ["PILOT_SITES", "PILOT_ABOVE", "PILOT_MIN_SITES", "pilot_pays", "pilot_start"]
 
 # the subsample's size, and the flops of one evaluation of the whole model above which the pilot
 # pays: it costs about what 10²-10³ evaluations at PILOT_SITES sites do (seconds to a minute on a
