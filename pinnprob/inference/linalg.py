@@ -79,7 +79,7 @@ def _gaussian_terms(v, C):
 
 
 def _gaussian_fwd(v, C):
-    L = jnp.linalg.cholesky(C)
+    L = jnp.linalg.cholesky(C)  # symmetrised first: C may come from a caller (n ≤ a few thousand: cheap)
     a = cho_solve((L, True), v.T).T  # (k, n): C⁻¹v per row
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
     return -0.5 * (jnp.sum(v * a, 1) + logdet), (L, a)

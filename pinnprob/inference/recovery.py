@@ -6,6 +6,8 @@ Gaussian approximation), and the field at the data sites from it.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -149,7 +151,8 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
                                None if noise[0] is None else jnp.mean(jnp.stack(noise)))
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
         chunk = int(max(1, BATCH_NUMBERS // (features.shape[0] * longest)))
-        size = -(-len(todo) // -(-len(todo) // BATCH_MAX))  # the fewest batches, as even as can be
+        batches = math.ceil(len(todo) / BATCH_MAX)
+        size = math.ceil(len(todo) / batches)  # the fewest batches, as even as can be
 
         def batch(*a):
             return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, min(chunk, size), *a)
