@@ -148,8 +148,9 @@ def box_image_distances(U: np.ndarray, cutoff: float) -> np.ndarray:
 
 def exact_box_model(X, y, buffer: float = 0.5):
     """The exact GP with the covariance of the SPDE solution on pinnprob's box: the data mapped to
-    the unit square as ``pinnprob.fit`` maps them (CoordinateMap, buffer 0.5), Neumann boundary,
-    covariance by images; ν = 1.5."""
+    the unit square around their bounding box (CoordinateMap, buffer 0.5), Neumann boundary,
+    covariance by images; ν = 1.5. (``pinnprob.fit`` models the bounding rectangle; for these
+    uniform site sets on a square it is the square to within a few thousandths.)"""
     cmap = CoordinateMap.from_data(X, buffer)
     U = cmap.to_unit(X)
     # longest range the prior allows is 1.0 user units; corr < 1e−5 beyond x = 13.8: this keeps the
@@ -211,7 +212,8 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     """The NumPyro model ``pinnprob.fit`` samples (same steps as fit(): coordinate map, truncation
     of the range prior and of the modes, ``build_model``); returns (model, modes kept, heuristic).
     ``separable=False``: the latent path with the dense Φ instead of fit's separable tables."""
-    cmap = CoordinateMap.from_data(X, buffer)
+    cmap = CoordinateMap.from_data(X, buffer, rectangle=prior.any_box)
+    prior = prior if cmap.lengths is None else prior.on_box(cmap.lengths)
     pr = prior.param_range
     lo_user, hi_user = pr.range[0] * cmap.scale, pr.range[1] * cmap.scale
     P = priors()
@@ -225,7 +227,8 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     params = ModelParams(pr, {"range": R, **({} if nu is not None else {"nu": dist.Uniform(*pr.nu)})},
                          {} if nu is None else {"nu": nu}, cmap.scale)
     gen = model_generator(p, params)
-    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, p.latent_dim)
+    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, p.latent_dim,
+                           float(np.prod(prior.generator.basis.domain.lengths)))
     model = build_model(ModelSpec(
         prior=p, features=feats, cmap=cmap, y_info=(float(y.mean()), float(y.std())), Z=None, likelihood="gaussian",
         params=params, sigma_prior=P["sigma"], noise_prior=P["noise"],

@@ -16,9 +16,10 @@ Both models: y = intercept + u(x) + ε, u Matérn ν = 1 (α = 2), the same prio
 LogUniform(0.6 ρ, 5 ρ) (ρ the true range), σ ~ PC(P(σ > 2 sd y) = 0.05), noise ~ HalfNormal(sd y),
 intercept ~ N(mean y, (2 sd y)²) — and the same 0.5 extension of the rectangle on every side.
 
-* pinnprob: the shipped ``matern2d`` prior, ν fixed at 1, ``buffer=0.1`` (the box is the rectangle's
-  5 × 5 bounding square plus 0.5 on each side), ``method="laplace"`` (mode, Hessian, axial
-  integration), ``field_draws`` fields recovered and used by ``predict``.
+* pinnprob: the shipped ``matern2d`` prior, ν fixed at 1, ``buffer=0.1`` (the box is the rectangle
+  plus 0.5 on each side, 6 × 4; before 2026-12-06 the 6 × 6 square around it), ``method="laplace"``
+  (mode, Hessian, and the integration fit's cost model picks, or ``--integration``), ``field_draws``
+  fields recovered and used by ``predict``.
 * GMRF (written here): P1 elements on a regular triangulation of [−0.5, 5.5] × [−0.5, 3.5], lumped
   mass, Q = τ²(κ⁴C̃ + 2κ²G + GC̃⁻¹G) (Lindgren, Rue & Lindström 2011); the intercept a latent node;
   log p(y | θ) by sparse LU factorisations (SciPy's SuperLU: scikit-sparse's CHOLMOD has no wheels);
@@ -104,7 +105,7 @@ def peak_memory_gb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- pinnprob
-def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool) -> dict:
+def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration: str | None = None) -> dict:
     import jax
 
     # at 10⁵ sites a float32 log density is good to ~0.1 only (Woodbury's rᵀr/s² − |w|² cancels), and
@@ -118,7 +119,8 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool) -> dict:
     X, y = data["X"][obs], data["y"][obs]
     t0 = time.perf_counter()
     idata = pinnprob.fit(X, y, nu=1.0, range_prior=dist.LogUniform(0.6 * rho, 5 * rho), method="laplace",
-                         num_samples=draws, buffer=0.1, mode_tol=mode_tol, progress_bar=True, seed=0)
+                         num_samples=draws, buffer=0.1, mode_tol=mode_tol, progress_bar=True, seed=0,
+                         integration=integration)
     t_fit = time.perf_counter() - t0
     meta = json.loads(idata.attrs["pinnprob"])
     t0 = time.perf_counter()
@@ -357,6 +359,8 @@ def main():
     ap.add_argument("--draws", type=int, default=100, help="pinnprob: posterior draws (fields recovered)")
     ap.add_argument("--mode-tol", type=float, default=0.01)
     ap.add_argument("--float32", action="store_true", help="pinnprob in float32 (default: float64)")
+    ap.add_argument("--integration", choices=("axial", "importance"), default=None,
+                    help="pinnprob: the Laplace integration (default: fit's choice by its cost model)")
     ap.add_argument("--label", default=None, help="store this run as <method>_<label> in the JSON")
     ap.add_argument("--gmrf-samples", type=int, default=100)
     ap.add_argument("--mesh-cells-per-range", type=float, default=10.0)
@@ -368,7 +372,8 @@ def main():
         for m in ("gmrf", "pinnprob"):
             cmd = [sys.executable, __file__, "--range-frac", str(a.range_frac), "--seed", str(a.seed), "--only", m,
                    "--draws", str(a.draws), "--mode-tol", str(a.mode_tol), "--gmrf-samples", str(a.gmrf_samples),
-                   "--mesh-cells-per-range", str(a.mesh_cells_per_range)] + (["--float32"] if a.float32 else [])
+                   "--mesh-cells-per-range", str(a.mesh_cells_per_range)] + (["--float32"] if a.float32 else []) \
+                + ([] if a.integration is None else ["--integration", a.integration])
             print("$", " ".join(cmd[1:]), flush=True)
             subprocess.run(cmd, check=False)
         report(out, tag)
@@ -380,7 +385,7 @@ def main():
     if a.only == "gmrf":
         r = run_gmrf(data, rho, rho / a.mesh_cells_per_range, a.gmrf_samples)
     else:
-        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32)
+        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32, a.integration)
     f_m, y_m = data["f"][miss], data["y"][miss]
     r["scores_field"] = scores(r["mean"], r["sd"], f_m)
     r["scores_noisy"] = scores(r["mean"], np.sqrt(r["sd"] ** 2 + r["noise"] ** 2), y_m)

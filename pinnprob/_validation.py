@@ -16,8 +16,9 @@ def is_traced(x) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def check_sites(X, dim: int, name: str = "X") -> jax.Array:
-    """Validate sites in the unit box: shape (n, dim), finite, inside [0, 1]^dim. Returns a new JAX array."""
+def check_sites(X, dim: int, name: str = "X", lengths=None) -> jax.Array:
+    """Validate sites in the box Π [0, L_i] (``lengths``; default the unit box): shape (n, dim), finite,
+    inside it. Returns a new JAX array."""
     if is_traced(X):
         if X.ndim != 2 or X.shape[1] != dim:
             raise ValueError(f"{name} must have shape (n, {dim}), got {tuple(X.shape)}")
@@ -32,12 +33,15 @@ def check_sites(X, dim: int, name: str = "X") -> jax.Array:
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
         raise ValueError(f"{name} has {int(bad.any(axis=1).sum())} row(s) with NaN or inf (first: row {i})")
-    outside = (arr < 0.0) | (arr > 1.0)
+    upper = np.ones(dim) if lengths is None else np.asarray(lengths, np.float64)
+    outside = (arr < 0.0) | (arr > upper)
     if outside.any():
         i = int(np.argwhere(outside)[0][0])
+        box = f"the unit box [0, 1]^{dim}" if lengths is None else \
+            "the box " + " × ".join(f"[0, {v:g}]" for v in upper)
         raise ValueError(
-            f"{name} has {int(outside.any(axis=1).sum())} site(s) outside the unit box [0, 1]^{dim} "
-            f"(first: row {i} = {arr[i].tolist()}); map coordinates to the unit box first"
+            f"{name} has {int(outside.any(axis=1).sum())} site(s) outside {box} "
+            f"(first: row {i} = {arr[i].tolist()}); map coordinates to {'the unit box' if lengths is None else 'it'} first"
         )
     return jnp.asarray(arr, dtype=jnp.result_type(float))
 

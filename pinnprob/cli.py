@@ -190,17 +190,18 @@ def _modelled_scale(args):
     return (f"log {args.value}", ("exp_q", np.exp)) if args.log else (args.value, None)
 
 
-def _check_inside(Xp, X, buffer, path):
-    """Prediction sites must lie in the square fit models: the data's bounding square, centred, with
-    ``buffer`` × its side added on each side."""
+def _check_inside(Xp, X, buffer, path, rectangle):
+    """Prediction sites must lie in the box the fit models: the data's bounding box (``rectangle``, for
+    priors that move to any box) or bounding square, centred, with ``buffer`` × its longest side added
+    on each side."""
     from pinnprob.inference.data import CoordinateMap
 
-    U = CoordinateMap.from_data(X, buffer).to_unit(Xp)
-    out = np.flatnonzero(((U < 0) | (U > 1)).any(1))
+    cmap = CoordinateMap.from_data(X, buffer, rectangle)
+    out = np.flatnonzero(cmap.outside(cmap.to_unit(Xp)))
     if out.size:
         raise CLIError(f"{out.size} site(s) of {str(path)!r} (first: data row {out[0] + 1}) lie outside the "
-                       f"modelled square (the data's extent plus --buffer {buffer:g} on each side); "
-                       "raise --buffer to predict there")
+                       f"modelled {'box' if rectangle else 'square'} (the data's extent plus --buffer {buffer:g} "
+                       "on each side); raise --buffer to predict there")
 
 
 def _load_prior(name):
@@ -257,7 +258,7 @@ def _fit(args) -> int:
     Xp = Zp = None
     if args.predict_csv is not None:
         Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
-        _check_inside(Xp, X, args.buffer, args.predict_csv)
+        _check_inside(Xp, X, args.buffer, args.predict_csv, prior.any_box)
     if args.nu is not None and "nu" not in prior.param_names:
         raise CLIError(f"--nu: the prior {args.prior!r} has no parameter nu (its parameters: {list(prior.param_names)})")
 

@@ -38,7 +38,7 @@ SPDES = ("matern", "matern-nonstationary", "matern-nig", "advection-diffusion")
 # configuration keys added after prior-file format 1, left out of to_dict() at their default so that
 # the identity (fingerprint) of priors saved before them is unchanged
 _ADDED_KEYS = {"spde": "matern", "convolution_spacing": 0.02, "test_per_dim": 24, "quadrature_per_panel": 4,
-               "mixing_base": "quantile"}
+               "mixing_base": "quantile", "lengths": None}
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class PriorConfig:
     training: one (lo, hi) per parameter of the SPDE, in the order of its space (for the Matérn
     ((range_min, range_max), (nu_min, nu_max))), or a mapping name → (lo, hi); ``valid_range``
     (default: the same) is what the prior claims as ``param_range``. Ranges are in unit-box units.
+    ``lengths`` (default None: the unit box) are the box's side lengths, set by
+    :meth:`~pinnprob.GenerativePrior.on_box`.
     """
 
     family: str = "spectral"
@@ -81,6 +83,9 @@ class PriorConfig:
     # variance-mixture generator: the mixing law it starts from ("quantile": the noise's exact
     # quantile transform; "lognormal": the log-normal of the same variance)
     mixing_base: str = "quantile"
+    # the box's side lengths (None: the unit box). A prior trained on the unit box is moved to a
+    # rectangle by GenerativePrior.on_box (spectral generators: their amplitude is a function of λ)
+    lengths: tuple | None = None
 
     def __post_init__(self):
         if self.spde not in SPDES:
@@ -96,6 +101,12 @@ class PriorConfig:
         if self.valid_range is not None:
             object.__setattr__(self, "valid_range", _as_box(self.valid_range, template))
         Box.unit(self.dim, self.bc)  # validates dim and bc
+        if self.lengths is not None:
+            lengths = tuple(float(v) for v in self.lengths)
+            if len(lengths) != self.dim:
+                raise ValueError(f"lengths must give {self.dim} side lengths, got {self.lengths}")
+            object.__setattr__(self, "lengths", lengths)
+            Box(lengths, self.bc)  # validates them
 
     def _space(self, box) -> ParameterSpace:
         template = _spdes()[self.spde].default_space(self.dim)
@@ -114,7 +125,7 @@ class PriorConfig:
 
     @property
     def domain(self) -> Box:
-        return Box.unit(self.dim, self.bc)
+        return Box.unit(self.dim, self.bc) if self.lengths is None else Box(self.lengths, self.bc)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -188,10 +199,12 @@ def build_generator(config: PriorConfig, key=None):
         if not isinstance(spde, DiagonalSPDE):
             raise ValueError(f"the spectral generator needs an SPDE diagonal on the box eigenbasis; "
                              f"{config.spde!r} is not (use family='convolution')")
-        # built on the full basis, then truncated: the branch's frequency scaling (a static field) is
-        # set from the full basis, as it was when the prior was trained
-        gen = SpectralGenerator(key, _basis(config, truncated=False), spde, width=config.width, depth=config.depth)
-        return gen.with_basis(_basis(config)) if config.max_modes is not None else gen
+        # built on the unit box's full basis, then moved to the configuration's (truncated, or on another
+        # box): the branch's frequency scaling (a static field) is set from that basis, as it was when
+        # the prior was trained
+        unit = config.replace(lengths=None)
+        gen = SpectralGenerator(key, _basis(unit, truncated=False), spde, width=config.width, depth=config.depth)
+        return gen if config.max_modes is None and config.lengths is None else gen.with_basis(_basis(config))
     if config.family == "lowrank":
         return LowRankGenerator(key, config.dim, space, rank=config.rank)
     if config.family == "eigendense":

@@ -32,9 +32,10 @@ class PriorFileError(ValueError):
 
 
 class GenerativePrior:
-    """A trained generative PINN prior for the field of an SPDE on the unit box.
+    """A trained generative PINN prior for the field of an SPDE on the unit box (or, after
+    :meth:`on_box`, on another box Π [0, L_i]).
 
-    ``sample(key, X, sigma=, num_samples=, **params)`` draws fields at sites X (n, d) in [0, 1]^d,
+    ``sample(key, X, sigma=, num_samples=, **params)`` draws fields at sites X (n, d) in the box,
     with the SPDE's parameters by name (:attr:`param_range` lists them): for the Matérn
     ``range=`` (the practical range √(8ν)/κ in unit-box units) and ``nu=``; ``sigma`` is the marginal
     standard deviation (it fixes τ). The law targeted is that of the exact SPDE solution on the box,
@@ -97,7 +98,7 @@ class GenerativePrior:
         For diagonal (spectral) generators, modes whose joint variance is below ``mode_tol`` of the
         total at these parameters are skipped (they change no covariance by more than ``mode_tol``);
         set ``mode_tol=0`` to use every mode."""
-        X = check_sites(X, self.dim)
+        X = check_sites(X, self.dim, lengths=self.config.lengths)
         check_sigma(sigma)
         theta = self.theta(X, **params)
         if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
@@ -144,7 +145,7 @@ class GenerativePrior:
         """The generator's exact covariance at X, σ² times :meth:`~pinnprob.generators.AbstractGenerator.covariance`
         (Gaussian generators: σ²(ΨΨᵀ + diag δ), δ the site variance; the NIG prior's: σ²FFᵀ, whatever its
         mixing law); TypeError for a generator without one."""
-        X = check_sites(X, self.dim)
+        X = check_sites(X, self.dim, lengths=self.config.lengths)
         check_sigma(sigma)
         theta = self.theta(X, **params)
         return float(sigma) ** 2 * self.generator.covariance(X, theta)
@@ -165,7 +166,7 @@ class GenerativePrior:
         """
         from pinnprob.inference.distribution import GenerativeField
 
-        X = check_sites(X, self.dim)
+        X = check_sites(X, self.dim, lengths=self.config.lengths)
         check_sigma(sigma)
         theta = self.theta(X, **params)
         feats = self.generator.features(X) if separable is False else self.generator.product_features(X)
@@ -200,6 +201,27 @@ class GenerativePrior:
             keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))
         keep = max(keep, 1)
         config = self.config.replace(max_modes=keep, valid_range=((float(min_range), pr.range[1]), pr.nu))
+        from pinnprob.config import _basis
+
+        return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)
+
+    @property
+    def any_box(self) -> bool:
+        """Whether :meth:`on_box` can move the prior to another box: its generator is diagonal on the
+        box eigenbasis, with an amplitude that is a function of the eigenvalue."""
+        return isinstance(self.generator, AbstractDiagonalGenerator)
+
+    def on_box(self, lengths) -> "GenerativePrior":
+        """The same prior on the box Π_i [0, L_i] (``lengths``, in the units of its ranges): the SPDE's
+        solution on any box is Σ_k a(θ, λ_k) z_k φ_k over that box's orthonormal eigenbasis, and the
+        learned amplitude a(θ, λ) is a function of the eigenvalue, so it carries over. Every mode below
+        the trained trunk's cutoff frequency is kept (:meth:`truncate` cuts them). A rectangle needs
+        fewer modes than the square around it, in proportion to its area. Diagonal (spectral)
+        generators only (:attr:`any_box`); TypeError otherwise."""
+        if not self.any_box:
+            raise TypeError(f"the {self.config.family!r} generator is tied to the box it was trained on; "
+                            "only spectral (diagonal) generators move to another box")
+        config = self.config.replace(lengths=tuple(float(v) for v in lengths), max_modes=None)
         from pinnprob.config import _basis
 
         return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)

@@ -148,7 +148,7 @@ def test_fit_predict_csv_checked_before_fitting(tmp_path, capsys, no_sampling):
     far = tmp_path / "new.csv"
     far.write_text("east,north\n500,400\n90000,400\n")
     line = _error_line(capsys, ["fit", str(path), *COLS, "--predict-csv", str(far)])
-    assert "outside the modelled square" in line and "data row 2" in line
+    assert "outside the modelled box" in line and "data row 2" in line
     far.write_text("east,nord\n500,400\n")
     assert "did you mean 'nord'" in _error_line(capsys, ["fit", str(path), *COLS, "--predict-csv", str(far)])
 

@@ -1,5 +1,6 @@
 """Generative fields inside NumPyro: distribution, reparameterisation, collapsed likelihood, priors, fit, predict."""
 
+import dataclasses
 import json
 import math
 import warnings
@@ -727,6 +728,61 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     assert float(tail(th(0.3))) < 0.2 * float(tail(th(0.15)))
     assert np.isfinite(jax.grad(lambda r: tail(th(r)))(0.2))
     assert truncation_tail(full.spde, b.eigenvalues, b.size) is None
+
+
+def test_truncation_tail_on_a_rectangle_is_the_variance_left_out_per_site():
+    """On a box of area |D| orthonormal modes average φ² = 1/|D|: the tail is the left-out spectrum
+    over |D|, and it is what the left-out modes' variance averages to over sites in the box."""
+    from pinnprob import truth
+    from pinnprob.inference.model import truncation_tail
+
+    rect = pinnprob.pretrained("matern2d").on_box((1.0, 0.5))
+    b = rect.generator.basis
+    short = rect.truncate(0.15, tol=0.01, nu=1.5)
+    tail = truncation_tail(rect.spde, b.eigenvalues, short.latent_dim, 0.5)
+    sd = truth.spectral_std(b, range=0.15, sigma=1.0, nu=1.5)
+    t = float(tail(rect.param_range.theta(range=0.15, nu=1.5)))
+    np.testing.assert_allclose(t, np.sum(sd[short.latent_dim:] ** 2) / 0.5, rtol=1e-4)
+    # the left-out modes' variance Σ_k sd_k² φ_k(x)² averaged over 400 uniform sites; each φ_k²|D| has
+    # mean 1 and the average spreads over ~10⁴ modes: a few tenths of a percent of Monte Carlo error
+    X = np.random.default_rng(3).uniform(0, 1, (400, 2)) * np.array([1.0, 0.5])
+    feats = np.asarray(b(jnp.asarray(X)), np.float64)[:, short.latent_dim:]
+    np.testing.assert_allclose(np.mean(feats**2 @ sd[short.latent_dim:] ** 2), t, rtol=0.03)
+
+
+def test_coordinate_map_to_the_data_rectangle():
+    from pinnprob.inference.data import CoordinateMap
+
+    X = np.array([[0.0, 0.0], [10.0, 2.0], [4.0, 1.0]])
+    sq = CoordinateMap.from_data(X, 0.5)
+    assert sq.lengths is None and sq.scale == 20.0 and not sq.outside(sq.to_unit(X)).any()
+    rc = CoordinateMap.from_data(X, 0.5, rectangle=True)
+    assert rc.scale == 20.0 and rc.lengths == pytest.approx((1.0, 0.6))
+    U = rc.to_unit(X)
+    assert not rc.outside(U).any() and U[:, 1].min() == pytest.approx(0.25) and U[:, 1].max() == pytest.approx(0.35)
+    assert list(rc.outside(rc.to_unit(np.array([[5.0, 7.5], [5.0, 6.0], [-5.0, 1.0]])))) == [True, False, False]
+    line = np.array([[0.0, 1.0], [3.0, 1.0], [10.0, 1.0]])  # on a line with no buffer: a thin box, not none
+    thin = CoordinateMap.from_data(line, 0.0, rectangle=True)
+    assert thin.lengths == pytest.approx((1.0, CoordinateMap.MIN_SIDE)) and not thin.outside(thin.to_unit(line)).any()
+    assert CoordinateMap.from_dict({"origin": [0, 0], "scale": 2.0}).lengths is None  # a fit stored before
+    assert CoordinateMap.from_dict(dataclasses.asdict(rc)) == rc
+
+
+def test_fit_on_an_elongated_site_set_models_its_rectangle(prior):
+    """A spectral prior fits the data's bounding rectangle (fewer modes than the square around it),
+    keeps it through predict, and refuses sites outside it."""
+    X, y, _ = _data()
+    X = X * np.array([1.0, 0.25])  # sites on [0, 10] × [0, 2.5]
+    idata = fit(X, y, prior=prior, nu=1.5, method="laplace", **FAST)
+    used, meta = fit_prior(idata)
+    lengths = meta["coordinate_map"]["lengths"]
+    assert lengths[0] == 1.0 and 0.55 < lengths[1] < 0.65 and used.config.lengths == tuple(lengths)
+    on_square = prior.truncate(used.param_range.range[0], nu=1.5)
+    assert used.latent_dim < 0.7 * on_square.latent_dim
+    pred = predict(idata, np.array([[5.0, 1.0], [5.0, -2.0]]))
+    assert np.all(np.isfinite(pred["mean"])) and np.all(pred["sd"] > 0)
+    with pytest.raises(ValueError, match="1 row.*outside the modelled box"):
+        predict(idata, np.array([[5.0, 1.0], [5.0, 8.0]]))  # inside the square, outside the rectangle
 
 
 def test_laplace_axial_integration_corrects_skewness():

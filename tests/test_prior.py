@@ -152,3 +152,42 @@ def test_default_samples_have_the_generator_covariance(default):
     assert np.all(np.abs(U.T @ U / N - C) < 4.5 * se)
     # the corner has the Neumann inflation (×4 at the corner itself, here slightly inside it)
     assert C[2, 2] > 1.5 * C[0, 0]
+
+
+@pytest.mark.parametrize("a, r, n", [(0.5, 0.05, 1.0), (0.5, 0.1, 0.5), (0.5, 1.0, 2.5), (0.8, 0.3, 1.5)])
+def test_default_on_a_rectangle_has_the_exact_rectangle_covariance(default, a, r, n):
+    """The learned amplitude a(θ, λ) carries over to a box it was not trained on: on [0, 1] × [0, a]
+    the generator's covariance against the exact one there (image sums), as accurate as on the unit
+    square, with the modes in proportion to the area."""
+    rect = default.on_box((1.0, a))
+    assert abs(rect.latent_dim / default.latent_dim - a) < 0.02
+    X = eval_grid(2)
+    err = {}
+    for p, pts in ((default, X), (rect, X * np.array([1.0, a]))):
+        C = truth.box_covariance(pts, pts, p.config.domain, range=r, sigma=1.0, nu=n)
+        Cg = np.asarray(p.covariance(pts, range=r, nu=n, sigma=1.0), np.float64)
+        err[p is rect] = np.linalg.norm(Cg - C) / np.linalg.norm(C)
+    assert err[True] < 0.05 and err[True] < 1.5 * err[False] + 1e-3
+
+
+def test_on_box_keeps_its_box_through_truncation_and_files(default):
+    from pinnprob.config import build_generator
+    from pinnprob.prior import GenerativePrior, from_bytes
+
+    rect = default.on_box((1.0, 0.5))
+    assert rect.config.domain.lengths == (1.0, 0.5) and rect.spde.domain.lengths == (1.0, 0.5)
+    assert "lengths" not in default.config.to_dict()  # the unit box's fingerprint is unchanged
+    X = np.array([[0.2, 0.4], [0.9, 0.1], [0.5, 0.25]])
+    back = from_bytes(rect.to_bytes())
+    assert back.config.lengths == (1.0, 0.5) and back.latent_dim == rect.latent_dim
+    np.testing.assert_allclose(back.covariance(X, range=0.2, nu=1.0), rect.covariance(X, range=0.2, nu=1.0),
+                               rtol=1e-6)
+    short = rect.truncate(0.3)
+    assert short.config.lengths == (1.0, 0.5) and short.latent_dim < rect.latent_dim
+    with pytest.raises(ValueError, match=r"outside the box \[0, 1\] × \[0, 0.5\]"):
+        rect.sample(jax.random.key(0), np.array([[0.5, 0.7]]), range=0.3, nu=1.0)
+    cfg = PriorConfig(family="lowrank", rank=4, width=8, depth=1)
+    with pytest.raises(TypeError, match="only spectral"):
+        GenerativePrior(build_generator(cfg), cfg).on_box((1.0, 0.5))
+    with pytest.raises(ValueError, match="lengths must give 2"):
+        SMALL.replace(lengths=(1.0,))

@@ -1,6 +1,6 @@
 """The data a fit starts from: the checks on X, y, covariates, likelihood and method, and the map from
-the user's coordinates to the unit square the prior lives on (the data's bounding square, centred,
-with a buffer on each side)."""
+the user's coordinates to the box the prior lives on (the data's bounding box, centred, with a buffer
+on each side: a rectangle for priors that move to any box, else the square around it)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,50 @@ METHODS = ("nuts", "blackjax", "svi", "laplace")
 
 @dataclass(frozen=True)
 class CoordinateMap:
-    """unit = (x − origin) / scale: the data's bounding square, centred, with a buffer on each side."""
+    """unit = (x − origin) / scale, into the box Π [0, L_i] (``lengths``; None: the unit square):
+    the data's bounding box, centred, with a buffer of ``buffer`` × its longest side on each side,
+    scaled so that its longest side is 1. A square box (:meth:`from_data` with ``rectangle=False``)
+    takes the longest side on every axis."""
 
     origin: tuple
     scale: float
+    lengths: tuple | None = None
+
+    # a rectangle's shortest side, as a fraction of its longest (sites on a line with no buffer)
+    MIN_SIDE = 0.05
 
     @classmethod
-    def from_data(cls, X: np.ndarray, buffer: float) -> "CoordinateMap":
+    def from_data(cls, X: np.ndarray, buffer: float, rectangle: bool = False) -> "CoordinateMap":
         lo, hi = X.min(0), X.max(0)
         extent = float(np.max(hi - lo))
         L = extent * (1.0 + 2.0 * buffer)
         centre = 0.5 * (lo + hi)
-        return cls(tuple(float(c - L / 2) for c in centre), L)
+        if not rectangle:
+            return cls(tuple(float(c - L / 2) for c in centre), L)
+        sides = np.maximum(hi - lo + 2.0 * buffer * extent, cls.MIN_SIDE * L)
+        origin = centre - sides / 2
+        # the data's own unit coordinates inside the box, rounding included
+        upper = np.maximum(sides / L, (hi - origin) / L)
+        return cls(tuple(float(c) for c in origin), L, tuple(float(v) for v in upper))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CoordinateMap":
+        """From :func:`dataclasses.asdict` of one (as a fit stores it; fits stored before ``lengths``
+        map to the unit square)."""
+        lengths = d.get("lengths")
+        return cls(tuple(d["origin"]), float(d["scale"]), None if lengths is None else tuple(lengths))
+
+    @property
+    def upper(self) -> np.ndarray:
+        """The box's upper corner in unit coordinates (its side lengths), (d,)."""
+        return np.ones(len(self.origin)) if self.lengths is None else np.asarray(self.lengths)
 
     def to_unit(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, np.float64) - np.asarray(self.origin)) / self.scale
+
+    def outside(self, U: np.ndarray) -> np.ndarray:
+        """Which rows of unit coordinates U (n, d) lie outside the box, (n,) bool."""
+        return ((U < 0) | (U > self.upper)).any(1)
 
 
 def check_inputs(X, y, covariates, likelihood, method, prior, priors=None, fixed=None):

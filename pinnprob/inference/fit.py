@@ -1,6 +1,6 @@
 """One-call geostatistical fit with a generative prior.
 
-``fit(X, y, ...)`` checks the data and maps the user's coordinates to the unit square with a buffer
+``fit(X, y, ...)`` checks the data and maps the user's coordinates to the prior's box with a buffer
 (:mod:`~pinnprob.inference.data`), builds the model (:mod:`~pinnprob.inference.model`)
 
     θ ~ priors (by name: for the Matérn range and ν),  σ ~ sigma_prior,
@@ -124,7 +124,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     integrates the field out and recovers it afterwards, exactly, by Matheron's rule (for every
     draw, or for ``field_draws`` evenly spaced draws, the others NaN); by default it is used when it
     is cheaper than sampling the latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). A
-    spectral prior keeps only the modes needed down to the range prior's 0.5 % quantile
+    spectral prior models the data's bounding rectangle with ``buffer`` × its longest side on each
+    side (:meth:`~pinnprob.GenerativePrior.on_box`; other priors the square around it, where they
+    were trained), and keeps only the modes needed down to the range prior's 0.5 % quantile
     (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
     modes of ν = 1), and the variance of the modes left out goes with the noise, per site. With up to
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
@@ -210,7 +212,12 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         if collapsed is False:
             raise ValueError("method='laplace' works on the collapsed model: leave collapsed unset or True")
         collapsed = True
-    cmap = CoordinateMap.from_data(X, buffer)
+    # a prior that moves to any box (spectral) models the data's bounding rectangle, which needs fewer
+    # modes than the square around it, in proportion to its area; others keep the square they were
+    # trained on
+    cmap = CoordinateMap.from_data(X, buffer, rectangle=prior.any_box)
+    if cmap.lengths is not None:
+        prior = prior.on_box(cmap.lengths)
     extent = float(np.max(X.max(0) - X.min(0)))
     ysd = float(y.std()) if likelihood == "gaussian" else 1.0
     ysd = ysd if ysd > 0 else 1.0

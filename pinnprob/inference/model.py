@@ -129,22 +129,23 @@ class TruncationTail(eqx.Module):
 
     spde: Any
     eigenvalues: jax.Array
+    volume: float = eqx.field(static=True, default=1.0)  # the box's: orthonormal modes average φ² = 1/volume
 
     def __call__(self, theta):
-        return jnp.exp(jax.nn.logsumexp(-2.0 * self.spde.log_symbol(self.eigenvalues, theta)))
+        return jnp.exp(jax.nn.logsumexp(-2.0 * self.spde.log_symbol(self.eigenvalues, theta))) / self.volume
 
 
-def truncation_tail(spde, full_eigenvalues, num_kept: int):
-    """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of θ (unit box):
-    Σ_{k ≥ m} D_k(θ)⁻² over the full trunk's eigenvalues λ_k, from the diagonal SPDE's symbol (the
-    exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1 over the unit
-    box, so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
+def truncation_tail(spde, full_eigenvalues, num_kept: int, volume: float = 1.0):
+    """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of θ:
+    Σ_{k ≥ m} D_k(θ)⁻² / |D| over the full trunk's eigenvalues λ_k, from the diagonal SPDE's symbol (the
+    exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1/|D| over a box of
+    volume |D| (``volume``), so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
     variance (the modified predictive process of Finley et al. 2009), so that the nugget does not
     absorb it. A :class:`TruncationTail`, or None when nothing was left out."""
     lam = jnp.asarray(full_eigenvalues)[num_kept:]
     if lam.size == 0:
         return None
-    return TruncationTail(spde, lam)
+    return TruncationTail(spde, lam, float(volume))
 
 
 def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: float):
@@ -156,7 +157,8 @@ def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: flo
     full = prior.generator.basis.eigenvalues
     nu = params.fixed.get("nu")
     reduced = prior.truncate(max(range_floor, prior.param_range.range[0]), tol=tol, nu=nu)
-    return reduced, truncation_tail(prior.spde, full, reduced.latent_dim)
+    return reduced, truncation_tail(prior.spde, full, reduced.latent_dim,
+                                    float(np.prod(prior.generator.basis.domain.lengths)))
 
 
 def obs_scale(noise, sigma, theta, tail):

@@ -20,12 +20,14 @@ from pinnprob.inference.runners import LAPLACE_MODE_EVALUATIONS, LaplaceStart, l
 
 __all__ = ["PILOT_SITES", "PILOT_ABOVE", "PILOT_MIN_SITES", "pilot_pays", "pilot_start"]
 
-# the subsample's size, and the flops of one evaluation of the whole model above which the pilot
-# pays: it costs about what 10²-10³ evaluations at PILOT_SITES sites do (seconds to a minute on a
-# CPU), and saves tens of evaluations of the whole model (10¹¹ flops: about a second each on a
-# 2-core CPU in float64)
+# the subsample's size, and the flops of one evaluation of the whole model (collapsed_cost, a value)
+# above which the pilot pays: it costs about what 10²-10³ evaluations at PILOT_SITES sites do (26 s on
+# a 2-core CPU in float64 at the satellite benchmark's 10⁵ sites), and saves a dozen or more gradients
+# of the whole model. Measured there with m = 5 502 modes (5.6·10¹⁰ flops a value, 2.6 s a gradient):
+# the mode search took 21 BFGS steps from the model's start (104 s with its Hessian and axial
+# points) and 6 from the pilot's mode (56 s + the pilot's 26 s)
 PILOT_SITES = 2000
-PILOT_ABOVE = 1e11
+PILOT_ABOVE = 4e10
 # a pilot's own search starts from a pilot on a quarter of its sites while that has at least this
 # many: from the model's start, the 2 000-site pilot of the satellite benchmark took 28 BFGS steps
 PILOT_MIN_SITES = 500

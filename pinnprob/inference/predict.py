@@ -96,14 +96,15 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
     if times is not None or include_noise or observed is not None:
         raise ValueError("times=, include_noise= and observed= are for space-time fits; this fit is of spatial data")
     prior, meta = fit_prior(idata, prior)
-    cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
+    cmap = CoordinateMap.from_dict(meta["coordinate_map"])
     Xn = np.array(X_new, dtype=np.float64, copy=True)
     if Xn.ndim != 2 or Xn.shape[1] != prior.dim or not np.all(np.isfinite(Xn)):
         raise ValueError(f"X_new must be a finite array of shape (n, {prior.dim})")
     U = cmap.to_unit(Xn)
-    if np.any(U < 0) or np.any(U > 1):
-        raise ValueError("X_new reaches outside the modelled square (the data's extent plus its buffer); "
-                         "refit with a larger buffer to predict there")
+    out = np.flatnonzero(cmap.outside(U))
+    if out.size:
+        raise ValueError(f"{out.size} row(s) of X_new (first: row {out[0]}) lie outside the modelled box (the "
+                         "data's extent plus its buffer); refit with a larger buffer to predict there")
     p = meta["covariates"]
     if p and covariates is None:
         raise ValueError(f"the model has {p} covariate(s): pass covariates for the new sites")

@@ -300,7 +300,7 @@ def predict_spacetime(idata, X_new, times_new, *, covariates=None, prior=None, q
     prior, meta = fit_prior(idata, prior)
     if meta.get("data_kind") != "space-time":
         raise ValueError("this fit is of spatial data: call predict(idata, X_new) without times")
-    cmap = CoordinateMap(tuple(meta["coordinate_map"]["origin"]), meta["coordinate_map"]["scale"])
+    cmap = CoordinateMap.from_dict(meta["coordinate_map"])
     tmap = TimeMap(**meta["time_map"])
     try:
         Xn = np.array(X_new, dtype=np.float64, copy=True)
