@@ -190,18 +190,34 @@ def _modelled_scale(args):
     return (f"log {args.value}", ("exp_q", np.exp)) if args.log else (args.value, None)
 
 
-def _check_inside(Xp, X, buffer, path, rectangle):
-    """Prediction sites must lie in the box the fit models: the data's bounding box (``rectangle``, for
-    priors that move to any box) or bounding square, centred, with ``buffer`` × its longest side added
-    on each side."""
+def _bounds(args, X):
+    """--bounds as ((xmin, xmax), (ymin, ymax)), checked against the data sites X, or None."""
+    if args.bounds is None:
+        return None
+    from pinnprob.inference.data import check_bounds
+
+    b = np.asarray(args.bounds, np.float64).reshape(2, 2)
+    try:
+        check_bounds(b, X)
+    except ValueError as e:
+        raise CLIError(f"--bounds: {e}") from None
+    return b
+
+
+def _check_inside(Xp, X, buffer, bounds, path, rectangle):
+    """Prediction sites must lie in the box the fit models: ``bounds`` when given, else the data's
+    bounding box with ``buffer`` × its longest side on each side; for priors that move to any box that
+    box (``rectangle``), else the square around it."""
     from pinnprob.inference.data import CoordinateMap
 
-    cmap = CoordinateMap.from_data(X, buffer, rectangle)
+    cmap = (CoordinateMap.from_data(X, buffer, rectangle) if bounds is None
+            else CoordinateMap.from_bounds(bounds[:, 0], bounds[:, 1], rectangle))
     out = np.flatnonzero(cmap.outside(cmap.to_unit(Xp)))
     if out.size:
+        what = "the data's extent plus --buffer {buffer:g} on each side" if bounds is None else "--bounds"
         raise CLIError(f"{out.size} site(s) of {str(path)!r} (first: data row {out[0] + 1}) lie outside the "
-                       f"modelled {'box' if rectangle else 'square'} (the data's extent plus --buffer {buffer:g} "
-                       "on each side); raise --buffer to predict there")
+                       f"modelled {'box' if rectangle else 'square'} ({what.format(buffer=buffer)}); "
+                       f"{'raise --buffer' if bounds is None else 'widen --bounds'} to predict there")
 
 
 def _load_prior(name):
@@ -255,10 +271,11 @@ def _fit(args) -> int:
             raise CLIError(f"--log needs positive values, but column {args.value!r} has {bad.size} value(s) <= 0 "
                            f"(first: {y[bad[0]]:g} in data row {bad[0] + 1})")
         y = np.log(y)
+    bounds = _bounds(args, X)
     Xp = Zp = None
     if args.predict_csv is not None:
         Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
-        _check_inside(Xp, X, args.buffer, args.predict_csv, prior.any_box)
+        _check_inside(Xp, X, args.buffer, bounds, args.predict_csv, prior.any_box)
     if args.nu is not None and "nu" not in prior.param_names:
         raise CLIError(f"--nu: the prior {args.prior!r} has no parameter nu (its parameters: {list(prior.param_names)})")
 
@@ -269,13 +286,13 @@ def _fit(args) -> int:
               f"{''.join(' + ' + c for c in args.covariate)} + {field}, method {args.method}")
     idata = pinnprob.fit(X, y, prior=prior, covariates=Z, likelihood=args.likelihood, nu=args.nu, method=args.method,
                          num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains, seed=args.seed,
-                         buffer=args.buffer, svi_steps=args.svi_steps, progress_bar=not args.quiet,
+                         buffer=args.buffer, bounds=bounds, svi_steps=args.svi_steps, progress_bar=not args.quiet,
                          covariate_names=list(args.covariate) if Z is not None else None,
                          integration=args.integration)
 
     # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
     if Z is None:
-        sites, shape = grid_over(X, args.grid)
+        sites, shape = grid_over(X if bounds is None else bounds.T, args.grid)
         kinds = ["grid"] * len(sites)
     else:
         sites, shape, kinds = X, None, ["data"] * len(X)
@@ -337,6 +354,8 @@ def _fit_spacetime(args, prior) -> int:
                        f" is for {prior.data_kind} data")
     if args.time is None:
         raise CLIError("this prior is for space-time data: give the time column with --time COL")
+    if args.bounds is not None:
+        raise CLIError("--bounds is for spatial fits; a space-time fit models the square around its sites (--buffer)")
     if (args.y is not None) != (prior.dim == 2):
         raise CLIError(f"the prior is {prior.dim}-D in space: " + ("give --y COL" if prior.dim == 2 else "leave out --y"))
     if args.nu is not None:
@@ -524,7 +543,11 @@ def main(argv=None) -> int:
     f.add_argument("--predict-csv", default=None, metavar="FILE",
                    help="also predict at the sites of FILE (same coordinate and covariate column names)")
     f.add_argument("--buffer", type=float, default=0.5,
-                   help="modelled square around the data, in units of its extent per side (default: %(default)s)")
+                   help="modelled box around the data, in units of its longest side, on each side (default: "
+                        "%(default)s)")
+    f.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "XMAX", "YMIN", "YMAX"),
+                   help="the modelled box itself (spatial fits; instead of --buffer), e.g. the study area; the "
+                        "map's grid covers it")
     f.add_argument("--prior", default=None, metavar="NAME|FILE",
                    help="a shipped prior by name (matern2d, matern2d-nonstationary, advection-diffusion-1d, ...) "
                         "or a prior file; default matern2d")

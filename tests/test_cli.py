@@ -239,6 +239,47 @@ def test_fit_with_covariates_predicts_at_data_and_new_sites(tmp_path, capsys, mo
         assert (out / name).is_file()
 
 
+def test_fit_bounds_checked_before_fitting(tmp_path, capsys, no_sampling):
+    path = _csv(tmp_path)  # east in [0, 1000], north in [0, 800]
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--bounds", "100", "1100", "-100", "900"])
+    assert line.startswith("pinnprob: error: --bounds: bounds must hold every site")
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--bounds", "1100", "-100", "-100", "900"])
+    assert "low < high" in line
+    new = tmp_path / "new.csv"
+    new.write_text("east,north\n500,400\n1300,400\n")  # inside the buffered box, outside the bounds
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--bounds", "-100", "1100", "-100", "900",
+                                "--predict-csv", str(new)])
+    assert "outside the modelled box (--bounds)" in line and "data row 2" in line and "widen --bounds" in line
+
+
+def test_fit_bounds_go_to_fit_and_set_the_map_grid(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    import pinnprob
+    from pinnprob.inference.arviz_data import to_arviz
+
+    seen = {}
+
+    def fake_fit(X, y, **kw):
+        seen["fit"] = kw
+        post = {k: np.ones((1, 4)) for k in ("range", "sigma", "noise", "intercept")}
+        return to_arviz({"posterior": post})
+
+    def fake_predict(idata, X_new, covariates=None, **kw):
+        n = len(X_new)
+        return {"mean": np.zeros(n), "sd": np.ones(n), "quantiles": np.zeros((3, n)),
+                "quantile_levels": np.array([0.05, 0.5, 0.95])}
+
+    monkeypatch.setattr(pinnprob, "fit", fake_fit)
+    monkeypatch.setattr(pinnprob, "predict", fake_predict)
+    out = tmp_path / "out"
+    assert main(["fit", str(_csv(tmp_path)), *COLS, "--bounds", "-100", "1100", "-200", "900", "--grid", "5",
+                 "--out", str(out)]) == 0
+    np.testing.assert_array_equal(seen["fit"]["bounds"], [[-100, 1100], [-200, 900]])
+    pred = pd.read_csv(out / "predictions.csv")
+    assert (pred["east"].min(), pred["east"].max(), pred["north"].min(), pred["north"].max()) == (-100, 1100, -200, 900)
+
+
 def test_fit_shipped_prior_by_name_and_nu_it_lacks(tmp_path, capsys, no_sampling):
     line = _error_line(capsys, ["fit", str(_csv(tmp_path)), *COLS, "--prior", "matern2d-nonstationary", "--nu", "1.5"])
     assert "no parameter nu" in line and "range_trend_x1" in line

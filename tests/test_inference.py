@@ -751,7 +751,7 @@ def test_truncation_tail_on_a_rectangle_is_the_variance_left_out_per_site():
 
 
 def test_coordinate_map_to_the_data_rectangle():
-    from pinnprob.inference.data import CoordinateMap
+    from pinnprob.inference.data import CoordinateMap, check_bounds
 
     X = np.array([[0.0, 0.0], [10.0, 2.0], [4.0, 1.0]])
     sq = CoordinateMap.from_data(X, 0.5)
@@ -766,6 +766,14 @@ def test_coordinate_map_to_the_data_rectangle():
     assert thin.lengths == pytest.approx((1.0, CoordinateMap.MIN_SIDE)) and not thin.outside(thin.to_unit(line)).any()
     assert CoordinateMap.from_dict({"origin": [0, 0], "scale": 2.0}).lengths is None  # a fit stored before
     assert CoordinateMap.from_dict(dataclasses.asdict(rc)) == rc
+    lo, hi = check_bounds([[-5, 15], [-5, 10]], X)
+    given = CoordinateMap.from_bounds(lo, hi, rectangle=True)
+    assert given.origin == (-5.0, -5.0) and given.scale == 20.0 and given.lengths == pytest.approx((1.0, 0.75))
+    assert CoordinateMap.from_bounds(lo, hi).origin == (-5.0, -7.5)  # the square around them
+    for bad, match in (([[0, 10]], "shape \\(2, 2\\)"), ([[0, 10], [3, 1]], "low < high"),
+                       ([[0, 10], [0, np.nan]], "finite"), ([[1, 10], [0, 2]], "1 site.*row 0")):
+        with pytest.raises(ValueError, match=match):
+            check_bounds(bad, X)
 
 
 def test_fit_on_an_elongated_site_set_models_its_rectangle(prior):
@@ -783,6 +791,13 @@ def test_fit_on_an_elongated_site_set_models_its_rectangle(prior):
     assert np.all(np.isfinite(pred["mean"])) and np.all(pred["sd"] > 0)
     with pytest.raises(ValueError, match="1 row.*outside the modelled box"):
         predict(idata, np.array([[5.0, 1.0], [5.0, 8.0]]))  # inside the square, outside the rectangle
+    # bounds= sets the box: a study area beyond the data's
+    wide = fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[-2, 12], [-2, 12]], **FAST)
+    cmap = json.loads(wide.attrs["pinnprob"])["coordinate_map"]
+    assert cmap["origin"] == [-2.0, -2.0] and cmap["scale"] == 14.0 and cmap["lengths"] == [1.0, 1.0]
+    assert np.all(np.isfinite(predict(wide, np.array([[5.0, 8.0], [11.9, 11.9]]))["mean"]))
+    with pytest.raises(ValueError, match="bounds must hold every site"):
+        fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[5, 12], [-2, 12]], **FAST)
 
 
 def test_laplace_axial_integration_corrects_skewness():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CoordinateMap", "check_inputs", "LIKELIHOODS", "METHODS"]
+__all__ = ["CoordinateMap", "check_bounds", "check_inputs", "LIKELIHOODS", "METHODS"]
 
 LIKELIHOODS = ("gaussian", "poisson", "bernoulli")
 METHODS = ("nuts", "blackjax", "svi", "laplace")
@@ -31,15 +31,23 @@ class CoordinateMap:
 
     @classmethod
     def from_data(cls, X: np.ndarray, buffer: float, rectangle: bool = False) -> "CoordinateMap":
+        """The data's bounding box with ``buffer`` × its longest side on each side (:meth:`from_bounds`)."""
         lo, hi = X.min(0), X.max(0)
-        extent = float(np.max(hi - lo))
-        L = extent * (1.0 + 2.0 * buffer)
+        pad = buffer * float(np.max(hi - lo))
+        return cls.from_bounds(lo - pad, hi + pad, rectangle)
+
+    @classmethod
+    def from_bounds(cls, lo: np.ndarray, hi: np.ndarray, rectangle: bool = False) -> "CoordinateMap":
+        """The box [lo, hi] (``rectangle``; a side under ``MIN_SIDE`` of the longest is widened to it,
+        about its centre) or the square around it, centred; scale its longest side."""
+        lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        L = float(np.max(hi - lo))
         centre = 0.5 * (lo + hi)
         if not rectangle:
             return cls(tuple(float(c - L / 2) for c in centre), L)
-        sides = np.maximum(hi - lo + 2.0 * buffer * extent, cls.MIN_SIDE * L)
+        sides = np.maximum(hi - lo, cls.MIN_SIDE * L)
         origin = centre - sides / 2
-        # the data's own unit coordinates inside the box, rounding included
+        # [lo, hi] inside the box in unit coordinates, rounding included
         upper = np.maximum(sides / L, (hi - origin) / L)
         return cls(tuple(float(c) for c in origin), L, tuple(float(v) for v in upper))
 
@@ -61,6 +69,26 @@ class CoordinateMap:
     def outside(self, U: np.ndarray) -> np.ndarray:
         """Which rows of unit coordinates U (n, d) lie outside the box, (n,) bool."""
         return ((U < 0) | (U > self.upper)).any(1)
+
+
+def check_bounds(bounds, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi), each (d,), from ``bounds`` (one (low, high) pair per coordinate, the user's units)
+    after checking that they are finite, ordered and hold every site of X (n, d); ValueError with one
+    line saying what is wrong otherwise."""
+    d = X.shape[1]
+    try:
+        b = np.array(bounds, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"bounds must be one (low, high) pair per coordinate: {e}") from None
+    if b.shape != (d, 2):
+        raise ValueError(f"bounds must be one (low, high) pair per coordinate, shape ({d}, 2), got {b.shape}")
+    if not np.all(np.isfinite(b)) or np.any(b[:, 0] >= b[:, 1]):
+        raise ValueError(f"bounds must be finite with low < high on every axis, got {b.tolist()}")
+    out = np.flatnonzero(((X < b[:, 0]) | (X > b[:, 1])).any(1))
+    if out.size:
+        raise ValueError(f"bounds must hold every site: {out.size} site(s) lie outside them (first: row {out[0]} = "
+                         f"{X[out[0]].tolist()})")
+    return b[:, 0], b[:, 1]
 
 
 def check_inputs(X, y, covariates, likelihood, method, prior, priors=None, fixed=None):

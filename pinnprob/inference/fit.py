@@ -29,7 +29,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
-from pinnprob.inference.data import CoordinateMap, check_inputs
+from pinnprob.inference.data import CoordinateMap, check_bounds, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
                                       laplace_evaluation_cost, model_generator, path_inputs, reduce_prior)
 from pinnprob.inference.pilot import pilot_pays, pilot_start
@@ -99,7 +99,7 @@ LAPLACE_FLOAT32_SITES = 20_000
 def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
         sigma_prior=None, noise_prior=None, priors: dict | None = None, fixed: dict | None = None,
         method: str = "nuts", num_warmup: int = 500, num_samples: int = 500,
-        num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5,
+        num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5, bounds=None,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
         jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None,
         chain_method: str | None = None, integration: str | None = None):
@@ -126,7 +126,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     is cheaper than sampling the latent (:func:`~pinnprob.inference.collapsed.collapse_pays`). A
     spectral prior models the data's bounding rectangle with ``buffer`` × its longest side on each
     side (:meth:`~pinnprob.GenerativePrior.on_box`; other priors the square around it, where they
-    were trained), and keeps only the modes needed down to the range prior's 0.5 % quantile
+    were trained; ``bounds``, one (low, high) pair per coordinate in the user's units holding every
+    site, sets that box instead, e.g. to predict over a study area larger than the data's), and
+    keeps only the modes needed down to the range prior's 0.5 % quantile
     (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
     modes of ν = 1), and the variance of the modes left out goes with the noise, per site. With up to
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
@@ -168,6 +170,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     if integration is not None and (method != "laplace" or integration not in LAPLACE_INTEGRATIONS):
         raise ValueError(f"integration= is for method='laplace', one of {LAPLACE_INTEGRATIONS}; got "
                          f"{integration!r} with method={method!r}")
+    if bounds is not None and prior.data_kind == "space-time":
+        raise ValueError("bounds= is for spatial fits; a space-time fit models the square around its sites "
+                         "(buffer=)")
     if prior.data_kind == "space-time":
         from pinnprob.inference.spacetime import fit_spacetime
 
@@ -215,7 +220,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # a prior that moves to any box (spectral) models the data's bounding rectangle, which needs fewer
     # modes than the square around it, in proportion to its area; others keep the square they were
     # trained on
-    cmap = CoordinateMap.from_data(X, buffer, rectangle=prior.any_box)
+    cmap = (CoordinateMap.from_data(X, buffer, rectangle=prior.any_box) if bounds is None
+            else CoordinateMap.from_bounds(*check_bounds(bounds, X), rectangle=prior.any_box))
     if cmap.lengths is not None:
         prior = prior.on_box(cmap.lengths)
     extent = float(np.max(X.max(0) - X.min(0)))
