@@ -215,15 +215,20 @@ class GenerativePrior:
         """The same prior on the box Π_i [0, L_i] (``lengths``, in the units of its ranges): the SPDE's
         solution on any box is Σ_k a(θ, λ_k) z_k φ_k over that box's orthonormal eigenbasis, and the
         learned amplitude a(θ, λ) is a function of the eigenvalue, so it carries over. Every mode below
-        the trained trunk's cutoff frequency is kept (:meth:`truncate` cuts them). A rectangle needs
-        fewer modes than the square around it, in proportion to its area. Diagonal (spectral)
-        generators only (:attr:`any_box`); TypeError otherwise."""
+        the trained trunk's cutoff frequency is kept, or, for a prior :meth:`truncate` cut, every mode
+        up to its largest eigenvalue. A rectangle needs fewer modes than the square around it, in
+        proportion to its area. Diagonal (spectral) generators only (:attr:`any_box`); TypeError
+        otherwise."""
         if not self.any_box:
             raise TypeError(f"the {self.config.family!r} generator is tied to the box it was trained on; "
                             "only spectral (diagonal) generators move to another box")
-        config = self.config.replace(lengths=tuple(float(v) for v in lengths), max_modes=None)
         from pinnprob.config import _basis
 
+        config = self.config.replace(lengths=tuple(float(v) for v in lengths), max_modes=None)
+        if self.config.max_modes is not None:  # the same frequency cut on the new box
+            cut = float(jnp.max(self.generator.basis.eigenvalues))
+            keep = int(np.sum(np.asarray(_basis(config).eigenvalues) <= cut * (1 + 1e-9)))
+            config = config.replace(max_modes=max(keep, 1))
         return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)
 
     # -- identity and I/O ------------------------------------------------------------------------

@@ -777,27 +777,24 @@ def test_coordinate_map_to_the_data_rectangle():
 
 
 def test_fit_on_an_elongated_site_set_models_its_rectangle(prior):
-    """A spectral prior fits the data's bounding rectangle (fewer modes than the square around it),
-    keeps it through predict, and refuses sites outside it."""
+    """A spectral prior fits a rectangle (here given by bounds=, a study area beyond the data; by
+    default the data's bounding box, test_coordinate_map_to_the_data_rectangle), with fewer modes than
+    the square around it, keeps it through predict, and refuses sites outside it."""
     X, y, _ = _data()
     X = X * np.array([1.0, 0.25])  # sites on [0, 10] × [0, 2.5]
-    idata = fit(X, y, prior=prior, nu=1.5, method="laplace", **FAST)
+    with pytest.raises(ValueError, match="bounds must hold every site"):
+        fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[5, 12], [-2, 12]], **FAST)
+    idata = fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[-2, 12], [-3, 5.4]], **FAST)
     used, meta = fit_prior(idata)
-    lengths = meta["coordinate_map"]["lengths"]
-    assert lengths[0] == 1.0 and 0.55 < lengths[1] < 0.65 and used.config.lengths == tuple(lengths)
+    cmap = meta["coordinate_map"]
+    assert cmap["origin"] == [-2.0, -3.0] and cmap["scale"] == 14.0
+    assert cmap["lengths"] == pytest.approx([1.0, 0.6]) and used.config.lengths == tuple(cmap["lengths"])
     on_square = prior.truncate(used.param_range.range[0], nu=1.5)
     assert used.latent_dim < 0.7 * on_square.latent_dim
-    pred = predict(idata, np.array([[5.0, 1.0], [5.0, -2.0]]))
+    pred = predict(idata, np.array([[5.0, 1.0], [11.9, 5.3]]))
     assert np.all(np.isfinite(pred["mean"])) and np.all(pred["sd"] > 0)
     with pytest.raises(ValueError, match="1 row.*outside the modelled box"):
         predict(idata, np.array([[5.0, 1.0], [5.0, 8.0]]))  # inside the square, outside the rectangle
-    # bounds= sets the box: a study area beyond the data's
-    wide = fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[-2, 12], [-2, 12]], **FAST)
-    cmap = json.loads(wide.attrs["pinnprob"])["coordinate_map"]
-    assert cmap["origin"] == [-2.0, -2.0] and cmap["scale"] == 14.0 and cmap["lengths"] == [1.0, 1.0]
-    assert np.all(np.isfinite(predict(wide, np.array([[5.0, 8.0], [11.9, 11.9]]))["mean"]))
-    with pytest.raises(ValueError, match="bounds must hold every site"):
-        fit(X, y, prior=prior, nu=1.5, method="laplace", bounds=[[5, 12], [-2, 12]], **FAST)
 
 
 def test_laplace_axial_integration_corrects_skewness():

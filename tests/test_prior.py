@@ -184,6 +184,13 @@ def test_on_box_keeps_its_box_through_truncation_and_files(default):
                                rtol=1e-6)
     short = rect.truncate(0.3)
     assert short.config.lengths == (1.0, 0.5) and short.latent_dim < rect.latent_dim
+    # a truncated prior moves with its frequency cut: the same largest eigenvalue, modes by the area
+    cut = default.truncate(0.3)
+    moved = cut.on_box((1.0, 0.5))
+    lam, lam_moved = float(cut.generator.basis.eigenvalues.max()), np.asarray(moved.generator.basis.eigenvalues)
+    assert lam_moved.max() <= lam * (1 + 1e-9) and moved.param_range.range == cut.param_range.range
+    assert np.sum(np.asarray(rect.generator.basis.eigenvalues) <= lam * (1 + 1e-9)) == moved.latent_dim
+    assert 0.4 < moved.latent_dim / cut.latent_dim < 0.65
     with pytest.raises(ValueError, match=r"outside the box \[0, 1\] × \[0, 0.5\]"):
         rect.sample(jax.random.key(0), np.array([[0.5, 0.7]]), range=0.3, nu=1.0)
     cfg = PriorConfig(family="lowrank", rank=4, width=8, depth=1)

@@ -104,7 +104,8 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
     out = np.flatnonzero(cmap.outside(U))
     if out.size:
         raise ValueError(f"{out.size} row(s) of X_new (first: row {out[0]}) lie outside the modelled box (the "
-                         "data's extent plus its buffer); refit with a larger buffer to predict there")
+                         "data's extent plus its buffer, or the fit's bounds); refit with a larger buffer, or with "
+                         "bounds= holding these sites, to predict there")
     p = meta["covariates"]
     if p and covariates is None:
         raise ValueError(f"the model has {p} covariate(s): pass covariates for the new sites")
