@@ -227,8 +227,7 @@ def pinnprob_model(prior, X, y, nu, collapsed, buffer: float = 0.5, mode_tol: fl
     params = ModelParams(pr, {"range": R, **({} if nu is not None else {"nu": dist.Uniform(*pr.nu)})},
                          {} if nu is None else {"nu": nu}, cmap.scale)
     gen = model_generator(p, params)
-    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, p.latent_dim,
-                           float(np.prod(prior.generator.basis.domain.lengths)))
+    tail = truncation_tail(prior.spde, prior.generator.basis.eigenvalues, p.latent_dim)
     model = build_model(ModelSpec(
         prior=p, features=feats, cmap=cmap, y_info=(float(y.mean()), float(y.std())), Z=None, likelihood="gaussian",
         params=params, sigma_prior=P["sigma"], noise_prior=P["noise"],

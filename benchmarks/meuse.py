@@ -165,8 +165,7 @@ def pinnprob_predict(idata, prior, Xt, zt, seed):
         raise RuntimeError(f"predict returned {draws.shape[0]} draws for {ok.sum()} posterior draws")
     kept = fit_prior(idata)[0]
     full = prior if kept.config.lengths is None else prior.on_box(kept.config.lengths)  # fit's box
-    tail = truncation_tail(full.spde, full.generator.basis.eigenvalues, kept.latent_dim,
-                           float(np.prod(full.config.domain.lengths)))
+    tail = truncation_tail(full.spde, full.generator.basis.eigenvalues, kept.latent_dim)
     scale = json.loads(idata.attrs["pinnprob"])["coordinate_map"]["scale"]
     theta = kept.param_range.theta(range=post["range"].values[ok] / scale, nu=post["nu"].values[ok])
     sd = np.asarray(jax.vmap(lambda *a: obs_scale(*a, tail))(post["noise"].values[ok], post["sigma"].values[ok], theta))

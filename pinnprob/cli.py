@@ -190,34 +190,28 @@ def _modelled_scale(args):
     return (f"log {args.value}", ("exp_q", np.exp)) if args.log else (args.value, None)
 
 
-def _bounds(args, X):
-    """--bounds as ((xmin, xmax), (ymin, ymax)), checked against the data sites X, or None."""
-    if args.bounds is None:
-        return None
-    from pinnprob.inference.data import check_bounds
-
-    b = np.asarray(args.bounds, np.float64).reshape(2, 2)
-    try:
-        check_bounds(b, X)
-    except ValueError as e:
-        raise CLIError(f"--bounds: {e}") from None
-    return b
-
-
-def _check_inside(Xp, X, buffer, bounds, path, rectangle):
-    """Prediction sites must lie in the box the fit models: ``bounds`` when given, else the data's
-    bounding box with ``buffer`` × its longest side on each side; for priors that move to any box that
-    box (``rectangle``), else the square around it."""
+def _modelled_box(args, X, rectangle):
+    """--bounds as ((xmin, xmax), (ymin, ymax)) or None, and the coordinate map the fit will use
+    (:meth:`~pinnprob.inference.data.CoordinateMap.for_fit`), --bounds checked against the sites X."""
     from pinnprob.inference.data import CoordinateMap
 
-    cmap = (CoordinateMap.from_data(X, buffer, rectangle) if bounds is None
-            else CoordinateMap.from_bounds(bounds[:, 0], bounds[:, 1], rectangle))
+    bounds = None if args.bounds is None else np.asarray(args.bounds, np.float64).reshape(2, 2)
+    try:
+        return bounds, CoordinateMap.for_fit(X, args.buffer, bounds, rectangle)
+    except ValueError as e:  # only --bounds can be wrong here
+        raise CLIError(f"--bounds: {e}") from None
+
+
+def _check_inside(Xp, cmap, args, path):
+    """Prediction sites must lie in the box the fit models (``cmap``: --bounds, or the data's box with
+    --buffer; for priors that move to any box that box, else the square around it)."""
     out = np.flatnonzero(cmap.outside(cmap.to_unit(Xp)))
     if out.size:
-        what = "the data's extent plus --buffer {buffer:g} on each side" if bounds is None else "--bounds"
+        given = args.bounds is not None
         raise CLIError(f"{out.size} site(s) of {str(path)!r} (first: data row {out[0] + 1}) lie outside the "
-                       f"modelled {'box' if rectangle else 'square'} ({what.format(buffer=buffer)}); "
-                       f"{'raise --buffer' if bounds is None else 'widen --bounds'} to predict there")
+                       f"modelled {'square' if cmap.lengths is None else 'box'} "
+                       f"({'--bounds' if given else f'the data extent plus --buffer {args.buffer:g} on each side'}); "
+                       f"{'widen --bounds' if given else 'raise --buffer'} to predict there")
 
 
 def _load_prior(name):
@@ -271,11 +265,11 @@ def _fit(args) -> int:
             raise CLIError(f"--log needs positive values, but column {args.value!r} has {bad.size} value(s) <= 0 "
                            f"(first: {y[bad[0]]:g} in data row {bad[0] + 1})")
         y = np.log(y)
-    bounds = _bounds(args, X)
+    bounds, cmap = _modelled_box(args, X, prior.any_box)
     Xp = Zp = None
     if args.predict_csv is not None:
         Xp, _, Zp = _read_sites(args.predict_csv, args, with_value=False, sep=args.sep)
-        _check_inside(Xp, X, args.buffer, bounds, args.predict_csv, prior.any_box)
+        _check_inside(Xp, cmap, args, args.predict_csv)
     if args.nu is not None and "nu" not in prior.param_names:
         raise CLIError(f"--nu: the prior {args.prior!r} has no parameter nu (its parameters: {list(prior.param_names)})")
 

@@ -225,11 +225,13 @@ class GenerativePrior:
         from pinnprob.config import _basis
 
         config = self.config.replace(lengths=tuple(float(v) for v in lengths), max_modes=None)
+        basis = _basis(config)
         if self.config.max_modes is not None:  # the same frequency cut on the new box
-            cut = float(jnp.max(self.generator.basis.eigenvalues))
-            keep = int(np.sum(np.asarray(_basis(config).eigenvalues) <= cut * (1 + 1e-9)))
-            config = config.replace(max_modes=max(keep, 1))
-        return GenerativePrior(self.generator.with_basis(_basis(config)), config, self.history)
+            cut = float(np.max(self.generator.basis.eigenvalues))
+            keep = max(int(np.sum(np.asarray(basis.eigenvalues) <= cut * (1 + 1e-9))), 1)
+            config = config.replace(max_modes=keep)
+            basis = type(basis)(basis.domain, basis.modes[:keep], basis.eigenvalues[:keep])
+        return GenerativePrior(self.generator.with_basis(basis), config, self.history)
 
     # -- identity and I/O ------------------------------------------------------------------------
     @property

@@ -739,7 +739,7 @@ def test_truncation_tail_on_a_rectangle_is_the_variance_left_out_per_site():
     rect = pinnprob.pretrained("matern2d").on_box((1.0, 0.5))
     b = rect.generator.basis
     short = rect.truncate(0.15, tol=0.01, nu=1.5)
-    tail = truncation_tail(rect.spde, b.eigenvalues, short.latent_dim, 0.5)
+    tail = truncation_tail(rect.spde, b.eigenvalues, short.latent_dim)  # |D| = 0.5 from the SPDE's box
     sd = truth.spectral_std(b, range=0.15, sigma=1.0, nu=1.5)
     t = float(tail(rect.param_range.theta(range=0.15, nu=1.5)))
     np.testing.assert_allclose(t, np.sum(sd[short.latent_dim:] ** 2) / 0.5, rtol=1e-4)

@@ -30,6 +30,14 @@ class CoordinateMap:
     MIN_SIDE = 0.05
 
     @classmethod
+    def for_fit(cls, X: np.ndarray, buffer: float, bounds=None, rectangle: bool = False) -> "CoordinateMap":
+        """The map a fit uses: ``bounds`` (checked by :func:`check_bounds`) when given, else the data's
+        bounding box with ``buffer``; that box itself when ``rectangle``, else the square around it."""
+        if bounds is None:
+            return cls.from_data(X, buffer, rectangle)
+        return cls.from_bounds(*check_bounds(bounds, X), rectangle)
+
+    @classmethod
     def from_data(cls, X: np.ndarray, buffer: float, rectangle: bool = False) -> "CoordinateMap":
         """The data's bounding box with ``buffer`` × its longest side on each side (:meth:`from_bounds`)."""
         lo, hi = X.min(0), X.max(0)

@@ -29,7 +29,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from pinnprob.inference.arviz_data import to_arviz
-from pinnprob.inference.data import CoordinateMap, check_bounds, check_inputs
+from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
                                       laplace_evaluation_cost, model_generator, path_inputs, reduce_prior)
 from pinnprob.inference.pilot import pilot_pays, pilot_start
@@ -220,8 +220,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # a prior that moves to any box (spectral) models the data's bounding rectangle, which needs fewer
     # modes than the square around it, in proportion to its area; others keep the square they were
     # trained on
-    cmap = (CoordinateMap.from_data(X, buffer, rectangle=prior.any_box) if bounds is None
-            else CoordinateMap.from_bounds(*check_bounds(bounds, X), rectangle=prior.any_box))
+    cmap = CoordinateMap.for_fit(X, buffer, bounds, rectangle=prior.any_box)
     if cmap.lengths is not None:
         prior = prior.on_box(cmap.lengths)
     extent = float(np.max(X.max(0) - X.min(0)))

@@ -9,6 +9,7 @@ holds what the model is built from; :func:`build_model` builds it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,23 +130,24 @@ class TruncationTail(eqx.Module):
 
     spde: Any
     eigenvalues: jax.Array
-    volume: float = eqx.field(static=True, default=1.0)  # the box's: orthonormal modes average φ² = 1/volume
 
     def __call__(self, theta):
-        return jnp.exp(jax.nn.logsumexp(-2.0 * self.spde.log_symbol(self.eigenvalues, theta))) / self.volume
+        # orthonormal modes average φ² = 1/|D| over the SPDE's box D
+        volume = math.prod(self.spde.domain.lengths)
+        return jnp.exp(jax.nn.logsumexp(-2.0 * self.spde.log_symbol(self.eigenvalues, theta))) / volume
 
 
-def truncation_tail(spde, full_eigenvalues, num_kept: int, volume: float = 1.0):
+def truncation_tail(spde, full_eigenvalues, num_kept: int):
     """The variance (σ = 1) of the modes ``prior.truncate`` left out, as a function of θ:
     Σ_{k ≥ m} D_k(θ)⁻² / |D| over the full trunk's eigenvalues λ_k, from the diagonal SPDE's symbol (the
-    exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1/|D| over a box of
-    volume |D| (``volume``), so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
+    exact spectrum, which the generator matches). Orthonormal modes average φ_k² = 1/|D| over the
+    SPDE's box D, so this is the per-site variance the truncation removes; ``fit`` adds it to the noise
     variance (the modified predictive process of Finley et al. 2009), so that the nugget does not
     absorb it. A :class:`TruncationTail`, or None when nothing was left out."""
     lam = jnp.asarray(full_eigenvalues)[num_kept:]
     if lam.size == 0:
         return None
-    return TruncationTail(spde, lam, float(volume))
+    return TruncationTail(spde, lam)
 
 
 def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: float):
@@ -157,8 +159,7 @@ def reduce_prior(prior, params: ModelParams, range_floor: float | None, tol: flo
     full = prior.generator.basis.eigenvalues
     nu = params.fixed.get("nu")
     reduced = prior.truncate(max(range_floor, prior.param_range.range[0]), tol=tol, nu=nu)
-    return reduced, truncation_tail(prior.spde, full, reduced.latent_dim,
-                                    float(np.prod(prior.generator.basis.domain.lengths)))
+    return reduced, truncation_tail(prior.spde, full, reduced.latent_dim)
 
 
 def obs_scale(noise, sigma, theta, tail):
