@@ -391,6 +391,65 @@ def test_perturbed_latent_is_the_exact_linear_map(prior, monkeypatch):
         assert float(res) > 1e3 * collapsed.PCG_TOL
 
 
+def test_moments_perturbation_has_the_law_of_perturbation(prior):
+    """A field draw's right-hand side from the data's moments (Φᵀy, Φᵀ1, ΦᵀZ and a Cholesky factor of G,
+    as recover_field's batches form it) has perturbation's law N(d ⊙ Φᵀresid/s, diag(d) G diag(d) + I):
+    the moments equal the products with Φ, and 4 000 draws whitened by that law have mean 0 and
+    covariance I within their Monte Carlo error."""
+    import pinnprob.inference.collapsed as collapsed
+
+    with jax.enable_x64(True):
+        m = prior.latent_dim
+        n = 2 * m
+        rng = np.random.default_rng(11)
+        X = rng.uniform(0, 1, (n, 2))
+        d = prior.distribution(X, range=0.4, nu=1.5, sigma=0.8)
+        y, Z = rng.standard_normal(n), rng.standard_normal((n, 2))
+        G = gram(d.features)
+        mom = collapsed.data_moments(d.features, G, y, Z)
+        Phi = np.asarray(dense_features(d.features), np.float64)
+        for got, want in ((mom.y, Phi.T @ y), (mom.ones, Phi.sum(0)), (mom.covariates, Phi.T @ Z)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+        L = np.asarray(mom.gram_factor)
+        assert 0 < float(mom.jitter) < 1e-12 * float(np.abs(G).max())  # a factor's rounding level: m ε max G_kk
+        np.testing.assert_allclose(L @ L.T, G, atol=1e-10 * float(np.abs(G).max()))
+        icpt, beta, noise = 0.7, np.array([0.3, -0.2]), 0.25
+        N = 4000
+        b = np.asarray(jax.vmap(lambda k: collapsed.moments_perturbation(k, d, mom, icpt, beta, noise))(
+            jax.random.split(jax.random.key(3), N)))
+        dd, s = (np.asarray(v, np.float64) for v in collapsed._whitened_scales(d, noise))
+        mean = dd * (Phi.T @ (y - icpt - Z @ beta)) / s
+        cov = dd[:, None] * np.asarray(G) * dd[None, :] + np.eye(m)
+        w = np.linalg.solve(np.linalg.cholesky(cov), (b - mean).T).T  # N(0, I) if the law is right
+        assert np.all(np.abs(w.mean(0)) < 4.5 / np.sqrt(N))
+        S = w.T @ w / N
+        assert np.all(np.abs(np.diag(S) - 1) < 4.5 * np.sqrt(2 / N))
+        # E‖S − I‖²_F = (m² + m)/N for N(0, I) rows; its spread is a few % of that here
+        assert np.linalg.norm(S - np.eye(m)) < 1.05 * np.sqrt((m**2 + m) / N)
+        # the batch step recover_field runs, with these moments: draws of z | y, its exact mean and variances
+        import pinnprob.inference.recovery as recovery
+
+        B = 400
+        ref = collapsed.gram_reference(d, G, noise)
+        _, z, res = recovery._batch_draws(
+            d.generator, G, None, d.features, jnp.asarray(y), jnp.asarray(Z), d.jitter, ref, mom, 8,
+            jax.random.split(jax.random.key(4), B), jnp.broadcast_to(d.theta, (B,) + d.theta.shape),
+            jnp.full(B, 0.8), jnp.full(B, icpt), jnp.broadcast_to(jnp.asarray(beta), (B, 2)), jnp.full(B, noise))
+        assert float(res.max()) <= collapsed.PCG_TOL
+        z = np.asarray(z)
+        post = np.linalg.inv(cov)
+        zmean = post @ mean
+        assert np.all(np.abs(z.mean(0) - zmean) < 4.5 * np.sqrt(np.diag(post) / B))
+        assert np.all(np.abs(z.var(0) / np.diag(post) - 1) < 4.5 * np.sqrt(2 / B))
+        # fewer sites than modes: G singular, factored with its jitter; a G that is not PSD has none
+        df = prior.distribution(X[: m // 2], range=0.4, nu=1.5)
+        few = collapsed.data_moments(df.features, gram(df.features), y[: m // 2])
+        assert few is not None and np.isfinite(np.asarray(few.gram_factor)).all()
+        assert collapsed.data_moments(df.features, -gram(df.features), y[: m // 2]) is None
+    G32 = gram(prior.distribution(X, range=0.4, nu=1.5).features)  # float32: per-draw products instead
+    assert G32.dtype == jnp.float32 and collapsed.data_moments(d.features, G32, y) is None
+
+
 def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):
     d = prior.distribution(sites, range=0.4, nu=1.5, sigma=1.0)
     resid = np.asarray(d.sample(jax.random.key(1))) + 0.2 * np.random.default_rng(0).standard_normal(25)

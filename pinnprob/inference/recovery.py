@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnprob.inference.collapsed import conditional_latent, gram_reference, pcg_tolerance, perturbation, perturbed_solve
+from pinnprob.inference.collapsed import (conditional_latent, data_moments, gram_reference, moments_perturbation,
+                                         pcg_tolerance, perturbation, perturbed_solve)
 from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.laplace_collapsed import approximate_conditional_latent
 from pinnprob.inference.model import obs_scale
@@ -22,12 +23,14 @@ __all__ = ["recover_field", "recover_field_approximately"]
 
 # On the Gram path with at least this many modes, the field draws share one Cholesky factor of the
 # posterior precision (at the draws' mean) and are drawn by perturbation, in batches, by conjugate
-# gradients preconditioned with it (collapsed.perturbed_latent): each draw then costs O(n m + k m²) in
-# matrix products shared by the batch, not its own m³/3 factorisation (at 10⁵ sites and 8 269 modes,
-# 100 draws by their own factors took ~300 s). Below it the factorisations are cheap.
+# gradients preconditioned with it (collapsed.perturbed_latent): each draw then costs O(k m²) in
+# matrix products shared by the batch (its right-hand side from the data's moments and a factor of G,
+# collapsed.data_moments), plus O(n m) for its field at the sites, not its own m³/3 factorisation (at
+# 10⁵ sites and 8 269 modes, 100 draws by their own factors took ~300 s). Below it the factorisations
+# are cheap.
 REFERENCE_MIN_MODES = 1000
-# a batch's draws form their right-hand sides and fields (Φᵀv and Φz, from the 1-D tables: a sites ×
-# the longest table temporary each) a chunk at a time, of at most BATCH_NUMBERS numbers (2²⁷ float64s,
+# a batch's draws form their fields (Φz, from the 1-D tables: a sites × the longest table temporary
+# each; the right-hand sides Φᵀv too where G has no factor) a chunk at a time, of at most BATCH_NUMBERS numbers (2²⁷ float64s,
 # 1 GB); a batch, whose conjugate-gradient steps read G and the reference factor once for all its
 # draws, has at most BATCH_MAX draws (100 draws at 10⁵ sites and 8 269 modes: 32.1 s in batches of
 # 12 whole draws, 24.5 s in 4 batches of 25 with chunks of 12; docs/results/satellite.md)
@@ -46,23 +49,29 @@ def _one_draw(gen, sc, G, tail, feats, y, zc, jitter, k, theta, sig, icpt, beta,
 
 
 @eqx.filter_jit
-def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, chunk, k, theta, sig, icpt, beta, noise):
+def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, moments, chunk, k, theta, sig, icpt, beta, noise):
     """_one_draw for a batch of draws (leading axis of k … noise) by perturbation: (fields, latents,
-    relative residuals). The right-hand sides and the fields (products with the trunk: O(n m) and a
-    sites × table temporary each) are formed ``chunk`` draws at a time, the solves all at once (their
-    steps read G and the reference factor once for the whole batch)."""
+    relative residuals). The right-hand sides come from the data's ``moments`` (O(m²) each,
+    :func:`~pinnprob.inference.collapsed.moments_perturbation`) or, where G had no factor (None), from
+    products with the trunk (O(n m) and a sites × table temporary each) ``chunk`` draws at a time; the
+    fields are formed ``chunk`` draws at a time, the solves all at once (their steps read G and the
+    reference factor once for the whole batch)."""
     def field_of(theta, sig):
         return GenerativeField(gen, feats, theta, sig, jitter=jitter)
 
     def rhs(a):
         k, theta, sig, icpt, beta, noise = a
+        s = obs_scale(noise, sig, theta, tail)
+        if moments is not None:
+            return moments_perturbation(k, field_of(theta, sig), moments, icpt, beta, s)
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        return perturbation(k, field_of(theta, sig), y - eta, obs_scale(noise, sig, theta, tail))
+        return perturbation(k, field_of(theta, sig), y - eta, s)
 
     def solve(b, theta, sig, noise):
         return perturbed_solve(field_of(theta, sig), b, obs_scale(noise, sig, theta, tail), G, reference)
 
-    b = jax.lax.map(rhs, (k, theta, sig, icpt, beta, noise), batch_size=chunk)
+    args = (k, theta, sig, icpt, beta, noise)
+    b = jax.vmap(rhs)(args) if moments is not None else jax.lax.map(rhs, args, batch_size=chunk)
     z, res = jax.vmap(solve, (0, 0, 0, None if noise is None else 0))(b, theta, sig, noise)
     f = jax.lax.map(lambda a: field_of(a[1], a[2]).from_latent(a[0]), (z, theta, sig), batch_size=chunk)
     return f, z, res
@@ -134,8 +143,9 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
     """Field (and latent) at the data sites for the posterior draws (all, or ``field_draws`` evenly
     spaced), by an exact draw of z | y under the model's own generator ``gen``, Gram matrix ``G`` and
     site covariance (:func:`~pinnprob.inference.collapsed.conditional_latent`; on the Gram path with
-    ``REFERENCE_MIN_MODES`` modes or more, by perturbation in batches that share one reference factor:
-    :func:`~pinnprob.inference.collapsed.perturbed_latent`); ``params``
+    ``REFERENCE_MIN_MODES`` modes or more, by perturbation in batches that share one reference factor
+    and the data's moments: :func:`~pinnprob.inference.collapsed.perturbed_latent`,
+    :func:`~pinnprob.inference.collapsed.data_moments`); ``params``
     (:class:`~pinnprob.inference.model.ModelParams`) maps the draws to θ. Returns (fields (C, S, n),
     latents (C, S, m), info) as ``_draws``."""
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
@@ -149,13 +159,14 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
         _, theta, sig, _, _, noise = zip(*(t[2] for t in todo), strict=True)  # the reference: the draws' mean
         reference = _reference(gen, G, tail, features, jitter, jnp.mean(jnp.stack(theta), 0), jnp.mean(jnp.stack(sig)),
                                None if noise[0] is None else jnp.mean(jnp.stack(noise)))
+        moments = data_moments(features, G, y, zc)
         longest = max(getattr(features, "grid", (1,)))  # separable: Φᵀv forms sites × a table's width
         chunk = int(max(1, BATCH_NUMBERS // (features.shape[0] * longest)))
         batches = math.ceil(len(todo) / BATCH_MAX)
         size = math.ceil(len(todo) / batches)  # the fewest batches, as even as can be
 
         def batch(*a):
-            return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, min(chunk, size), *a)
+            return _batch_draws(gen, G, tail, features, y, zc, jitter, reference, moments, min(chunk, size), *a)
 
     shape = samples["sigma"].shape[:2] + (features.shape[0], gen.latent_dim)
     return _draws(shape, todo, progress_bar, "field draws", one, batch, size)
