@@ -266,10 +266,11 @@ def test_gram_path_field_draws_in_batches_by_a_reference_factor(prior, monkeypat
         calls.update({"_batch_draws": 0, "_one_draw": 0})
         monkeypatch.setattr(collapsed, "PCG_MAXITER", maxiter)
         jax.clear_caches()  # the batch step is compiled with PCG_MAXITER as a constant
-        fields, _, info = recovery.recover_field(*args)
+        fields, _, means, info = recovery.recover_field(*args)
         batched = fields[0]
         assert calls["_batch_draws"] == 3  # 40 draws in 3 batches of at most 16: of 14
         assert info == {"draws": 40, "batch_size": 14, "redrawn": calls["_one_draw"]}
+        assert np.isfinite(means).all()  # every draw's conditional mean too, batched or redrawn
         if maxiter > 1:
             assert calls["_one_draw"] == 0
         else:  # the draws whose one step left the residual above float32's tolerance (most of them)
@@ -349,6 +350,9 @@ def test_conditional_latent_gram_path_has_the_gaussian_posterior(prior, referenc
     P = np.eye(m) + S.T @ S / s2
     cov = np.linalg.inv(P)
     mean = cov @ S.T @ resid / s2
+    if reference_range is None:  # with_mean: E[z | y] from the same factor
+        _, mu = conditional_latent(keys[0], d, resid, 0.3, gram=G, with_mean=True)
+        np.testing.assert_allclose(np.asarray(mu, np.float64), mean, atol=1e-3 * np.abs(mean).max())
     se = np.sqrt(np.diag(cov) / N)
     assert np.all(np.abs(z.mean(0) - mean) < 4.5 * se + 1e-4)
     # posterior variances: sample variance within its Monte Carlo error (chi-square, 2/N relative)
@@ -431,7 +435,7 @@ def test_moments_perturbation_has_the_law_of_perturbation(prior):
 
         B = 400
         ref = collapsed.gram_reference(d, G, noise)
-        _, z, res = recovery._batch_draws(
+        _, z, zbar, res = recovery._batch_draws(
             d.generator, G, None, d.features, jnp.asarray(y), jnp.asarray(Z), d.jitter, ref, mom, 8,
             jax.random.split(jax.random.key(4), B), jnp.broadcast_to(d.theta, (B,) + d.theta.shape),
             jnp.full(B, 0.8), jnp.full(B, icpt), jnp.broadcast_to(jnp.asarray(beta), (B, 2)), jnp.full(B, noise))
@@ -439,6 +443,9 @@ def test_moments_perturbation_has_the_law_of_perturbation(prior):
         z = np.asarray(z)
         post = np.linalg.inv(cov)
         zmean = post @ mean
+        # each draw's conditional mean, solved beside it: the exact mean to the solver's tolerance
+        np.testing.assert_allclose(np.asarray(zbar), np.broadcast_to(zmean, (B, m)), rtol=1e-7,
+                                   atol=1e-7 * np.abs(zmean).max())
         assert np.all(np.abs(z.mean(0) - zmean) < 4.5 * np.sqrt(np.diag(post) / B))
         assert np.all(np.abs(z.var(0) / np.diag(post) - 1) < 4.5 * np.sqrt(2 / B))
         # fewer sites than modes: G singular, factored with its jitter; a G that is not PSD has none
@@ -462,6 +469,9 @@ def test_conditional_latent_has_the_gaussian_posterior_mean(prior, sites):
     post_cov = K - K @ np.linalg.solve(K + R, K)
     se = np.sqrt(np.diag(post_cov) / 3000)
     assert np.all(np.abs(np.asarray(draws).mean(0) - post_mean) < 4.5 * se + 1e-4)
+    # with_mean: E[z | y] from the draw's own factorisation, the exact mean of the field through it
+    _, mu = conditional_latent(jax.random.key(2), d, resid, 0.2, with_mean=True)
+    np.testing.assert_allclose(np.asarray(d.from_latent(mu), np.float64), post_mean, atol=1e-4 * np.abs(post_mean).max())
 
 
 def test_pc_priors():
@@ -540,6 +550,19 @@ def test_fit_returns_inference_data_in_user_units(prior, method):
     sd_site = post["sigma"].values[0, ok] * np.sqrt(np.asarray(jax.vmap(used.generator.tail_variance)(th)))
     assert np.all(sd_site > 0)
     assert np.all(np.abs(pred["draws"] - expect) < 1e-3 * np.abs(expect).max() + 5 * sd_site[:, None])
+    # a collapsed fit stores each draw's E[z | y, θ]; predict's mean averages the fields through them
+    # (Rao-Blackwellised), here summed by hand with the dense basis Ψ(X; θ)
+    assert ("field_latent_mean" in post) == bool(idata.attrs["pinnprob"].count('"collapsed": true'))
+    if "field_latent_mean" in post:
+        from pinnprob.inference.data import CoordinateMap
+
+        U = jnp.asarray(CoordinateMap.from_dict(meta["coordinate_map"]).to_unit(X[:7]))
+        fields = [s * np.asarray(used.generator.basis_matrix(U, t)) @ zb for t, s, zb in
+                  zip(th, post["sigma"].values[0, ok], post["field_latent_mean"].values[0, ok], strict=True)]
+        want = (post["intercept"].values[0, ok].mean() + post["beta"].values[0, ok, 0].mean() * cov[:7]
+                + np.mean(fields, 0))
+        np.testing.assert_allclose(pred["mean"], want, atol=1e-4 * np.abs(want).max())
+        assert np.abs(pred["mean"] - pred["draws"].mean(0)).max() > 1e-6  # not the simulations' mean
 
 
 def test_fit_free_nu_and_poisson_latent(prior):

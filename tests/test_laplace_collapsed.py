@@ -116,6 +116,10 @@ def test_draws_have_the_approximation_s_moments(n):
         Cov = np.linalg.inv(np.eye(S.shape[1]) + S.T @ (W[:, None] * S))
         keys = jax.random.split(jax.random.key(5), 4000)
         Z = np.asarray(jax.jit(jax.vmap(lambda k: approximate_conditional_latent(k, d, loc, y, "poisson")))(keys))
+        # with_mean: the same draw and the mode, ẑ (what recover_field_approximately stores as the mean)
+        z1, mode = approximate_conditional_latent(keys[0], d, loc, y, "poisson", with_mean=True)
+        np.testing.assert_allclose(z1, Z[0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mode, zhat, rtol=1e-8, atol=1e-10)
     # compare along the 3 directions of largest posterior variance (the others are ≈ the prior's)
     lam, V = np.linalg.eigh(Cov)
     P = (Z - np.asarray(zhat)) @ V[:, -3:]

@@ -140,3 +140,5 @@ def test_recovery_through_the_site_covariance_has_the_gaussian_posterior(prior, 
     assert np.all(np.abs(d.mean(0) - post_mean) < 4.5 * se + 1e-3)
     v = d.var(0)
     assert np.all(np.abs(v / np.diag(post_cov) - 1) < 4.5 * np.sqrt(2 / N) + 1e-2)
+    _, mu = conditional_latent(jax.random.key(2), f, resid, 0.2, site_covariance=sc, with_mean=True)
+    np.testing.assert_allclose(np.asarray(f.from_latent(mu), np.float64), post_mean, atol=1e-3 * np.abs(post_mean).max())

@@ -65,6 +65,17 @@ class AbstractGenerator(eqx.Module):
         """Features for products only (the latent path, predictions); default :meth:`features`."""
         return self.features(X)
 
+    def site_variance_at(self, features, theta: Float[Array, " p"]) -> Float[Array, " n"]:
+        """The variance per site (σ = 1) that the latent does not carry, independent between sites
+        (default: none)."""
+        return jnp.zeros(features.shape[0])
+
+    def weighted_sum(self, features, branches, weights: Float[Array, " S"],
+                     Z: Float[Array, "S m"]) -> Float[Array, " n"]:
+        """Σ_s w_s combine(features, branch_s, z_s), a weighted sum of S fields (``branches`` with a leading
+        axis S), e.g. a posterior mean over draws; default one field per term."""
+        return jnp.tensordot(weights, jax.vmap(lambda b, z: self.combine(features, b, z))(branches, Z), 1)
+
     def for_inference(self, theta_bounds: Float[Array, "p 2"]) -> "AbstractGenerator":
         """The generator a model evaluates when θ stays within ``theta_bounds`` (natural
         coordinates, (p, 2)): the same law, possibly cheaper (default: itself)."""
@@ -158,6 +169,10 @@ class AbstractDiagonalGenerator(AbstractGaussianGenerator):
     def combine(self, features, b, z):
         """u = Φ (a ⊙ z); Φ dense or separable."""
         return features @ (b * z)
+
+    def weighted_sum(self, features, branches, weights, Z):
+        """Σ_s w_s Φ(a_s ⊙ z_s) = Φ(Σ_s w_s a_s ⊙ z_s): one product with the trunk, whatever S."""
+        return features @ jnp.sum(weights[:, None] * branches * Z, 0)
 
     def basis_from_branch(self, features, b):
         from pinnprob.testfunctions.eigen import dense_features

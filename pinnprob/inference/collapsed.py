@@ -286,8 +286,10 @@ def _whitened_scales(field: GenerativeField, noise):
     return _scales(field) / s, s
 
 
-def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, site_covariance=None):
-    """One exact draw of z | y for y − mean = σΨz + ε, z ~ N(0, I_m), ε ~ N(0, noise² I).
+def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, site_covariance=None,
+                       with_mean: bool = False):
+    """One exact draw of z | y for y − mean = σΨz + ε, z ~ N(0, I_m), ε ~ N(0, noise² I); with
+    ``with_mean``, (the draw, E[z | y]), the mean from the same factorisation.
 
     Without ``gram``, by Matheron's rule (O(n² m + n³)): z* = z + Sᵀ(SSᵀ + noise² I)⁻¹(resid − Sz − noise ε),
     S = σΨ; with ``site_covariance`` (spectral generators), SSᵀ comes from it and S z, Sᵀw from the
@@ -301,7 +303,8 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
         P, d, s = gram_precision(field, gram, noise)
         L = cholesky(P)
         mu = cho_solve((L, True), d * (jnp.asarray(resid) @ field.features) / s)  # Φᵀresid, dense or separable Φ
-        return mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
+        draw = mu + solve_triangular(L.T, jax.random.normal(k1, (m,)), lower=False)
+        return (draw, mu) if with_mean else draw
     z = jax.random.normal(k1, (m,))
     e = jax.random.normal(k2, (n,))
     s2 = noise**2 + field.site_variance()  # (n,): the noise and the field's part below its resolution
@@ -309,14 +312,19 @@ def conditional_latent(key, field: GenerativeField, resid, noise, gram=None, sit
         _check_site_covariance(field, site_covariance)
         d, Phi = _scales(field), field.features
         C = site_covariance(d**2) + jnp.diag(s2 * jnp.ones(n))
-        L = jnp.linalg.cholesky(C)
-        w = cho_solve((L, True), resid - Phi @ (d * z) - jnp.sqrt(s2) * e)
-        return z + d * (w @ Phi)
-    S = field.basis()
-    C = S @ S.T + jnp.diag(s2 * jnp.ones(n))
+        S_T = lambda w: d * (w @ Phi)  # noqa: E731  Sᵀw, Φ dense or separable
+        Sz = Phi @ (d * z)
+    else:
+        S = field.basis()
+        C = S @ S.T + jnp.diag(s2 * jnp.ones(n))
+        S_T = lambda w: S.T @ w  # noqa: E731
+        Sz = S @ z
     L = jnp.linalg.cholesky(C)
-    w = cho_solve((L, True), resid - S @ z - jnp.sqrt(s2) * e)
-    return z + S.T @ w
+    rhs = resid - Sz - jnp.sqrt(s2) * e
+    if not with_mean:
+        return z + S_T(cho_solve((L, True), rhs))
+    w = cho_solve((L, True), jnp.stack([rhs, jnp.asarray(resid, rhs.dtype)], 1))  # both against one factor
+    return z + S_T(w[:, 0]), S_T(w[:, 1])
 
 
 # perturbed_latent's conjugate gradients stop at this relative residual (float64; float32: 1e-5) or
@@ -356,15 +364,20 @@ def perturbed_latent(key, field: GenerativeField, resid, noise, gram,
     return perturbed_solve(field, perturbation(key, field, resid, noise), noise, gram, reference)
 
 
-def perturbation(key, field: GenerativeField, resid, noise) -> Float[Array, " m"]:
+def perturbation(key, field: GenerativeField, resid, noise, with_mean: bool = False) -> Float[Array, " m"]:
     """b = diag(d)Φᵀ(resid/s + ε) + η, ε ~ N(0, I_n), η ~ N(0, I_m) (d, s of :func:`gram_precision`):
-    the right-hand side of a :func:`perturbed_latent` draw. O(n m) (Φ dense or separable)."""
+    the right-hand side of a :func:`perturbed_latent` draw. O(n m) (Φ dense or separable). With
+    ``with_mean``, (b, b₀), b₀ = diag(d)Φᵀresid/s its mean, whose solve P⁻¹b₀ is E[z | y]."""
     n = field.event_shape[0]
     k1, k2 = jax.random.split(key)
     resid = jnp.asarray(resid)
     d, s = _whitened_scales(field, noise)
-    return d * ((resid / s + jax.random.normal(k2, (n,), resid.dtype)) @ field.features) \
-        + jax.random.normal(k1, (field.latent_dim,), resid.dtype)
+    eta = jax.random.normal(k1, (field.latent_dim,), resid.dtype)
+    eps = jax.random.normal(k2, (n,), resid.dtype)
+    if not with_mean:
+        return d * ((resid / s + eps) @ field.features) + eta
+    b0 = d * ((resid / s) @ field.features)
+    return b0 + d * (eps @ field.features) + eta, b0
 
 
 class DataMoments(NamedTuple):
@@ -405,18 +418,20 @@ def data_moments(features, gram, y, Z=None) -> DataMoments | None:
     return DataMoments(y @ features, jnp.ones_like(y) @ features, cov, L, jitter)
 
 
-def moments_perturbation(key, field: GenerativeField, moments: DataMoments, intercept, beta,
-                         noise) -> Float[Array, " m"]:
+def moments_perturbation(key, field: GenerativeField, moments: DataMoments, intercept, beta, noise,
+                         with_mean: bool = False) -> Float[Array, " m"]:
     """:func:`perturbation` for resid = y − intercept − Zβ from the data's :class:`DataMoments`:
-    Φᵀresid = Φᵀy − intercept Φᵀ1 − (ΦᵀZ)β, and Φᵀε (ε ~ N(0, I_n)) drawn as Lξ, ξ ~ N(0, I_m), which
-    has its law N(0, G). The same law as :func:`perturbation`'s (not the same numbers for a key); O(m²)."""
+    Φᵀresid = Φᵀy − intercept Φᵀ1 − (ΦᵀZ)β, and Φᵀε (ε ~ N(0, I_n)) drawn as Lξ, ξ ~ N(0, I_m), whose
+    law N(0, G + δI) is Φᵀε's to G's rounding (:func:`data_moments`). O(m²). With ``with_mean``,
+    (b, b₀) as :func:`perturbation`."""
     m = field.latent_dim
     k1, k2 = jax.random.split(key)
     d, s = _whitened_scales(field, noise)
     dtype = moments.y.dtype
     resid = moments.y - intercept * moments.ones - moments.covariates @ jnp.asarray(beta, dtype)
-    return d * (resid / s + moments.gram_factor @ jax.random.normal(k2, (m,), dtype)) \
-        + jax.random.normal(k1, (m,), dtype)
+    b0 = d * resid / s
+    b = b0 + d * (moments.gram_factor @ jax.random.normal(k2, (m,), dtype)) + jax.random.normal(k1, (m,), dtype)
+    return (b, b0) if with_mean else b
 
 
 def perturbed_solve(field: GenerativeField, b, noise, gram,

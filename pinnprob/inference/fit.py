@@ -112,8 +112,10 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     unit, and the fit is :func:`~pinnprob.inference.spacetime.fit_spacetime` (Gaussian likelihood;
     ``time_scale`` and ``solver``, dense or Kalman filter, there). Posterior variables: the SPDE's parameters by name
     (:attr:`~pinnprob.GenerativePrior.param_names`; lengths such as ``range`` in user units, slopes
-    per user unit), ``sigma``, ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates) and
-    ``field`` (the field at the data sites). Default priors: for ``range`` a PC prior with
+    per user unit), ``sigma``, ``noise`` (Gaussian), ``intercept``, ``beta`` (covariates),
+    ``field`` (the field at the data sites) and ``field_latent`` (its latent z); a collapsed fit adds
+    ``field_latent_mean``, E[z | y] at each draw's parameters, which :func:`predict` averages for its
+    mean. Default priors: for ``range`` a PC prior with
     P(range < extent/10) = 0.05, for the other SPDE parameters uniform over the prior's box
     (:func:`default_param_prior`), for σ a PC prior with P(σ > 2·sd(y)) = 0.05 (on the
     linear-predictor scale for Poisson / Bernoulli: P(σ > 2) = 0.05), noise half-normal with scale
@@ -297,10 +299,11 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     draws_info = None
     t0 = time.perf_counter()
     if path == "laplace":
-        samples["field"], samples["field_latent"], draws_info = recover_field_approximately(
-            gen, features, params, samples, yj, Z, likelihood, k_field, field_draws, jitter, progress_bar)
+        samples["field"], samples["field_latent"], samples["field_latent_mean"], draws_info = \
+            recover_field_approximately(gen, features, params, samples, yj, Z, likelihood, k_field, field_draws,
+                                        jitter, progress_bar)
     elif collapsed:
-        samples["field"], samples["field_latent"], draws_info = recover_field(
+        samples["field"], samples["field_latent"], samples["field_latent_mean"], draws_info = recover_field(
             gen, G, features, params, samples, yj, Z, tail, k_field, field_draws, jitter, SC, progress_bar)
     if draws_info is not None:
         seconds["field_draws"] = time.perf_counter() - t0
@@ -332,7 +335,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     constant = {"X": X, **({"covariates": Z} if Z is not None else {})}
     return to_arviz(
         {"posterior": posterior, "sample_stats": sample_stats, "observed_data": {"y": y}, "constant_data": constant},
-        dims={"field": ["site"], "field_latent": ["mode"], "beta": ["covariate"], "X": ["site", "coordinate"],
-              "covariates": ["site", "covariate"], "y": ["site"]},
+        dims={"field": ["site"], "field_latent": ["mode"], "field_latent_mean": ["mode"], "beta": ["covariate"],
+              "X": ["site", "coordinate"], "covariates": ["site", "covariate"], "y": ["site"]},
         coords=None if covariate_names is None else {"covariate": covariate_names}, attrs=attrs,
     )

@@ -179,11 +179,11 @@ def laplace_mode(field: GenerativeField, loc, y, family: str):
     return value, z
 
 
-def approximate_conditional_latent(key, field: GenerativeField, loc, y, family: str):
+def approximate_conditional_latent(key, field: GenerativeField, loc, y, family: str, with_mean: bool = False):
     """One draw of z from the Laplace approximation N(ẑ, (I + SᵀWS)⁻¹) of z | y, S = σΨ(θ) (m,):
     by its Cholesky factor when m < n, else by Matheron's rule in the field's space,
     z = ẑ + z₀ − Sᵀ√W B⁻¹(√W S z₀ + ε), z₀ ~ N(0, I_m), ε ~ N(0, I_n), whose covariance is
-    I − Sᵀ(K + W⁻¹)⁻¹S = (I + SᵀWS)⁻¹ without dividing by W."""
+    I − Sᵀ(K + W⁻¹)⁻¹S = (I + SᵀWS)⁻¹ without dividing by W. With ``with_mean``, (the draw, ẑ)."""
     _check_family(family)
     S, loc, y = _inputs(field, loc, y)
     n, m = S.shape
@@ -192,9 +192,12 @@ def approximate_conditional_latent(key, field: GenerativeField, loc, y, family: 
         _, a, sW, L = _field_space(family, S, loc, y)
         z0 = jax.random.normal(k1, (m,), S.dtype)
         e = jax.random.normal(k2, (n,), S.dtype)
-        return S.T @ a + z0 - S.T @ (sW * cho_solve((L, True), sW * (S @ z0) + e))
-    _, z, L = _latent_space(family, S, loc, y)
-    return z + solve_triangular(L.T, jax.random.normal(k1, (m,), S.dtype), lower=False)
+        mode = S.T @ a
+        draw = mode + z0 - S.T @ (sW * cho_solve((L, True), sW * (S @ z0) + e))
+    else:
+        _, mode, L = _latent_space(family, S, loc, y)
+        draw = mode + solve_triangular(L.T, jax.random.normal(k1, (m,), S.dtype), lower=False)
+    return (draw, mode) if with_mean else draw
 
 
 class LaplaceCollapsed(dist.Distribution):

@@ -17,10 +17,9 @@ import numpy as np
 from pinnprob.inference.arviz_data import group
 from pinnprob.inference.data import CoordinateMap
 from pinnprob.inference.model import ModelParams
-from pinnprob.inference.distribution import GenerativeField
 from pinnprob.inference.sharding import shard_sites, site_mesh
 
-__all__ = ["fit_prior", "predict", "fields_at"]
+__all__ = ["fit_prior", "predict", "fields_at", "branches_at", "mean_field_at"]
 
 
 def fit_prior(idata, prior=None):
@@ -55,17 +54,33 @@ _DRAW_BATCH = 32
 
 
 @eqx.filter_jit
-def fields_at(gen, feats, theta, sigma, Z, E=None):
-    """σ g(X; z, θ) for a batch of S posterior draws: θ (S, p), σ (S,) and Z (S, m) as arrays (so one
-    compilation serves every draw), → (S, n); with E (S, n) standard normals, plus the generator's
-    site part σ√δ(x)·E (independent of the data: a conditional simulation of it is a fresh draw)."""
-    def one(t, s, z, e):
-        f = GenerativeField(gen, feats, t, s)
-        out = f.from_latent(z)
-        return out if e is None else out + jnp.sqrt(f.site_variance()) * e
+def fields_at(gen, feats, theta, branches, sigma, Z, E=None):
+    """σ g(X; z, θ) for a batch of S posterior draws: θ (S, p), their ``branches``
+    (:func:`branches_at`), σ (S,) and Z (S, m) as arrays (so one compilation serves every draw),
+    → (S, n); with E (S, n) standard normals, plus the generator's site part σ√δ(x)·E (independent of
+    the data: a conditional simulation of it is a fresh draw)."""
+    def one(t, b, s, z, e):
+        out = s * gen.combine(feats, b, z)  # GenerativeField.from_latent, the branch given
+        return out if e is None else out + s * jnp.sqrt(gen.site_variance_at(feats, t)) * e
     if E is None:
-        return jax.vmap(lambda t, s, z: one(t, s, z, None))(theta, sigma, Z)
-    return jax.vmap(one)(theta, sigma, Z, E)
+        return jax.vmap(lambda t, b, s, z: one(t, b, s, z, None))(theta, branches, sigma, Z)
+    return jax.vmap(one)(theta, branches, sigma, Z, E)
+
+
+@eqx.filter_jit
+def branches_at(gen, theta):
+    """The generator's branch for a batch of draws θ (S, p), leading axis S (site-independent: computed
+    once for every chunk of sites)."""
+    return jax.vmap(gen.branch)(theta)
+
+
+@eqx.filter_jit
+def mean_field_at(gen, feats, branches, weights, Z):
+    """Σ_s w_s g(X; z_s, θ_s) for a batch of S draws given their ``branches`` (:func:`branches_at`),
+    weights (S,) (σ_s / draws, 0 for padding) and Z (S, m) → (n,)
+    (:meth:`~pinnprob.generators.AbstractGenerator.weighted_sum`: one product with the trunk for a
+    spectral generator)."""
+    return gen.weighted_sum(feats, branches, weights, Z)
 
 
 def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=(0.05, 0.5, 0.95),
@@ -77,7 +92,10 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
     stores; ``prior``, if given, is checked to be the one the fit used (:func:`fit_prior`).
     Returns a dict with ``mean``, ``sd``, ``quantiles`` (q, n_new) of intercept + covariates·β + field,
     and ``draws`` (conditional simulations, num_draws × n_new) when ``return_draws``. Exact given the
-    posterior draws of θ and of the latent z; sites are processed in chunks of ``chunk``, each split
+    posterior draws of θ and of the latent z. The ``mean`` of a collapsed fit averages each draw's
+    conditional mean E[field | y, θ] (``field_latent_mean``, Rao–Blackwellised), not the conditional
+    simulations, so it carries no Monte Carlo error from them; ``sd`` and ``quantiles`` come from the
+    simulations; sites are processed in chunks of ``chunk``, each split
     across the local devices when there are several (``shard``; default: then, for spatial fits;
     :mod:`pinnprob.inference.sharding`).
 
@@ -136,6 +154,16 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
     nb = min(_DRAW_BATCH, len(sel))
     pad = -len(sel) % nb
     theta = tuple(jnp.concatenate([t, jnp.repeat(t[-1:], pad, axis=0)]) for t in theta)
+    # each batch's branches once, for every chunk of sites
+    branches = [branches_at(gen, theta[0][b:b + nb]) for b in range(0, len(sel), nb)]
+    # the Rao-Blackwellised mean: Σ_s σ_s g(x; E[z | y, θ_s], θ_s) / draws (padding weighted 0)
+    rb = None
+    if "field_latent_mean" in post:
+        zbar = jnp.asarray(post["field_latent_mean"].values[ci, di], dtype)
+        zbar = jnp.concatenate([zbar, jnp.repeat(zbar[-1:], pad, axis=0)])
+        weights = jnp.concatenate([theta[1][:len(sel)] / len(sel), jnp.zeros(pad, dtype)])
+        rb = [(branches[i], weights[b:b + nb], zbar[b:b + nb]) for i, b in enumerate(range(0, len(sel), nb))]
+        mean = np.empty(len(Xn))
     mesh = site_mesh() if shard is None or shard else None
     for start in range(0, len(Xn), chunk):
         # the chunk's sites across the devices (padded to a multiple of their number); XLA partitions
@@ -145,11 +173,15 @@ def predict(idata, X_new, *, times=None, covariates=None, prior=None, quantiles=
         eta = icpt[:, None] + (0.0 if beta is None else beta @ Zn[start:start + chunk].T)
         E = jax.random.normal(jax.random.fold_in(jax.random.key(seed), start), (len(theta[0]), nc), dtype)
         E = shard_sites(E, mesh, axis=1)[0]
-        f = np.concatenate([np.asarray(fields_at(gen, feats, *(t[b:b + nb] for t in theta), E[b:b + nb]))[:, :nc]
-                            for b in range(0, len(sel), nb)])[:len(sel)]
+        f = np.concatenate([np.asarray(fields_at(gen, feats, theta[0][b:b + nb], branches[i], theta[1][b:b + nb],
+                                                 theta[2][b:b + nb], E[b:b + nb]))[:, :nc]
+                            for i, b in enumerate(range(0, len(sel), nb))])[:len(sel)]
         out[:, start:start + chunk] = eta + f
-    res = {"mean": out.mean(0), "sd": out.std(0), "quantiles": np.quantile(out, quantiles, axis=0),
-           "quantile_levels": np.asarray(quantiles)}
+        if rb is not None:
+            mean[start:start + chunk] = np.mean(eta, 0) + sum(np.asarray(mean_field_at(gen, feats, *r))[:nc]
+                                                              for r in rb)
+    res = {"mean": out.mean(0) if rb is None else mean, "sd": out.std(0),
+           "quantiles": np.quantile(out, quantiles, axis=0), "quantile_levels": np.asarray(quantiles)}
     if return_draws:
         res["draws"] = out
     return res

@@ -1,7 +1,9 @@
 """The field a collapsed fit integrated out, recovered afterwards: for each posterior draw of θ (all,
 or some evenly spaced), one exact draw of the latent z | y under the model's own generator (for a
 Poisson or Bernoulli likelihood integrated out by a Laplace approximation, one draw from that
-Gaussian approximation), and the field at the data sites from it.
+Gaussian approximation), and the field at the data sites from it; and the draw's conditional mean
+E[z | y, θ, …] (the approximation's mode), from which ``predict`` forms its mean without the draws'
+Monte Carlo noise.
 """
 
 from __future__ import annotations
@@ -44,14 +46,16 @@ BATCH_MAX = 32
 def _one_draw(gen, sc, G, tail, feats, y, zc, jitter, k, theta, sig, icpt, beta, noise):
     field = GenerativeField(gen, feats, theta, sig, jitter=jitter)
     eta = icpt + (0.0 if zc is None else zc @ beta)
-    z = conditional_latent(k, field, y - eta, obs_scale(noise, sig, theta, tail), gram=G, site_covariance=sc)
-    return field.from_latent(z), z
+    z, zbar = conditional_latent(k, field, y - eta, obs_scale(noise, sig, theta, tail), gram=G, site_covariance=sc,
+                                 with_mean=True)
+    return field.from_latent(z), z, zbar
 
 
 @eqx.filter_jit
 def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, moments, chunk, k, theta, sig, icpt, beta, noise):
     """_one_draw for a batch of draws (leading axis of k … noise) by perturbation: (fields, latents,
-    relative residuals). The right-hand sides come from the data's ``moments`` (O(m²) each,
+    latents' conditional means, relative residuals, the larger of each draw's two solves). The
+    right-hand sides come from the data's ``moments`` (O(m²) each,
     :func:`~pinnprob.inference.collapsed.moments_perturbation`) or, where G had no factor (None), from
     products with the trunk (O(n m) and a sites × table temporary each) ``chunk`` draws at a time; the
     fields are formed ``chunk`` draws at a time, the solves all at once (their steps read G and the
@@ -59,22 +63,24 @@ def _batch_draws(gen, G, tail, feats, y, zc, jitter, reference, moments, chunk, 
     def field_of(theta, sig):
         return GenerativeField(gen, feats, theta, sig, jitter=jitter)
 
-    def rhs(a):
+    def rhs(a):  # (the draw's right-hand side, the mean's: diag(d)Φᵀresid/s)
         k, theta, sig, icpt, beta, noise = a
         s = obs_scale(noise, sig, theta, tail)
+        field = field_of(theta, sig)
         if moments is not None:
-            return moments_perturbation(k, field_of(theta, sig), moments, icpt, beta, s)
+            return jnp.stack(moments_perturbation(k, field, moments, icpt, beta, s, with_mean=True))
         eta = icpt + (0.0 if zc is None else zc @ beta)
-        return perturbation(k, field_of(theta, sig), y - eta, s)
+        return jnp.stack(perturbation(k, field, y - eta, s, with_mean=True))
 
-    def solve(b, theta, sig, noise):
-        return perturbed_solve(field_of(theta, sig), b, obs_scale(noise, sig, theta, tail), G, reference)
+    def solve(b, theta, sig, noise):  # b (2, m): both against the same P
+        return jax.vmap(lambda v: perturbed_solve(field_of(theta, sig), v, obs_scale(noise, sig, theta, tail), G,
+                                                  reference))(b)
 
     args = (k, theta, sig, icpt, beta, noise)
     b = jax.vmap(rhs)(args) if moments is not None else jax.lax.map(rhs, args, batch_size=chunk)
     z, res = jax.vmap(solve, (0, 0, 0, None if noise is None else 0))(b, theta, sig, noise)
-    f = jax.lax.map(lambda a: field_of(a[1], a[2]).from_latent(a[0]), (z, theta, sig), batch_size=chunk)
-    return f, z, res
+    f = jax.lax.map(lambda a: field_of(a[1], a[2]).from_latent(a[0]), (z[:, 0], theta, sig), batch_size=chunk)
+    return f, z[:, 0], z[:, 1], jnp.max(res, 1)
 
 
 @eqx.filter_jit
@@ -102,17 +108,18 @@ def _draw_arguments(params, samples, key, field_draws):
 
 
 def _draws(shape, todo, progress_bar, desc, one, batch=None, batch_size=1):
-    """Fields (C, S, n) and latents (C, S, m) (``shape`` = (C, S, n, m)) for the draws ``todo``
-    (:func:`_draw_arguments`), ``one(key, theta, sigma, intercept_centered, beta, noise)`` giving each;
-    NaN where not drawn. With ``batch`` (the same arguments, each with a leading axis of
-    ``batch_size``, giving also each draw's relative residual), in batches, and the draws whose
-    residual is above 10× its tolerance (:func:`~pinnprob.inference.collapsed.pcg_tolerance`) redrawn
-    by ``one``. Returns (fields, latents, info), info saying how many draws were made, the batch size
-    (0: none) and how many were redrawn."""
+    """Fields (C, S, n), latents (C, S, m) and the latents' conditional means (C, S, m) (``shape`` =
+    (C, S, n, m)) for the draws ``todo`` (:func:`_draw_arguments`), ``one(key, theta, sigma,
+    intercept_centered, beta, noise)`` giving each draw's (field, latent, mean); NaN where not drawn.
+    With ``batch`` (the same arguments, each with a leading axis of ``batch_size``, giving also each
+    draw's relative residual), in batches, and the draws whose residual is above 10× its tolerance
+    (:func:`~pinnprob.inference.collapsed.pcg_tolerance`) redrawn by ``one``. Returns (fields,
+    latents, means, info), info saying how many draws were made, the batch size (0: none) and how
+    many were redrawn."""
     from tqdm.auto import tqdm
 
     C, S, n, m = shape
-    fields, latents = np.full((C, S, n), np.nan), np.full((C, S, m), np.nan)
+    fields, latents, means = np.full((C, S, n), np.nan), np.full((C, S, m), np.nan), np.full((C, S, m), np.nan)
     bar = tqdm(total=len(todo), disable=not progress_bar, desc=desc)
     redo = todo
     if batch is not None:
@@ -121,21 +128,20 @@ def _draws(shape, todo, progress_bar, desc, one, batch=None, batch_size=1):
             part = todo[start:start + batch_size]
             part = part + [part[-1]] * (batch_size - len(part))  # one compiled shape: pad with the last draw
             args = [None if a[0] is None else jnp.stack(a) for a in zip(*(t[2] for t in part), strict=True)]
-            f, z, res = (np.asarray(v) for v in batch(*args))
+            f, z, zbar, res = (np.asarray(v) for v in batch(*args))
             for i, (c, s, a) in enumerate(todo[start:start + batch_size]):
                 if res[i] <= 10 * pcg_tolerance(z.dtype):
-                    fields[c, s], latents[c, s] = f[i], z[i]
+                    fields[c, s], latents[c, s], means[c, s] = f[i], z[i], zbar[i]
                     bar.update(1)
                 else:
                     redo.append((c, s, a))
     for c, s, a in redo:
-        f, z = one(*a)
-        fields[c, s], latents[c, s] = np.asarray(f), np.asarray(z)
+        fields[c, s], latents[c, s], means[c, s] = (np.asarray(v) for v in one(*a))
         bar.update(1)
     bar.close()
     info = {"draws": len(todo), "batch_size": batch_size if batch is not None else 0,
             "redrawn": len(redo) if batch is not None else 0}
-    return fields, latents, info  # fields, latents: full (chain, draw) shape, NaN where a draw was not recovered
+    return fields, latents, means, info  # full (chain, draw) shape, NaN where a draw was not recovered
 
 
 def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draws, jitter, site_covariance=None,
@@ -147,7 +153,7 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
     and the data's moments: :func:`~pinnprob.inference.collapsed.perturbed_latent`,
     :func:`~pinnprob.inference.collapsed.data_moments`); ``params``
     (:class:`~pinnprob.inference.model.ModelParams`) maps the draws to θ. Returns (fields (C, S, n),
-    latents (C, S, m), info) as ``_draws``."""
+    latents (C, S, m), their conditional means E[z | y, θ, …] (C, S, m), info) as ``_draws``."""
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
 
     def one(k, theta, sig, icpt, beta, noise):
@@ -176,8 +182,8 @@ def recover_field(gen, G, features, params, samples, y, Z, tail, key, field_draw
 def _one_approximate_draw(gen, feats, y, zc, jitter, family, k, theta, sig, icpt, beta):
     field = GenerativeField(gen, feats, theta, sig, jitter=jitter)
     eta = icpt + (0.0 if zc is None else zc @ beta)
-    z = approximate_conditional_latent(k, field, eta * jnp.ones(feats.shape[0]), y, family)
-    return field.from_latent(z), z
+    z, mode = approximate_conditional_latent(k, field, eta * jnp.ones(feats.shape[0]), y, family, with_mean=True)
+    return field.from_latent(z), z, mode
 
 
 def recover_field_approximately(gen, features, params, samples, y, Z, family, key, field_draws, jitter,
@@ -185,7 +191,7 @@ def recover_field_approximately(gen, features, params, samples, y, Z, family, ke
     """As :func:`recover_field`, for a Poisson or Bernoulli likelihood that a Laplace approximation
     integrated out (``family``): one draw per posterior draw from the Gaussian approximation of z | y
     (:func:`~pinnprob.inference.laplace_collapsed.approximate_conditional_latent`), not the exact
-    conditional."""
+    conditional; the means are its modes."""
     zc = None if Z is None else jnp.asarray(Z - Z.mean(0))
     shape = samples["sigma"].shape[:2] + (features.shape[0], gen.latent_dim)
     return _draws(shape, _draw_arguments(params, samples, key, field_draws), progress_bar,
