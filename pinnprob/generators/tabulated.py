@@ -41,6 +41,31 @@ def _tabulate(base, lam, tail, lr, nus):
 
 FIXED_RANGE_HALF_WIDTH = 0.25  # in log range (with the 49 nodes fit uses, about 0.01 apart)
 
+# With more distinct eigenvalues than this, the network is evaluated on this many nodes evenly spaced
+# in u = log(1 + λ) and the table's columns are interpolated from them (cubic Lagrange through the 4
+# nearest nodes, O(h⁴) with h ≈ 0.006 for the shipped trunk): on a square many modes share an
+# eigenvalue (the shipped 12 985 have 4 357 distinct ones), on a rectangle almost none do (7 151 of
+# 7 151 on Meuse's 0.86 box), and the table's cost and shape would follow them (setup 1.5 → 4 s a fold
+# in the Meuse cross-validation, a compilation per fold; docs/case_studies/meuse_laplace.md)
+LAMBDA_NODES = 2048
+
+
+@eqx.filter_jit
+def _to_eigenvalues(f, df, u0, h, u):
+    """The (V, R, K) tables on the nodes u0 + h·j, j < K, interpolated to the points u (U,) along
+    their last axis, cubic Lagrange through the 4 nearest nodes (one-sided at the ends)."""
+    K = f.shape[-1]
+    t = (u - u0) / h
+    j = jnp.clip(jnp.floor(t).astype(jnp.int32) - 1, 0, K - 4)
+    x = jnp.clip(t, 0.0, K - 1.0) - j
+    w = jnp.stack([-(x - 1) * (x - 2) * (x - 3) / 6, x * (x - 2) * (x - 3) / 2,
+                   -x * (x - 1) * (x - 3) / 2, x * (x - 1) * (x - 2) / 6])  # (4, U)
+
+    def at(a):
+        return sum(w[q] * a[..., j + q] for q in range(4))
+
+    return at(f), at(df)
+
 
 class TabulatedGenerator(AbstractDiagonalGenerator):
     """``base`` with its branch log a(θ) tabulated on a grid of θ = (θ₁, θ₂) in natural coordinates
@@ -86,9 +111,14 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
         # on a square many modes share an eigenvalue (k₁² + k₂² = k₂² + k₁², and sums of two squares
         # repeat): the 12 985 modes of the shipped trunk have 4 357 distinct ones
         lam, inverse = np.unique(np.asarray(base.basis.eigenvalues), return_inverse=True)
-        lam = jnp.asarray(lam, base.basis.eigenvalues.dtype)
-
-        f, df = _tabulate(base, lam, tail, lr, nus)
+        dtype = base.basis.eigenvalues.dtype
+        if lam.size <= LAMBDA_NODES:
+            f, df = _tabulate(base, jnp.asarray(lam, dtype), tail, lr, nus)
+        else:  # on LAMBDA_NODES nodes in log(1 + λ), then at the eigenvalues (fixed shape: one compilation)
+            u = np.log1p(lam)
+            nodes = np.linspace(u[0], u[-1], LAMBDA_NODES)
+            f, df = _tabulate(base, jnp.asarray(np.expm1(nodes), dtype), tail, lr, nus)
+            f, df = _to_eigenvalues(f, df, nodes[0], nodes[1] - nodes[0], jnp.asarray(u, dtype))
         self.base, self.table, self.dtable = base, f, df
         self.inverse = jnp.asarray(inverse.ravel(), jnp.int32)
         self.log_range0, self.h_range = lo, (hi - lo) / (num_range - 1)
