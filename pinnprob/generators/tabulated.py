@@ -118,7 +118,9 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
             u = np.log1p(lam)
             nodes = np.linspace(u[0], u[-1], LAMBDA_NODES)
             f, df = _tabulate(base, jnp.asarray(np.expm1(nodes), dtype), tail, lr, nus)
-            f, df = _to_eigenvalues(f, df, nodes[0], nodes[1] - nodes[0], jnp.asarray(u, dtype))
+            # the nodes' start and step as arrays, not compiled-in constants: one compilation per U
+            f, df = _to_eigenvalues(f, df, jnp.asarray(nodes[0], dtype), jnp.asarray(nodes[1] - nodes[0], dtype),
+                                    jnp.asarray(u, dtype))
         self.base, self.table, self.dtable = base, f, df
         self.inverse = jnp.asarray(inverse.ravel(), jnp.int32)
         self.log_range0, self.h_range = lo, (hi - lo) / (num_range - 1)

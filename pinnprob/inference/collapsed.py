@@ -376,8 +376,9 @@ def perturbation(key, field: GenerativeField, resid, noise, with_mean: bool = Fa
     eps = jax.random.normal(k2, (n,), resid.dtype)
     if not with_mean:
         return d * ((resid / s + eps) @ field.features) + eta
-    b0 = d * ((resid / s) @ field.features)
-    return b0 + d * (eps @ field.features) + eta, b0
+    proj = jax.vmap(lambda v: v @ field.features)(jnp.stack([resid / s, eps]))  # both in one pass over Φ
+    b0 = d * proj[0]
+    return b0 + d * proj[1] + eta, b0
 
 
 class DataMoments(NamedTuple):
