@@ -186,7 +186,7 @@ def _basis(config: PriorConfig, truncated: bool = True) -> BoxEigenbasis:
     M = config.modes_per_dim
     b = BoxEigenbasis.create(config.domain, M, max_frequency=math.pi * M)
     if truncated and config.max_modes is not None and config.max_modes < b.size:
-        b = BoxEigenbasis(b.domain, b.modes[: config.max_modes], b.eigenvalues[: config.max_modes])
+        b = b.first(config.max_modes)
     return b
 
 

@@ -124,8 +124,7 @@ class GenerativePrior:
         keep = min(gen.latent_dim, max(256, -(-keep // 256) * 256))
         if keep == gen.latent_dim:
             return gen
-        b = gen.basis
-        return gen.with_basis(type(b)(b.domain, b.modes[:keep], b.eigenvalues[:keep]))
+        return gen.with_basis(gen.basis.first(keep))
 
     def _sample_chunk(self, gen, key, X, theta, sigma, S, site_chunk):
         Z = jax.random.normal(key, (S, gen.latent_dim))
@@ -230,7 +229,7 @@ class GenerativePrior:
             cut = float(np.max(self.generator.basis.eigenvalues))
             keep = max(int(np.sum(np.asarray(basis.eigenvalues) <= cut * (1 + 1e-9))), 1)
             config = config.replace(max_modes=keep)
-            basis = type(basis)(basis.domain, basis.modes[:keep], basis.eigenvalues[:keep])
+            basis = basis.first(keep)
         return GenerativePrior(self.generator.with_basis(basis), config, self.history)
 
     # -- identity and I/O ------------------------------------------------------------------------

@@ -50,6 +50,12 @@ FIXED_RANGE_HALF_WIDTH = 0.25  # in log range (with the 49 nodes fit uses, about
 LAMBDA_NODES = 2048
 
 
+def _lagrange4(x):
+    """Weights (4, …) of cubic Lagrange interpolation through nodes 0, 1, 2, 3 at positions x."""
+    return jnp.stack([-(x - 1) * (x - 2) * (x - 3) / 6, x * (x - 2) * (x - 3) / 2,
+                      -x * (x - 1) * (x - 3) / 2, x * (x - 1) * (x - 2) / 6])
+
+
 @eqx.filter_jit
 def _to_eigenvalues(f, df, u0, h, u):
     """The (V, R, K) tables on the nodes u0 + h·j, j < K, interpolated to the points u (U,) along
@@ -58,8 +64,7 @@ def _to_eigenvalues(f, df, u0, h, u):
     t = (u - u0) / h
     j = jnp.clip(jnp.floor(t).astype(jnp.int32) - 1, 0, K - 4)
     x = jnp.clip(t, 0.0, K - 1.0) - j
-    w = jnp.stack([-(x - 1) * (x - 2) * (x - 3) / 6, x * (x - 2) * (x - 3) / 2,
-                   -x * (x - 1) * (x - 3) / 2, x * (x - 1) * (x - 2) / 6])  # (4, U)
+    w = _lagrange4(x)  # (4, U)
 
     def at(a):
         return sum(w[q] * a[..., j + q] for q in range(4))
@@ -177,8 +182,7 @@ class TabulatedGenerator(AbstractDiagonalGenerator):
             else:  # cubic Lagrange through the 4 ν rows nearest ν (one-sided at the ends)
                 k = jnp.clip(jnp.floor(s).astype(jnp.int32) - 1, 0, V - 4)
                 x = jnp.clip(s, 0.0, V - 1.0) - k  # position among the stencil's rows 0, 1, 2, 3
-                wnu = jnp.stack([-(x - 1) * (x - 2) * (x - 3) / 6, x * (x - 2) * (x - 3) / 2,
-                                 -x * (x - 1) * (x - 3) / 2, x * (x - 1) * (x - 2) / 6])
+                wnu = _lagrange4(x)
                 rows = 4
         # both interpolations are linear in the table: read the (rows, 2, U) block once and contract it
         start = (k, i, jnp.zeros((), jnp.int32))  # one index dtype, in float32 and float64 alike

@@ -96,6 +96,10 @@ class BoxEigenbasis(eqx.Module):
     def size(self) -> int:
         return int(self.eigenvalues.shape[0])
 
+    def first(self, k: int) -> "BoxEigenbasis":
+        """The basis of the ``k`` lowest modes (the modes are sorted by eigenvalue)."""
+        return BoxEigenbasis(self.domain, self.modes[:k], self.eigenvalues[:k])
+
     def tables(self, X: Float[Array, "n d"]) -> list[Float[Array, "n M"]]:
         """The 1-D eigenfunctions f_j(x_i), j = 0 .. grid_i − 1, on each axis i: shape (n, grid_i) each."""
         return [_eigenfunction_1d(jnp.arange(M)[None, :], X[:, i : i + 1], L, self.domain.bc)
