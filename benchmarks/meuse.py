@@ -478,6 +478,7 @@ def render(r, fig_dir, doc) -> str:
             "without the variance of the truncated modes that `fit`'s likelihood adds to the noise (at most "
             "`mode_tol` = 1 % of σ², about 1 % of the noise variance here), so its predictive sd was up to "
             "about 0.7 % too small. The script now adds it.")),
+        *(["", r["notes"]] if r.get("notes") else []),  # written by hand into the JSON, kept by --render
         "",
         "Per fold:",
         "",

@@ -176,19 +176,24 @@ class GenerativePrior:
         return GenerativeField(self.generator, feats, jnp.asarray(theta, dtype), jnp.asarray(sigma, dtype),
                                jitter=jitter, validate_args=validate_args)
 
-    def truncate(self, min_range: float, tol: float = 1e-2, nu: float | None = None) -> "GenerativePrior":
+    def truncate(self, min_range: float, tol: float = 1e-2, nu: float | None = None,
+                 multiple_of: int = 1) -> "GenerativePrior":
         """A cheaper prior with only the lowest-frequency modes needed down to ``min_range``.
 
         Keeps the shortest prefix of modes (by eigenvalue) whose left-out variance is at most
         ``tol`` of the total, at range ``min_range`` and at both ends of the ν range (or at ``nu``
-        only, when ν is fixed), ν below 1 counted as 1 (see the comment in the code). Its ``param_range`` starts at ``min_range``. Diagonal (spectral)
-        generators of the Matérn only.
+        only, when ν is fixed), ν below 1 counted as 1 (see the comment in the code), its length
+        rounded up to a multiple of ``multiple_of`` (within the trunk's modes; more modes, never
+        fewer: fits whose cuts round alike share array shapes, hence compilations). Its
+        ``param_range`` starts at ``min_range``. Diagonal (spectral) generators of the Matérn only.
         """
         if not isinstance(self.generator, AbstractDiagonalGenerator) or self.param_names != ("range", "nu"):
             raise TypeError("truncate() applies to spectral generators of the Matérn only")
         pr = self.param_range
         if not pr.range[0] <= min_range <= pr.range[1]:
             raise ValueError(f"min_range = {min_range:g} is outside the prior's range {pr.range}")
+        if int(multiple_of) != multiple_of or multiple_of < 1:
+            raise ValueError(f"multiple_of must be a positive integer, got {multiple_of!r}")
         keep = 1
         # below ν = 1 the left-out fraction falls too slowly (∝ λ^{−ν}) for a variance tolerance to cut
         # the trunk anywhere useful: those fields keep ν = 1's modes, and the variance of the rest is
@@ -199,6 +204,7 @@ class GenerativePrior:
             tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = fraction in modes k, k+1, ...
             keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))
         keep = max(keep, 1)
+        keep = min(-(-keep // int(multiple_of)) * int(multiple_of), self.latent_dim)
         config = self.config.replace(max_modes=keep, valid_range=((float(min_range), pr.range[1]), pr.nu))
         from pinnprob.config import _basis
 

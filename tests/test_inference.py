@@ -838,6 +838,45 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     assert truncation_tail(full.spde, b.eigenvalues, b.size) is None
 
 
+def test_truncate_rounds_its_cut_up_to_a_multiple():
+    """truncate(multiple_of=k) keeps the plain cut's modes and the next ones up to a multiple of k (at
+    most the trunk), and refuses a k that is not a positive integer; fit's bucket adds ≤ 1/32 more."""
+    from pinnprob.inference.model import mode_bucket
+
+    full = pinnprob.pretrained("matern2d")
+    plain = full.truncate(0.15, tol=0.01, nu=1.5).latent_dim
+    for k in (7, 256):
+        cut = full.truncate(0.15, tol=0.01, nu=1.5, multiple_of=k)
+        assert cut.latent_dim % k == 0 and plain <= cut.latent_dim < plain + k
+        np.testing.assert_array_equal(np.asarray(cut.generator.basis.eigenvalues),
+                                      np.asarray(full.generator.basis.eigenvalues)[:cut.latent_dim])
+    assert full.truncate(0.15, tol=0.01, nu=1.5, multiple_of=10**6).latent_dim == full.latent_dim
+    for bad in (0, -4, 2.5):
+        with pytest.raises(ValueError, match="multiple_of must be a positive integer"):
+            full.truncate(0.15, multiple_of=bad)
+    assert [mode_bucket(m) for m in (1, 63, 64, 5502, 9402, 9471)] == [1, 1, 2, 128, 256, 256]
+    assert all(mode_bucket(m) <= m / 32 for m in range(64, 20000, 997))
+
+
+def test_fit_on_the_reduced_path_rounds_its_modes_and_rank():
+    """Where fit evaluates the covariance through a site covariance (cost independent of the modes),
+    it rounds the number of modes up to mode_bucket's multiple and the rank up to a multiple of 4, so
+    that similar fits (cross-validation folds) share shapes."""
+    from pinnprob.inference.model import mode_bucket
+    from pinnprob.inference.site_covariance import RANK_MULTIPLE
+
+    X, y, _ = _data()
+    full = pinnprob.pretrained("matern2d")
+    idata = fit(X, y, prior=full, nu=1.5, method="laplace", **dict(FAST, num_samples=500))
+    used, meta = fit_prior(idata)
+    assert meta["collapsed_path"] == "reduced" and meta["site_covariance"]["rank"] % RANK_MULTIPLE == 0
+    m = used.latent_dim
+    assert m % mode_bucket(m) == 0 and m < full.latent_dim
+    boxed = full if used.config.lengths is None else full.on_box(used.config.lengths)
+    plain = boxed.truncate(used.param_range.range[0], tol=0.01, nu=1.5).latent_dim
+    assert plain <= m < plain + mode_bucket(plain)
+
+
 def test_truncation_tail_on_a_rectangle_is_the_variance_left_out_per_site():
     """On a box of area |D| orthonormal modes average φ² = 1/|D|: the tail is the left-out spectrum
     over |D|, and it is what the left-out modes' variance averages to over sites in the box."""

@@ -31,7 +31,8 @@ import numpyro.distributions as dist
 from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
-                                      laplace_evaluation_cost, model_generator, path_inputs, reduce_prior)
+                                      laplace_evaluation_cost, mode_bucket, model_generator, path_inputs,
+                                      reduce_prior)
 from pinnprob.inference.pilot import pilot_pays, pilot_start
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
@@ -240,7 +241,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         range_floor = max(float(quantile(model_priors["range"], 0.005)), lo_user) / cmap.scale
     elif "range" in fixed:
         range_floor = float(fixed["range"]) / cmap.scale
-    prior, tail = reduce_prior(prior, params, range_floor, mode_tol)
+    boxed = prior
+    prior, tail = reduce_prior(boxed, params, range_floor, mode_tol)
     tail = tail if likelihood == "gaussian" else None
     # the path, decided once by the cost model: latent or collapsed, and how a collapsed likelihood
     # evaluates the covariance, each path's one-off cost (a site covariance, ΦᵀΦ) weighed against the
@@ -264,6 +266,10 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     else:
         path = choose_path(prior, X.shape[0], evaluations,
                            collapsed if collapsed is not None or can_collapse else False)
+    if path == "reduced" and tail is not None:
+        # a site covariance's cost hardly depends on the number of modes: round it up, so that fits of
+        # similar data (cross-validation folds) share array shapes and compilations
+        prior, tail = reduce_prior(boxed, params, range_floor, mode_tol, mode_bucket(prior.latent_dim))
     collapsed = path != "latent"
     Xu = jnp.asarray(cmap.to_unit(X))
     # the dense, Woodbury, site-covariance and Newton paths need the dense Φ; the latent and Gram paths
