@@ -46,14 +46,23 @@ def _i1(x):
     return x * _poly(_I1_SMALL, (x / 3.75) ** 2)
 
 
+@jax.custom_jvp
 def k0(x):
-    """K₀(x) for x > 0 (elementwise)."""
+    """K₀(x) for x > 0 (elementwise); its derivative is −K₁(x) (A&S 9.6.27), not autodiff through the
+    polynomials: reverse mode then keeps one array per element instead of both branches' terms (the
+    convolution generator's gradient evaluates it at n × cells × images points)."""
     x = jnp.asarray(x)
     xs = jnp.clip(x, 1e-30, 2.0)
     small = -jnp.log(xs / 2) * _i0(xs) + _poly(_K0_SMALL, (xs / 2) ** 2)
     xl = jnp.maximum(x, 2.0)
     large = jnp.exp(-xl) / jnp.sqrt(xl) * _poly(_K0_LARGE, 2.0 / xl)
     return jnp.where(x <= 2.0, small, large)
+
+
+@k0.defjvp
+def _k0_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return k0(x), -k1(x) * dx
 
 
 def k1(x):

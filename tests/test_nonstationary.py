@@ -105,6 +105,38 @@ def test_radial_profile_is_the_chebyshev_interpolant():
         np.testing.assert_allclose(_clenshaw(c, jnp.asarray(t)), f(t) + 1e-3 * t**2, atol=2e-6)
 
 
+def test_derivatives_of_the_kernel_functions_are_the_analytic_ones():
+    """k0 and the Chebyshev series carry their own derivatives (−K₁; the derived series, and linearity
+    in the coefficients), which reverse mode uses instead of differentiating the polynomials: they
+    must equal the functions' true derivatives."""
+    import scipy.special as sp
+
+    x = np.array([1e-3, 0.1, 0.9, 1.999, 2.001, 3.0, 12.0])
+    np.testing.assert_allclose(jax.vmap(jax.grad(k0))(jnp.asarray(x)), -sp.k1(x), rtol=5e-6)
+    f = lambda s: np.sin(2 * s) + s**3 - 0.3 * s  # noqa: E731
+    df = lambda s: 2 * np.cos(2 * s) + 3 * s**2 - 0.3  # noqa: E731
+    c = _chebyshev_coefficients(jnp.asarray(f(np.asarray(_chebyshev_nodes(16)))))
+    t = np.linspace(-1, 1, 41)
+
+    def plain(c, t):  # the recurrence, differentiated by autodiff
+        b1 = b2 = jnp.zeros_like(t)
+        for ck in c[:0:-1]:
+            b1, b2 = 2.0 * t * b1 - b2 + ck, b1
+        return t * b1 - b2 + c[0]
+
+    # in t: the derived series is the series' derivative (and, up to interpolation error, f's)
+    dt = jax.vmap(jax.grad(_clenshaw, 1), (None, 0))(c, jnp.asarray(t))
+    np.testing.assert_allclose(dt, jax.vmap(jax.grad(plain, 1), (None, 0))(c, jnp.asarray(t)), atol=2e-5)
+    np.testing.assert_allclose(dt, df(t), atol=2e-4)
+    # in the coefficients: Σ_t w_t ∂/∂c_k Σ_j c_j T_j(t) = Σ_t w_t T_k(t)
+    w = jnp.asarray(np.random.default_rng(0).standard_normal(t.size))
+    for fn in (_clenshaw, plain):
+        g = jax.grad(lambda c, fn=fn: jnp.sum(w * fn(c, jnp.asarray(t))))(c)
+        np.testing.assert_allclose(g, np.cos(np.arange(16)[:, None] * np.arccos(t)[None]) @ np.asarray(w), atol=1e-5)
+    gt = jax.grad(lambda t: jnp.sum(w * _clenshaw(c, t)))(jnp.asarray(t))
+    np.testing.assert_allclose(gt, w * dt, rtol=1e-6, atol=1e-6)
+
+
 def test_reference_covariance_dispatches_on_the_spde():
     X = np.array([[0.3, 0.3], [0.5, 0.6]])
     spde = NonStationaryMatern(BOX)

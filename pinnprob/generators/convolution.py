@@ -87,12 +87,33 @@ def _chebyshev_coefficients(values: Float[Array, " K"]) -> Float[Array, " K"]:
     return (2.0 / K) * (T @ values) * jnp.where(k == 0, 0.5, 1.0)
 
 
+@jax.custom_jvp
 def _clenshaw(c: Float[Array, " K"], t):
-    """Σ_k c_k T_k(t) by Clenshaw's recurrence, elementwise in t (K static)."""
+    """Σ_k c_k T_k(t) by Clenshaw's recurrence, elementwise in t (K static). Its derivative in t is the
+    derived series' (:func:`_chebyshev_derivative`), so that reverse mode keeps no recurrence terms
+    (K arrays of t's shape)."""
     b1 = b2 = jnp.zeros_like(t)
     for ck in c[:0:-1]:
         b1, b2 = 2.0 * t * b1 - b2 + ck, b1
     return t * b1 - b2 + c[0]
+
+
+def _chebyshev_derivative(c: Float[Array, " K"]) -> Float[Array, " K"]:
+    """The coefficients d of (Σ_k c_k T_k)' = Σ_k d_k T_k (d_{K−1} = 0): d_{k−1} = d_{k+1} + 2k c_k,
+    d_0 halved (Mason & Handscomb 2003, *Chebyshev Polynomials*, §2.4.5)."""
+    K = c.shape[0]
+    d = [jnp.zeros_like(c[0])] * (K + 1)
+    for k in range(K - 1, 0, -1):
+        d[k - 1] = d[k + 1] + 2.0 * k * c[k]
+    d[0] = 0.5 * d[0]
+    return jnp.stack(d[:K])
+
+
+@_clenshaw.defjvp
+def _clenshaw_jvp(primals, tangents):
+    (c, t), (dc, dt) = primals, tangents
+    # linear in c: the tangent's part in dc is the series of dc (reverse mode transposes it)
+    return _clenshaw(c, t), _clenshaw(dc, t) + _clenshaw(_chebyshev_derivative(c), t) * dt
 
 
 class ConvolutionGenerator(AbstractConvolutionGenerator):
