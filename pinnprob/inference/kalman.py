@@ -95,10 +95,15 @@ def kalman_logpdf(gen, theta: Float[Array, " p"], grid: SiteTimeGrid, resid: Flo
     P0 = jnp.diag(half)
     mu0 = jnp.zeros_like(half)
 
-    def rotate(M, c, s, d0):
+    def rows(M, c, s, d0):
         """F M for F the step's block rotation-decay (acting on the rows of M)."""
         a, b, z = M[:K], M[K:2 * K], M[2 * K:]
         return jnp.concatenate([c[:, None] * a + s[:, None] * b, -s[:, None] * a + c[:, None] * b, d0 * z], 0)
+
+    def cols(M, c, s, d0):
+        """M Fᵀ, on the columns by slices (no transposes: 20 % off a gradient at 500 times, 1-D prior)."""
+        a, b, z = M[:, :K], M[:, K:2 * K], M[:, 2 * K:]
+        return jnp.concatenate([a * c + b * s, -a * s + b * c, d0 * z], 1)
 
     def step(carry, inp):
         mu, P, ll = carry
@@ -106,8 +111,8 @@ def kalman_logpdf(gen, theta: Float[Array, " p"], grid: SiteTimeGrid, resid: Flo
         e = jnp.exp(-r * dt)
         c, s = e * jnp.cos(m * dt), e * jnp.sin(m * dt)
         d0 = jnp.exp(-r0 * dt)
-        mu = rotate(mu[:, None], c, s, d0)[:, 0]
-        P = rotate(rotate(P, c, s, d0).T, c, s, d0).T
+        mu = rows(mu[:, None], c, s, d0)[:, 0]
+        P = cols(rows(P, c, s, d0), c, s, d0)
         decay2 = jnp.concatenate([e**2, e**2, d0[None] ** 2])
         P = P + jnp.diag(half * (1.0 - decay2))
         H = jnp.where(msk[:, None], Hfull, 0.0)
