@@ -135,6 +135,14 @@ def test_derivatives_of_the_kernel_functions_are_the_analytic_ones():
         np.testing.assert_allclose(g, np.cos(np.arange(16)[:, None] * np.arccos(t)[None]) @ np.asarray(w), atol=1e-5)
     gt = jax.grad(lambda t: jnp.sum(w * _clenshaw(c, t)))(jnp.asarray(t))
     np.testing.assert_allclose(gt, w * dt, rtol=1e-6, atol=1e-6)
+    # second order, as a loss of ∇ₓ fields trained in the coefficients differentiates: K₀'' = K₀ + K₁/x,
+    # and the rules' own derivatives equal the plain recurrence's, in t and in the coefficients
+    np.testing.assert_allclose(jax.vmap(jax.grad(jax.grad(k0)))(jnp.asarray(x)), sp.k0(x) + sp.k1(x) / x, rtol=2e-5)
+    for order in ("t", "c"):
+        second = [jax.vmap(jax.grad(jax.grad(fn, 1), 1), (None, 0))(c, jnp.asarray(t)) if order == "t" else
+                  jax.grad(lambda c, fn=fn: jnp.sum(w * jax.vmap(jax.grad(fn, 1), (None, 0))(c, jnp.asarray(t))))(c)
+                  for fn in (_clenshaw, plain)]
+        np.testing.assert_allclose(second[0], second[1], rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(second[1]))))
 
 
 def test_reference_covariance_dispatches_on_the_spde():

@@ -43,6 +43,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from pinnprob.domain import Box
@@ -109,11 +110,19 @@ def _chebyshev_derivative(c: Float[Array, " K"]) -> Float[Array, " K"]:
     return jnp.stack(d[:K])
 
 
-@_clenshaw.defjvp
 def _clenshaw_jvp(primals, tangents):
     (c, t), (dc, dt) = primals, tangents
-    # linear in c: the tangent's part in dc is the series of dc (reverse mode transposes it)
-    return _clenshaw(c, t), _clenshaw(dc, t) + _clenshaw(_chebyshev_derivative(c), t) * dt
+    out = _clenshaw(c, t)
+    tangent = jnp.zeros_like(out)
+    # symbolic zeros: a derivative in t alone (the weak form's ∇ₓ) skips the coefficients' series
+    if not isinstance(dc, SymbolicZero):  # linear in c: the series of dc (reverse mode transposes it)
+        tangent = tangent + _clenshaw(dc, t)
+    if not isinstance(dt, SymbolicZero):
+        tangent = tangent + _clenshaw(_chebyshev_derivative(c), t) * dt
+    return out, tangent
+
+
+_clenshaw.defjvp(_clenshaw_jvp, symbolic_zeros=True)
 
 
 class ConvolutionGenerator(AbstractConvolutionGenerator):

@@ -113,10 +113,12 @@ class SiteCovariance(eqx.Module):
         """For a diagonal generator (``branch(θ)`` = a(θ), (m,)) and its dense trunk ``features`` Φ (n, m)
         at the sites, over θ in ``theta_bounds`` (p, 2, natural coordinates): an SVD of s = a² at
         ``num_design`` points (:func:`site_covariance_design`), each row scaled to unit site trace so
-        that every θ weighs alike, in the coordinates √w ⊙ s; the smallest rank ≤ ``max_rank`` whose
-        error bound on ``num_check`` further points is ≤ ``tol`` (else ``max_rank``: check
-        :attr:`error`). Costs ``num_design + num_check`` branch evaluations, an SVD and R n² m for the
-        blocks."""
+        that every θ weighs alike, in the coordinates √w ⊙ s; the smallest multiple of
+        :data:`RANK_MULTIPLE` ≤ ``max_rank`` whose error bound on ``num_check`` further points is ≤
+        ``tol`` (else the smallest rank that meets it, else ``max_rank``: check :attr:`error`). Costs
+        ``num_design + num_check`` branch evaluations, an SVD and R n² m for the blocks."""
+        if int(max_rank) != max_rank or max_rank < 1:
+            raise ValueError(f"max_rank must be a positive integer, got {max_rank!r}")
         Phi = jnp.asarray(features)
         n, m = Phi.shape
         w = np.asarray(jnp.sum(Phi**2, 0), np.float64)
@@ -138,12 +140,14 @@ class SiteCovariance(eqx.Module):
             E = Cw - (Cw @ V) @ V.T  # e ⊙ √W
             return float(np.max(np.abs(E) @ sW))  # Σ|e_u| W_u per check point (its Σ s_u W_u is 1)
 
-        top = min(max_rank, len(sv))
+        top = min(int(max_rank), len(sv))
         R = next((r for r in range(1, top + 1) if bound(r) <= tol), top)
-        # the rank rounded up to a multiple of RANK_MULTIPLE (more basis vectors, the bound measured
-        # again): fits of similar data (cross-validation folds) then share the blocks' shape, hence
-        # compilations
-        R = min(-(-R // RANK_MULTIPLE) * RANK_MULTIPLE, top)
+        # the rank rounded up to a multiple of RANK_MULTIPLE, so that fits of similar data
+        # (cross-validation folds) share the blocks' shape, hence compilations; the bound (a weighted
+        # L1 norm of a projection's residual) need not fall with the rank, so the next multiples are
+        # tried and, if none meets the tolerance, R itself is kept
+        R = next((r for r in range(-(-R // RANK_MULTIPLE) * RANK_MULTIPLE, top + 1, RANK_MULTIPLE)
+                  if bound(r) <= tol), R)
         err = bound(R)
         V = Vt[:R].T
         # v_r per group = (√W ⊙ v_r)/√W, then per mode; a group that vanishes at every site adds nothing to K
