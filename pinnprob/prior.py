@@ -31,6 +31,18 @@ class PriorFileError(ValueError):
     """A prior file that cannot be read: not a prior, corrupted, or from an incompatible version."""
 
 
+def _prefix_for(a2: np.ndarray, tol: float) -> int:
+    """The length of the shortest prefix of modes (variances ``a2``, by eigenvalue) whose left-out share
+    of the total variance is at most ``tol``."""
+    tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = share in modes k, k+1, ...
+    return int(np.argmax(np.append(tail, 0.0) <= tol))
+
+
+def _round_up(k: int, multiple: int) -> int:
+    """k rounded up to a multiple of ``multiple``."""
+    return -(-k // multiple) * multiple
+
+
 class GenerativePrior:
     """A trained generative PINN prior for the field of an SPDE on the unit box (or, after
     :meth:`on_box`, on another box Π [0, L_i]).
@@ -118,10 +130,8 @@ class GenerativePrior:
         gen = self.generator
         if tol <= 0 or not isinstance(gen, AbstractDiagonalGenerator):
             return gen
-        a2 = np.asarray(gen.amplitudes(theta), np.float64) ** 2
-        tail = np.cumsum(a2[::-1])[::-1] / a2.sum()
-        keep = int(np.argmax(np.append(tail, 0.0) <= tol))
-        keep = min(gen.latent_dim, max(256, -(-keep // 256) * 256))
+        keep = _prefix_for(np.asarray(gen.amplitudes(theta), np.float64) ** 2, tol)
+        keep = min(gen.latent_dim, max(256, _round_up(keep, 256)))
         if keep == gen.latent_dim:
             return gen
         return gen.with_basis(gen.basis.first(keep))
@@ -201,10 +211,8 @@ class GenerativePrior:
         # the data when the data's spacing exceeds the cut's wavelength)
         for n in sorted({min(max(v, 1.0), pr.nu[1]) for v in (pr.nu if nu is None else (float(nu),))}):
             a2 = np.asarray(self.generator.amplitudes(pr.theta(range=min_range, nu=n)), np.float64) ** 2
-            tail = np.cumsum(a2[::-1])[::-1] / a2.sum()  # tail[k] = fraction in modes k, k+1, ...
-            keep = max(keep, int(np.argmax(np.append(tail, 0.0) <= tol)))
-        keep = max(keep, 1)
-        keep = min(-(-keep // int(multiple_of)) * int(multiple_of), self.latent_dim)
+            keep = max(keep, _prefix_for(a2, tol))
+        keep = min(_round_up(keep, int(multiple_of)), self.latent_dim)
         config = self.config.replace(max_modes=keep, valid_range=((float(min_range), pr.range[1]), pr.nu))
         from pinnprob.config import _basis
 
