@@ -709,18 +709,58 @@ def test_laplace_mode_from_a_pilot_start():
                         start=start._replace(z={"mu": start.z["mu"]}))
 
 
-def test_fit_runs_a_pilot_when_it_pays(prior, monkeypatch):
+def test_range_floor_is_the_marginal_spread_below_the_mode():
+    """range_floor: the range PILOT_RANGE_SPREAD marginal Laplace sd below the mode, √(H⁻¹)_rr (not
+    the conditional 1/√H_rr), in the unconstrained coordinate of the range prior's support, mapped
+    back; None without a Hessian, a range site, or a positive-definite Hessian."""
+    from pinnprob.inference.pilot import PILOT_RANGE_SPREAD, range_floor
+    from pinnprob.inference.runners import LaplaceStart
+
+    z = {"noise": np.float64(-1.0), "range": np.float64(np.log(5.0))}  # flattened in key order: noise, range
+    H = np.array([[400.0, 150.0], [150.0, 100.0]])
+    sd = math.sqrt(np.linalg.inv(H)[1, 1])
+    assert sd > 1.0 / math.sqrt(H[1, 1]) * 1.2  # the correlation matters here
+    floor = range_floor(LaplaceStart(z, H), dist.LogNormal(0.0, 1.0))  # support positive: range = exp(z)
+    assert floor == pytest.approx(5.0 * math.exp(-PILOT_RANGE_SPREAD * sd), rel=1e-6)
+    # an interval support (a truncated prior): the same coordinate through its sigmoid
+    lo, hi = 2.0, 12.0
+    zi = {"noise": np.float64(-1.0), "range": np.float64(0.3)}
+    t = 0.3 - 2.0 * sd
+    assert range_floor(LaplaceStart(zi, H), dist.Uniform(lo, hi), spread=2.0) == pytest.approx(
+        lo + (hi - lo) / (1.0 + math.exp(-t)), rel=1e-6)
+    assert range_floor(LaplaceStart(z, None), dist.LogNormal(0.0, 1.0)) is None
+    assert range_floor(LaplaceStart(z, -H), dist.LogNormal(0.0, 1.0)) is None
+    assert range_floor(LaplaceStart({"noise": z["noise"]}, H[:1, :1]), dist.LogNormal(0.0, 1.0)) is None
+
+
+def test_a_pilot_only_lowers_the_range_floor():
+    """lowered_floor: the pilot's floor where it is below the prior's, bounded by the range prior's
+    support; never a higher one (fewer modes bias dense data)."""
+    from pinnprob.inference.pilot import lowered_floor
+    from pinnprob.inference.priors import PCRange
+
+    assert lowered_floor(0.3, 0.2, PCRange(1.0, 0.05)) == 0.2
+    assert lowered_floor(0.3, 0.36, PCRange(1.0, 0.05)) is None
+    assert lowered_floor(0.3, 0.2, dist.Uniform(0.25, 2.0)) == 0.25  # the support's lower end
+    assert lowered_floor(0.3, 0.2, dist.Uniform(0.3, 2.0)) is None
+    assert lowered_floor(0.3, None, PCRange(1.0, 0.05)) is None
+    assert lowered_floor(0.3, 0.2, None) is None
+
+
+def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
     """With the pilot's thresholds lowered to these data, fit(method="laplace") starts from a pilot on
-    a subsample, itself started from a pilot on a quarter of it (said in the attributes), and reaches
-    the posterior the fit without it reaches."""
+    a subsample, itself started from a pilot on a quarter of it (said in the attributes), keeps the
+    modes for the ranges the pilot's posterior allows (here shorter ones than the PC range prior's
+    0.5 % quantile: more modes) and reaches the posterior the fit without it reaches."""
     import json
 
     import pinnprob.inference.fit as fit_module
     import pinnprob.inference.pilot as pilot
+    from pinnprob.inference.priors import PCRange
 
     X, y, cov = _data()
-    kw = dict(prior=prior, covariates=cov, nu=1.5, range_prior=dist.Uniform(4.0, 12.0), method="laplace",
-              num_samples=200, field_draws=2, progress_bar=False, seed=3)
+    kw = dict(prior=pinnprob.pretrained("matern2d"), covariates=cov, nu=1.5, range_prior=PCRange(20.0, 0.05),
+              method="laplace", num_samples=200, field_draws=2, progress_bar=False, seed=3)
     plain = fit(X, y, **kw)
     monkeypatch.setattr(pilot, "PILOT_SITES", 32)
     monkeypatch.setattr(pilot, "PILOT_MIN_SITES", 8)  # the pilot's own search starts from a pilot on 8 sites
@@ -729,7 +769,13 @@ def test_fit_runs_a_pilot_when_it_pays(prior, monkeypatch):
     info = json.loads(piloted.attrs["pinnprob"])["laplace"]
     assert info["start"] == "pilot" and info["pilot"]["sites"] == 32 and info["pilot"]["seconds"] > 0
     assert info["pilot"]["pilot"]["sites"] == 8 and "pilot" not in info["pilot"]["pilot"]
+    own, cut = json.loads(plain.attrs["pinnprob"])["modes"], json.loads(piloted.attrs["pinnprob"])["modes"]
+    assert own["range_floor_from"] == "prior" and cut["range_floor_from"] == "pilot"
+    assert cut["range_floor"] == info["pilot"]["range_floor"] < 0.5 * own["range_floor"]
+    assert cut["modes"] > 4 * own["modes"]
+    assert group(piloted, "posterior")["field_latent"].shape[-1] == cut["modes"]
     a, b = json.loads(plain.attrs["pinnprob"])["laplace"]["mode"], info["mode"]
+    assert cut["range_floor"] < 0.5 * b["range"]
     post = group(plain, "posterior")
     for k in ("range", "sigma", "noise", "intercept"):
         # both searches stop ~0.01 posterior sd from the mode (a Newton decrement of 1e-5)

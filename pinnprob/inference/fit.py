@@ -21,6 +21,7 @@ import json
 import time
 import warnings
 import zlib
+import dataclasses
 from dataclasses import asdict
 
 import jax
@@ -33,7 +34,7 @@ from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
                                       laplace_evaluation_cost, mode_bucket, model_generator, path_inputs,
                                       reduce_prior)
-from pinnprob.inference.pilot import pilot_pays, pilot_start
+from pinnprob.inference.pilot import lowered_floor, pilot_pays, pilot_start
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
 from pinnprob.inference.runners import (LAPLACE_INTEGRATIONS, chain_method_for, expected_evaluations,
@@ -131,9 +132,11 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     side (:meth:`~pinnprob.GenerativePrior.on_box`; other priors the square around it, where they
     were trained; ``bounds``, one (low, high) pair per coordinate in the user's units holding every
     site, sets that box instead, e.g. to predict over a study area larger than the data's), and
-    keeps only the modes needed down to the range prior's 0.5 % quantile
-    (``mode_tol``: the variance fraction allowed to be left out, at ν ≥ 1; rougher fields keep the
-    modes of ν = 1), and the variance of the modes left out goes with the noise, per site. With up to
+    keeps only the modes needed down to the range prior's 0.5 % quantile, or down to a pilot's
+    posterior where that reaches shorter ranges (``method="laplace"`` at many sites; the ``pinnprob``
+    attribute's ``modes`` says which) (``mode_tol``: the variance fraction allowed to be left out, at
+    ν ≥ 1; rougher fields keep the modes of ν = 1), and the variance of the modes left out goes with
+    the noise, per site. With up to
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
     precomputed matrices (:class:`~pinnprob.inference.site_covariance.SiteCovariance`; relative
     error bound ≤ 1e-4), so its gradient costs about what an exact GP's does, whatever the number
@@ -242,11 +245,15 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     elif "range" in fixed:
         range_floor = float(fixed["range"]) / cmap.scale
     boxed = prior
-    prior, tail = reduce_prior(boxed, params, range_floor, mode_tol)
-    tail = tail if likelihood == "gaussian" else None
-    # the path, decided once by the cost model: latent or collapsed, and how a collapsed likelihood
-    # evaluates the covariance, each path's one-off cost (a site covariance, ΦᵀΦ) weighed against the
-    # evaluations this fit will make
+
+    def cut(floor, multiple_of=1):
+        """(prior, tail): the boxed prior's modes for ranges down to ``floor`` (unit box), their left-out
+        variance for a Gaussian likelihood (else None)."""
+        reduced, left = reduce_prior(boxed, params, floor, mode_tol, multiple_of)
+        return reduced, left if likelihood == "gaussian" else None
+
+    prior, tail = cut(range_floor)
+    spectral_cut = prior is not boxed  # a spectral prior, cut to the modes the range floor needs
     if method == "laplace" and X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
         warnings.warn(f"method='laplace' at {X.shape[0]} sites in float32: the log density is good to ~0.1 there, "
                       "and the optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) "
@@ -254,48 +261,74 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # a non-Gaussian likelihood under method="laplace": the field integrated out by a Laplace
     # approximation (Newton per evaluation), whatever the cost model says of the Gaussian paths
     newton_path = method == "laplace" and likelihood != "gaussian"
-    cost = None if method != "laplace" else (laplace_evaluation_cost if newton_path else evaluation_cost)(
-        prior, X.shape[0])
-    if method == "laplace" and integration is None:
-        integration = laplace_integration(cost, num_samples * num_chains)
-    evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
-                                       integration or "importance")
     can_collapse = likelihood == "gaussian" and prior.gaussian
-    if newton_path:
-        path = "laplace"
-    else:
-        path = choose_path(prior, X.shape[0], evaluations,
-                           collapsed if collapsed is not None or can_collapse else False)
+    user_integration = integration
+
+    def plan(prior):
+        """(cost of one evaluation or None, integration, path) for ``prior``'s modes: the path decided
+        once by the cost model, latent or collapsed, and how a collapsed likelihood evaluates the
+        covariance, each path's one-off cost (a site covariance, ΦᵀΦ) weighed against the evaluations
+        this fit will make."""
+        cost = None if method != "laplace" else (laplace_evaluation_cost if newton_path else evaluation_cost)(
+            prior, X.shape[0])
+        integ = user_integration
+        if method == "laplace" and integ is None:
+            integ = laplace_integration(cost, num_samples * num_chains)
+        evaluations = expected_evaluations(method, num_warmup, num_samples, num_chains, svi_steps, field_draws,
+                                           integ or "importance")
+        if newton_path:
+            return cost, integ, "laplace"
+        return cost, integ, choose_path(prior, X.shape[0], evaluations,
+                                        collapsed if collapsed is not None or can_collapse else False)
+
+    cost, integration, path = plan(prior)
+    Xu = jnp.asarray(cmap.to_unit(X))
+    key = jax.random.key(seed)
+    k_run, k_field = jax.random.split(key)
+    yj = jnp.asarray(y)
+    seconds = {}  # wall time of the fit's phases (blocked on their results)
+    modes = {"range_floor": None if range_floor is None else range_floor * cmap.scale, "range_floor_from": "prior"}
+
+    def model_spec(prior, tail, features=None, G=None, SC=None):
+        return ModelSpec(
+            prior=prior, features=features, cmap=cmap,
+            y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd), Z=Z, likelihood=likelihood,
+            params=params, sigma_prior=sigma_prior, noise_prior=noise_prior, collapsed=path != "latent",
+            jitter=jitter, generator=model_generator(prior, params), tail=tail, gram=G, site_covariance=SC)
+
+    # at many sites, a Laplace fit's mode search starts from a pilot fit's mode on a subsample, when the
+    # evaluations that saves are dear (pilot.py); a spectral prior then keeps the modes for the ranges
+    # the pilot's posterior allows where they are shorter than the range prior's 0.5 % quantile (a range
+    # the prior's cut could not represent)
+    start = pilot = None
+    if method == "laplace" and pilot_pays(X.shape[0], cost):
+        t0 = time.perf_counter()
+        start, pilot = pilot_start(model_spec(prior, tail), Xu, yj, jax.random.fold_in(key, 2), progress_bar,
+                                   floor=spectral_cut)
+        seconds["pilot"] = time.perf_counter() - t0
+        floor = lowered_floor(range_floor * cmap.scale, pilot.get("range_floor"), model_priors.get("range"))
+        if floor is not None:
+            range_floor = floor / cmap.scale
+            modes.update(range_floor=floor, range_floor_from="pilot")
+            prior, tail = cut(range_floor)
+            cost, integration, path = plan(prior)
     if path == "reduced" and tail is not None:
         # a site covariance's cost hardly depends on the number of modes: round it up, so that fits of
         # similar data (cross-validation folds) share array shapes and compilations
-        prior, tail = reduce_prior(boxed, params, range_floor, mode_tol, mode_bucket(prior.latent_dim))
+        prior, tail = cut(range_floor, mode_bucket(prior.latent_dim))
+    modes["modes"] = int(prior.latent_dim)
     collapsed = path != "latent"
-    Xu = jnp.asarray(cmap.to_unit(X))
     # the dense, Woodbury, site-covariance and Newton paths need the dense Φ; the latent and Gram paths
     # only multiply by it (Φw, Φᵀr) and sum ΦᵀΦ (from harmonic moments), from its 1-D tables when the trunk
     # is separable: a NUTS gradient up to 2× cheaper at n = 1000-2000 on a quiet CPU, more when memory
     # bandwidth is shared (docs/results/inference.md), and no n × m array at 10⁵ sites
-    seconds = {}  # wall time of the fit's phases (blocked on their results)
     t0 = time.perf_counter()
-    gen = model_generator(prior, params)
+    spec = model_spec(prior, tail)
+    gen = spec.generator
     features, G, SC = jax.block_until_ready(path_inputs(prior, gen, Xu, params.theta_bounds(), path, progress_bar))
     seconds["setup"] = time.perf_counter() - t0
-    spec = ModelSpec(
-        prior=prior, features=features, cmap=cmap, y_info=(float(y.mean()) if likelihood == "gaussian" else 0.0, ysd),
-        Z=Z, likelihood=likelihood, params=params, sigma_prior=sigma_prior, noise_prior=noise_prior,
-        collapsed=collapsed, jitter=jitter, generator=gen, tail=tail, gram=G, site_covariance=SC)
+    spec = dataclasses.replace(spec, features=features, gram=G, site_covariance=SC)
     model = build_model(spec)
-    key = jax.random.key(seed)
-    k_run, k_field = jax.random.split(key)
-    yj = jnp.asarray(y)
-    # at many sites, a Laplace fit's mode search starts from a pilot fit's mode on a subsample, when the
-    # evaluations that saves are dear (pilot.py)
-    start = pilot = None
-    if method == "laplace" and pilot_pays(X.shape[0], cost):
-        t0 = time.perf_counter()
-        start, pilot = pilot_start(spec, Xu, yj, jax.random.fold_in(key, 2), progress_bar)
-        seconds["pilot"] = time.perf_counter() - t0
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
                                                        num_chains, svi_steps, progress_bar, chain_method,
                                                        integration or "importance", start)
@@ -325,6 +358,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
+        # the modes a spectral prior kept, and the shortest range they serve (user units), from the range
+        # prior's 0.5 % quantile or a pilot's posterior
+        **({"modes": modes} if spectral_cut else {}),
         "collapsed_path": ("latent" if not collapsed else "laplace" if path == "laplace" else "reduced"
                            if SC is not None else "gram" if G is not None else "dense"),
     }
