@@ -14,7 +14,9 @@ the predictive mean, CRPS and 95 % interval coverage of a normal predictive with
 
 Both models: y = intercept + u(x) + ε, u Matérn ν = 1 (α = 2), the same priors — range ~
 LogUniform(0.6 ρ, 5 ρ) (ρ the true range), σ ~ PC(P(σ > 2 sd y) = 0.05), noise ~ HalfNormal(sd y),
-intercept ~ N(mean y, (2 sd y)²) — and the same 0.5 extension of the rectangle on every side.
+intercept ~ N(mean y, (2 sd y)²) — and the same 0.5 extension of the rectangle on every side. With
+``--range-prior pc`` both take fit's default range prior instead, PC with P(range < extent/10) = 0.05
+(extent the observed cells' longest side; Fuglstad et al. 2019).
 
 * pinnprob: the shipped ``matern2d`` prior, ν fixed at 1, ``buffer=0.1`` (the box is the rectangle
   plus 0.5 on each side, 6 × 4; before 2026-12-06 the 6 × 6 square around it), ``method="laplace"``
@@ -85,9 +87,15 @@ def make_data(seed: int, rho: float) -> dict:
     return {"X": X, "f": f, "y": y, "missing": mask, "embedding_negative": neg}
 
 
-def priors_text(rho):
-    return (f"range ~ LogUniform({0.6 * rho:g}, {5 * rho:g}), σ ~ PC(P(σ > 2 sd y) = 0.05), noise ~ HalfNormal(sd y), "
-            "intercept ~ N(mean y, (2 sd y)²)")
+def priors_text(rho, range_prior: str = "loguniform"):
+    rng = (f"range ~ LogUniform({0.6 * rho:g}, {5 * rho:g})" if range_prior == "loguniform" else
+           "range ~ PC(P(range < extent/10) = 0.05) (fit's default; extent the observed cells' longest side)")
+    return rng + ", σ ~ PC(P(σ > 2 sd y) = 0.05), noise ~ HalfNormal(sd y), intercept ~ N(mean y, (2 sd y)²)"
+
+
+def pc_range0(X) -> float:
+    """fit's default PC range prior's ρ0: the sites' longest side / 10, P(range < ρ0) = 0.05."""
+    return float(np.max(X.max(0) - X.min(0))) / 10
 
 
 def scores(mean, sd, truth):
@@ -105,7 +113,8 @@ def peak_memory_gb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- pinnprob
-def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration: str | None = None) -> dict:
+def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration: str | None = None,
+                 range_prior: str = "loguniform") -> dict:
     import jax
 
     # at 10⁵ sites a float32 log density is good to ~0.1 only (Woodbury's rᵀr/s² − |w|² cancels), and
@@ -118,7 +127,9 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration:
     obs = ~data["missing"]
     X, y = data["X"][obs], data["y"][obs]
     t0 = time.perf_counter()
-    idata = pinnprob.fit(X, y, nu=1.0, range_prior=dist.LogUniform(0.6 * rho, 5 * rho), method="laplace",
+    # range_prior None: fit's default, PC with P(range < extent/10) = 0.05
+    rp = dist.LogUniform(0.6 * rho, 5 * rho) if range_prior == "loguniform" else None
+    idata = pinnprob.fit(X, y, nu=1.0, range_prior=rp, method="laplace",
                          num_samples=draws, buffer=0.1, mode_tol=mode_tol, progress_bar=True, seed=0,
                          integration=integration)
     t_fit = time.perf_counter() - t0
@@ -133,7 +144,7 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration:
             "noise": summ["noise"]["mean"], "posterior": summ, "modes": int(post["field_latent"].shape[-1]),
             "path": meta["collapsed_path"], "laplace": meta.get("laplace"), "devices": jax.local_device_count(),
             "sampling_s": meta["sampling_seconds"], "phase_s": meta["seconds"],
-            "field_draws": meta.get("field_draws")}
+            "field_draws": meta.get("field_draws"), "modes_cut": meta.get("modes")}
 
 
 # --------------------------------------------------------------------------------------------------- GMRF
@@ -205,15 +216,19 @@ class GMRF:
         logdet = np.sum(np.log(np.abs(lu.U.diagonal()))) - self.logdet_Q(rho, sigma) + n * math.log(s2)
         return -0.5 * (quad + logdet + n * math.log(2 * math.pi)), lu, mu
 
-    def log_post(self, t, lo, hi):
-        """Log posterior of t = (log ρ, log σ, log noise), Jacobians included, up to a constant."""
+    def log_post(self, t, lo, hi, pc_range0=None):
+        """Log posterior of t = (log ρ, log σ, log noise), Jacobians included, up to a constant: the
+        range log-uniform on [lo, hi], or (``pc_range0``) PC with P(ρ < ρ0) = 0.05 in 2-D."""
         rho, sigma, noise = np.exp(t)
         if not lo <= rho <= hi:
             return -np.inf
         lam = -math.log(0.05) / (2 * self.ysd)  # PC prior of σ: exponential
         lp = -lam * sigma + math.log(sigma)  # + log σ: Jacobian of log σ
         lp += -0.5 * (noise / self.ysd) ** 2 + math.log(noise)  # half-normal and its Jacobian
-        lp += 0.0  # log-uniform range: flat in log ρ
+        if pc_range0 is not None:  # π(ρ) = λ ρ⁻² exp(−λ/ρ), λ = −log(0.05) ρ0 (Fuglstad et al. 2019), + log ρ
+            lam_r = -math.log(0.05) * pc_range0
+            lp += math.log(lam_r) - math.log(rho) - lam_r / rho
+        # else log-uniform range: flat in log ρ
         return self.conditional(rho, sigma, noise)[0] + lp
 
     def draws(self, rng, rho, sigma, noise, lu, mu, num):
@@ -272,7 +287,7 @@ def check_gmrf():
     assert np.all(np.abs(ratio - 1) < 4 * math.sqrt(2 / 4000) + 0.01), ratio.min()
 
 
-def run_gmrf(data, rho, h, samples: int) -> dict:
+def run_gmrf(data, rho, h, samples: int, range_prior: str = "loguniform") -> dict:
     import scipy.optimize
 
     check_gmrf()
@@ -281,17 +296,18 @@ def run_gmrf(data, rho, h, samples: int) -> dict:
     X, y = data["X"][obs], data["y"][obs]
     t0 = time.perf_counter()
     g = GMRF(h, X, y, intercept_sd=2 * float(np.std(y)))
-    lo, hi = 0.6 * rho, 5 * rho
+    pc0 = None if range_prior == "loguniform" else pc_range0(X)
+    lo, hi = (0.6 * rho, 5 * rho) if pc0 is None else (1e-3, 1e3)
     t_setup = time.perf_counter() - t0
     evals = [0]
 
     def neg(t):
         evals[0] += 1
-        v = g.log_post(t, lo, hi)
+        v = g.log_post(t, lo, hi, pc0)
         return -v if np.isfinite(v) else 1e300
 
-    # start: the range at the prior's geometric centre, σ and the noise splitting the variance
-    t_start = np.log([math.sqrt(lo * hi), 0.8 * g.ysd, 0.5 * g.ysd])
+    # start: the range at the prior's geometric centre (PC: ρ0), σ and the noise splitting the variance
+    t_start = np.log([math.sqrt(lo * hi) if pc0 is None else pc0, 0.8 * g.ysd, 0.5 * g.ysd])
     res = scipy.optimize.minimize(neg, t_start, method="Nelder-Mead",
                                   options={"xatol": 1e-3, "fatol": 1e-2, "maxfev": 400})
     mode = res.x
@@ -364,6 +380,8 @@ def main():
     ap.add_argument("--label", default=None, help="store this run as <method>_<label> in the JSON")
     ap.add_argument("--gmrf-samples", type=int, default=100)
     ap.add_argument("--mesh-cells-per-range", type=float, default=10.0)
+    ap.add_argument("--range-prior", choices=("loguniform", "pc"), default="loguniform",
+                    help="both methods: LogUniform(0.6 ρ, 5 ρ) (ρ the true range), or fit's default PC prior")
     a = ap.parse_args()
     rho = a.range_frac * WIDTH
     tag = f"{round(100 * a.range_frac)}"
@@ -372,7 +390,8 @@ def main():
         for m in ("gmrf", "pinnprob"):
             cmd = [sys.executable, __file__, "--range-frac", str(a.range_frac), "--seed", str(a.seed), "--only", m,
                    "--draws", str(a.draws), "--mode-tol", str(a.mode_tol), "--gmrf-samples", str(a.gmrf_samples),
-                   "--mesh-cells-per-range", str(a.mesh_cells_per_range)] + (["--float32"] if a.float32 else []) \
+                   "--mesh-cells-per-range", str(a.mesh_cells_per_range), "--range-prior", a.range_prior] \
+                + (["--float32"] if a.float32 else []) \
                 + ([] if a.integration is None else ["--integration", a.integration])
             print("$", " ".join(cmd[1:]), flush=True)
             subprocess.run(cmd, check=False)
@@ -383,9 +402,10 @@ def main():
     t_data = time.perf_counter() - t0
     miss = data["missing"]
     if a.only == "gmrf":
-        r = run_gmrf(data, rho, rho / a.mesh_cells_per_range, a.gmrf_samples)
+        r = run_gmrf(data, rho, rho / a.mesh_cells_per_range, a.gmrf_samples, a.range_prior)
     else:
-        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32, a.integration)
+        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32, a.integration, a.range_prior)
+    r["priors"] = priors_text(rho, a.range_prior)
     f_m, y_m = data["f"][miss], data["y"][miss]
     r["scores_field"] = scores(r["mean"], r["sd"], f_m)
     r["scores_noisy"] = scores(r["mean"], np.sqrt(r["sd"] ** 2 + r["noise"] ** 2), y_m)
@@ -396,7 +416,7 @@ def main():
     res = json.loads(out.read_text()) if out.exists() else {}
     res.update({"range": rho, "range_frac": a.range_frac, "seed": a.seed, "n_obs": int((~miss).sum()),
                 "n_missing": int(miss.sum()), "embedding_negative": data["embedding_negative"], "data_s": t_data,
-                "priors": priors_text(rho), "field_sd_sample": float(data["f"].std())})
+                "field_sd_sample": float(data["f"].std())})
     res[a.only if a.label is None else f"{a.only}_{a.label}"] = r
     out.write_text(json.dumps(res, indent=1))
 
