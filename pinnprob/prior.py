@@ -202,7 +202,8 @@ class GenerativePrior:
         pr = self.param_range
         if not pr.range[0] <= min_range <= pr.range[1]:
             raise ValueError(f"min_range = {min_range:g} is outside the prior's range {pr.range}")
-        if int(multiple_of) != multiple_of or multiple_of < 1:
+        if not (isinstance(multiple_of, (int, np.integer)) or (isinstance(multiple_of, float)
+                                                               and multiple_of.is_integer())) or multiple_of < 1:
             raise ValueError(f"multiple_of must be a positive integer, got {multiple_of!r}")
         keep = 1
         # below ν = 1 the left-out fraction falls too slowly (∝ λ^{−ν}) for a variance tolerance to cut

@@ -716,21 +716,23 @@ def test_range_floor_is_the_marginal_spread_below_the_mode():
     from pinnprob.inference.pilot import PILOT_RANGE_SPREAD, range_floor
     from pinnprob.inference.runners import LaplaceStart
 
-    z = {"noise": np.float64(-1.0), "range": np.float64(np.log(5.0))}  # flattened in key order: noise, range
+    # flattened in sorted key order (range, sigma), as the Hessian of NumPyro's unconstrained values is;
+    # the insertion order here is the other one
+    z = {"sigma": np.float64(-1.0), "range": np.float64(np.log(5.0))}
     H = np.array([[400.0, 150.0], [150.0, 100.0]])
-    sd = math.sqrt(np.linalg.inv(H)[1, 1])
-    assert sd > 1.0 / math.sqrt(H[1, 1]) * 1.2  # the correlation matters here
+    sd = math.sqrt(np.linalg.inv(H)[0, 0])
+    assert sd > 1.0 / math.sqrt(H[0, 0]) * 1.2  # the correlation matters here
     floor = range_floor(LaplaceStart(z, H), dist.LogNormal(0.0, 1.0))  # support positive: range = exp(z)
     assert floor == pytest.approx(5.0 * math.exp(-PILOT_RANGE_SPREAD * sd), rel=1e-6)
     # an interval support (a truncated prior): the same coordinate through its sigmoid
     lo, hi = 2.0, 12.0
-    zi = {"noise": np.float64(-1.0), "range": np.float64(0.3)}
+    zi = {"sigma": np.float64(-1.0), "range": np.float64(0.3)}
     t = 0.3 - 2.0 * sd
     assert range_floor(LaplaceStart(zi, H), dist.Uniform(lo, hi), spread=2.0) == pytest.approx(
         lo + (hi - lo) / (1.0 + math.exp(-t)), rel=1e-6)
     assert range_floor(LaplaceStart(z, None), dist.LogNormal(0.0, 1.0)) is None
     assert range_floor(LaplaceStart(z, -H), dist.LogNormal(0.0, 1.0)) is None
-    assert range_floor(LaplaceStart({"noise": z["noise"]}, H[:1, :1]), dist.LogNormal(0.0, 1.0)) is None
+    assert range_floor(LaplaceStart({"sigma": z["sigma"]}, H[:1, :1]), dist.LogNormal(0.0, 1.0)) is None
 
 
 def test_a_pilot_only_lowers_the_range_floor():
@@ -751,7 +753,8 @@ def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
     """With the pilot's thresholds lowered to these data, fit(method="laplace") starts from a pilot on
     a subsample, itself started from a pilot on a quarter of it (said in the attributes), keeps the
     modes for the ranges the pilot's posterior allows (here shorter ones than the PC range prior's
-    0.5 % quantile: more modes) and reaches the posterior the fit without it reaches."""
+    0.5 % quantile, which lies above the true range: more modes), and reaches the mode that the same
+    model (the same modes, set by hand) reaches without a pilot."""
     import json
 
     import pinnprob.inference.fit as fit_module
@@ -762,21 +765,30 @@ def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
     kw = dict(prior=pinnprob.pretrained("matern2d"), covariates=cov, nu=1.5, range_prior=PCRange(20.0, 0.05),
               method="laplace", num_samples=200, field_draws=2, progress_bar=False, seed=3)
     plain = fit(X, y, **kw)
-    monkeypatch.setattr(pilot, "PILOT_SITES", 32)
-    monkeypatch.setattr(pilot, "PILOT_MIN_SITES", 8)  # the pilot's own search starts from a pilot on 8 sites
-    monkeypatch.setattr(fit_module, "pilot_pays", lambda n, cost: True)
-    piloted = fit(X, y, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(pilot, "PILOT_SITES", 32)
+        m.setattr(pilot, "PILOT_MIN_SITES", 8)  # the pilot's own search starts from a pilot on 8 sites
+        m.setattr(fit_module, "pilot_pays", lambda n, cost: True)
+        piloted = fit(X, y, **kw)
     info = json.loads(piloted.attrs["pinnprob"])["laplace"]
     assert info["start"] == "pilot" and info["pilot"]["sites"] == 32 and info["pilot"]["seconds"] > 0
     assert info["pilot"]["pilot"]["sites"] == 8 and "pilot" not in info["pilot"]["pilot"]
     own, cut = json.loads(plain.attrs["pinnprob"])["modes"], json.loads(piloted.attrs["pinnprob"])["modes"]
     assert own["range_floor_from"] == "prior" and cut["range_floor_from"] == "pilot"
+    # the premise: the range prior's 0.5 % quantile (PC, truncated to the prior's ranges: 7.2) lies
+    # above the true range, 6
+    assert own["range_floor"] > 6.0
     assert cut["range_floor"] == info["pilot"]["range_floor"] < 0.5 * own["range_floor"]
-    assert cut["modes"] > 4 * own["modes"]
+    assert cut["modes"] > 4 * own["modes"]  # in 2-D the modes grow as range⁻²: half the floor, 4×
     assert group(piloted, "posterior")["field_latent"].shape[-1] == cut["modes"]
-    a, b = json.loads(plain.attrs["pinnprob"])["laplace"]["mode"], info["mode"]
+    b = info["mode"]
     assert cut["range_floor"] < 0.5 * b["range"]
-    post = group(plain, "posterior")
+    # the same model without a pilot: the range floor set to the pilot's by hand
+    monkeypatch.setattr(fit_module, "quantile", lambda d, q: cut["range_floor"])
+    same = fit(X, y, **kw)
+    assert json.loads(same.attrs["pinnprob"])["modes"]["modes"] == cut["modes"]
+    a = json.loads(same.attrs["pinnprob"])["laplace"]["mode"]
+    post = group(same, "posterior")
     for k in ("range", "sigma", "noise", "intercept"):
         # both searches stop ~0.01 posterior sd from the mode (a Newton decrement of 1e-5)
         assert abs(b[k] - a[k]) < 0.05 * float(post[k].std()), k
@@ -897,7 +909,7 @@ def test_truncate_rounds_its_cut_up_to_a_multiple():
         np.testing.assert_array_equal(np.asarray(cut.generator.basis.eigenvalues),
                                       np.asarray(full.generator.basis.eigenvalues)[:cut.latent_dim])
     assert full.truncate(0.15, tol=0.01, nu=1.5, multiple_of=10**6).latent_dim == full.latent_dim
-    for bad in (0, -4, 2.5):
+    for bad in (0, -4, 2.5, float("nan"), float("inf"), "4"):
         with pytest.raises(ValueError, match="multiple_of must be a positive integer"):
             full.truncate(0.15, multiple_of=bad)
     assert [mode_bucket(m) for m in (1, 63, 64, 5502, 9402, 9471)] == [1, 1, 2, 128, 256, 256]

@@ -133,8 +133,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     were trained; ``bounds``, one (low, high) pair per coordinate in the user's units holding every
     site, sets that box instead, e.g. to predict over a study area larger than the data's), and
     keeps only the modes needed down to the range prior's 0.5 % quantile, or down to a pilot's
-    posterior where that reaches shorter ranges (``method="laplace"`` at many sites; the ``pinnprob``
-    attribute's ``modes`` says which) (``mode_tol``: the variance fraction allowed to be left out, at
+    posterior where that reaches shorter ranges (``method="laplace"`` at many sites; for a spectral
+    prior the ``pinnprob`` attribute's ``modes`` says which) (``mode_tol``: the variance fraction allowed to be left out, at
     ν ≥ 1; rougher fields keep the modes of ν = 1), and the variance of the modes left out goes with
     the noise, per site. With up to
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
@@ -306,7 +306,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         start, pilot = pilot_start(model_spec(prior, tail), Xu, yj, jax.random.fold_in(key, 2), progress_bar,
                                    floor=spectral_cut)
         seconds["pilot"] = time.perf_counter() - t0
-        floor = lowered_floor(range_floor * cmap.scale, pilot.get("range_floor"), model_priors.get("range"))
+        floor = None if not spectral_cut else lowered_floor(range_floor * cmap.scale, pilot.get("range_floor"),
+                                                            model_priors.get("range"))
         if floor is not None:
             range_floor = floor / cmap.scale
             modes.update(range_floor=floor, range_floor_from="pilot")

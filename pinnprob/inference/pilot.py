@@ -87,14 +87,14 @@ def lowered_floor(prior_floor: float, pilot_floor: float | None, range_prior) ->
 def pilot_start(spec: ModelSpec, Xu, y, key, progress_bar: bool = False,
                 sites: int | None = None, floor: bool = False) -> tuple[LaplaceStart, dict]:
     """(start, info): the posterior mode of ``spec``'s model on ``sites`` (default ``PILOT_SITES``) of
-    its sites drawn at random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), without a
-    Hessian: the whole model's search takes its own there (p gradients; the pilot's, scaled by
+    its sites drawn at random (``Xu`` (n, d) the sites in the prior's unit box, ``y`` (n,)), returned
+    without a Hessian: the whole model's search takes its own there (p gradients; the pilot's, scaled by
     n / sites, overstates the curvature along the range-σ ridge, which does not grow with the sites
     under infill). The pilot's own search starts from a pilot on a quarter of its sites while that
     has at least ``PILOT_MIN_SITES``. ``info``: the subsample's size, the path its likelihood took,
     the seconds it took (its own pilot's included) and its own pilot's info, if any. With ``floor``
-    (and a ``range`` prior), the pilot's Hessian at its mode is taken too (p gradients of the
-    subsample's model) and ``info["range_floor"]`` is the range ``PILOT_RANGE_SPREAD`` of its sd
+    (and a ``range`` prior), the pilot's Hessian at its mode is taken (p gradients of the subsample's
+    model; counted in the seconds) for one use: ``info["range_floor"]``, the range ``PILOT_RANGE_SPREAD`` of its sd
     below its mode (user units, :func:`range_floor`), which lowers the whole fit's range floor where it
     is shorter (:func:`lowered_floor`)."""
     t0 = time.perf_counter()

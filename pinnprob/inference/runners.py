@@ -287,14 +287,16 @@ def _difference_hessian(grad, x: np.ndarray, dtype, g: np.ndarray | None = None,
 
 
 def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: LaplaceStart | None = None,
-                  desc: str = "laplace", final_hessian: bool = True) -> _Mode:
+                  desc: str = "laplace", final_hessian: bool = True, proper: bool = True) -> _Mode:
     """The posterior mode of a model in NumPyro's unconstrained space and the Hessian there
     (:func:`run_laplace`). BFGS (SciPy, on the jitted potential and its gradient) starts at ``start``
     (the model's start if None) with its Hessian, or else with the model's Hessian there by forward
     differences (p gradients); it stops on a Newton decrement. The Hessian at the mode comes from
     differences of the gradient: forward ones in float64 (p gradients), central in float32; without
     ``final_hessian`` (a pilot's mode, which only starts another search) it is not computed and
-    ``H``, ``lam``, ``V`` are None."""
+    ``H``, ``lam``, ``V`` are None. Without ``proper`` (a start's Hessian, which BFGS takes the
+    magnitudes of), a Hessian that is not positive definite is returned as it is, and neither it nor
+    the Newton decrement is checked."""
     from jax.flatten_util import ravel_pytree
     from tqdm.auto import tqdm
     import scipy.optimize
@@ -349,16 +351,18 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
     gnorm = float(np.linalg.norm(res.jac))
     info = {"optimiser_steps": int(res.nit), "gradient_norm": gnorm, "optimiser_message": str(res.message),
             "start": "prior" if start is None else "given"}
+    if not np.all(np.isfinite(f)):
+        raise RuntimeError(f"method='laplace': no mode found after {res.nit} BFGS steps; use method='nuts'")
     if not final_hessian:
-        if not np.all(np.isfinite(f)):
-            raise RuntimeError(f"method='laplace': no mode found after {res.nit} BFGS steps; use method='nuts'")
         return _Mode(f, None, None, None, info)
     # float64: forward differences, error ~ h ~ 1e-8 relative; float32: central, step ∝ eps^⅓
     H = _difference_hessian(grad_at, f, dtype, g=grad_at(f) if dtype == jnp.float64 else None,
                             central=dtype != jnp.float64, progress_bar=progress_bar, desc=f"{desc}: Hessian")
     H = 0.5 * (H + H.T)
+    if not proper:
+        return _Mode(f, H, None, None, info)
     lam, V = np.linalg.eigh(H)
-    if not (np.all(lam > 0) and np.all(np.isfinite(f))):
+    if not np.all(lam > 0):
         raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
                            f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}); use method='nuts'")
     # the Newton decrement by the Hessian at the end (BFGS's stop used the start's curvature): how
@@ -379,9 +383,12 @@ def laplace_start(model, y, key, *, hessian_scale: float | None = None, max_step
     model of all of them. ``hessian_scale`` None (the default): no Hessian (the search it starts
     takes its own model's Hessian there, p gradients); a number: the Hessian at the mode multiplied
     by it (e.g. the sites' share, (sites) / (subsample's sites); cheap, but a poor guide where the
-    curvature does not grow with the sites, as along a range-σ ridge under infill)."""
+    curvature does not grow with the sites, as along a range-σ ridge under infill). A start needs no
+    proper mode: its Hessian is returned even where it is not positive definite (the search it starts
+    takes its eigenvalues' magnitudes)."""
     flat = _flatten(key, model, y)
-    mode = _laplace_mode(flat, max_steps, progress_bar, start, desc=desc, final_hessian=hessian_scale is not None)
+    mode = _laplace_mode(flat, max_steps, progress_bar, start, desc=desc, final_hessian=hessian_scale is not None,
+                         proper=False)
     z = {k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()}
     return LaplaceStart(z, None if hessian_scale is None else hessian_scale * mode.H)
 
