@@ -94,6 +94,9 @@ def main(argv=None) -> int:
                     help="the prior's solver for NUTS (auto: what fit chooses, by its CPU cost model)")
     ap.add_argument("--out", default=str(OUT), help="folder for the page and its JSON")
     ap.add_argument("--name", default="advection_diffusion_speed", help="file name of the page and JSON")
+    ap.add_argument("--nuts-models", nargs="+", choices=("prior", "exact"), default=["prior", "exact"],
+                    help="which chains to run (one process each, e.g. pinned to a core apiece by taskset, halves "
+                         "the wall time of a large size; their gradients are timed in every process)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the sizes already in the JSON (a run cut short) and run the rest")
     args = ap.parse_args(argv)
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
             row[f"compile_{k}"], row[f"grad_{k}"] = grad_time(model_for(law), y)
         print(n, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         if n <= args.nuts_max:
-            for k in (row["auto"], "exact"):
+            for k in [row["auto"]] * ("prior" in args.nuts_models) + ["exact"] * ("exact" in args.nuts_models):
                 res = nuts(model_for(laws[k]), y, args.warmup, args.samples)
                 row[f"nuts_{'prior' if k != 'exact' else 'exact'}"] = res
                 print("  nuts", k, res, flush=True)
@@ -142,7 +145,7 @@ def main(argv=None) -> int:
                                                                        "rows": rows}, indent=1))
     # ESS per leapfrog step (one gradient each) at the largest NUTS size, to extrapolate beyond it
     # (none with --nuts-max 0: a gradient-only run, the ESS/s cells then say so)
-    last = ([r for r in rows if "nuts_prior" in r] or [None])[-1]
+    last = ([r for r in rows if "nuts_prior" in r and "nuts_exact" in r] or [None])[-1]
     per_step = None if last is None else {k: last[f"nuts_{k}"]["ess"] / last[f"nuts_{k}"]["leapfrog_kept"]
                                           for k in ("prior", "exact")}
     lines = ["# Speed: the 1-D advection–diffusion prior against the exact GP", "",
