@@ -794,6 +794,30 @@ def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
         assert abs(b[k] - a[k]) < 0.05 * float(post[k].std()), k
 
 
+def test_a_laplace_start_needs_no_proper_mode():
+    """laplace_start returns the Hessian at its mode even where it is not positive definite (a flat
+    direction here: a site the likelihood ignores, under an improper prior), for the search it starts
+    takes its eigenvalues' magnitudes; run_laplace, whose integration needs a proper mode, refuses the
+    same model."""
+    import numpyro
+    from numpyro.distributions import constraints
+
+    from pinnprob.inference.runners import laplace_start, run_laplace
+
+    def model(y):
+        numpyro.sample("u", dist.ImproperUniform(constraints.real, (), ()))
+        s = numpyro.sample("s", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(s, 1.0), obs=y)
+
+    y = jnp.asarray([0.5, 1.5, 1.0])
+    start = laplace_start(model, y, jax.random.key(0), hessian_scale=1.0)
+    assert start.z["s"] == pytest.approx(3.0 / 4.0, abs=1e-4)  # the mode Σy / (n + 1)
+    lam = np.linalg.eigvalsh(start.hessian)
+    assert lam[0] == pytest.approx(0.0, abs=1e-4) and lam[1] == pytest.approx(4.0, rel=1e-3)
+    with pytest.raises(RuntimeError, match="no proper mode"):
+        run_laplace(model, y, jax.random.key(0), 10, 1, False)
+
+
 def test_laplace_runner_integrates_a_skewed_posterior():
     """y_i ~ N(0, s²), s² ~ InverseGamma(3, 2), n = 8: the posterior of s² is InverseGamma(3 + n/2,
     2 + Σy²/2), skewed. The runner's mode (in NumPyro's unconstrained space, log s²) is its exact
