@@ -781,6 +781,7 @@ def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
     assert cut["range_floor"] == info["pilot"]["range_floor"] < 0.5 * own["range_floor"]
     assert cut["modes"] > 4 * own["modes"]  # in 2-D the modes grow as range⁻²: half the floor, 4×
     assert group(piloted, "posterior")["field_latent"].shape[-1] == cut["modes"]
+    assert own["tail_sd"] > cut["tail_sd"] > 0  # fewer modes leave more variance to the sites' noise
     b = info["mode"]
     assert cut["range_floor"] < 0.5 * b["range"]
     # the same model without a pilot: the range floor set to the pilot's by hand
@@ -905,7 +906,7 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     """fit adds the variance of the modes truncate() leaves out to the noise: it must equal the exact
     spectrum summed over those modes, be near the tolerance at the truncation range, and shrink with range."""
     from pinnprob import truth
-    from pinnprob.inference.model import truncation_tail
+    from pinnprob.inference.model import ModelParams, tail_sd, truncation_tail
 
     full = pinnprob.pretrained("matern2d")
     b = full.generator.basis
@@ -918,6 +919,14 @@ def test_truncation_tail_is_the_left_out_spectral_variance():
     assert float(tail(th(0.3))) < 0.2 * float(tail(th(0.15)))
     assert np.isfinite(jax.grad(lambda r: tail(th(r)))(0.2))
     assert truncation_tail(full.spde, b.eigenvalues, b.size) is None
+    # fit's diagnostic: the posterior mean of σ √tail(θ) over draws in the user's units (here 2 box units
+    # a unit: ranges 0.3 and 0.4 are 0.15 and 0.2 of the box), ν fixed
+    params = ModelParams(full.param_range, {"range": dist.LogUniform(0.2, 1.0)}, {"nu": 1.5}, scale=2.0)
+    draws = {"range": np.array([[0.3, 0.4]]), "sigma": np.array([[1.0, 2.0]])}
+    expect = [s * math.sqrt(np.sum(truth.spectral_std(b, range=r, sigma=1.0, nu=1.5)[short.latent_dim:] ** 2))
+              for r, s in ((0.15, 1.0), (0.2, 2.0))]
+    assert tail_sd(tail, params, draws) == pytest.approx(np.mean(expect), rel=1e-4)
+    assert tail_sd(None, params, draws) is None
 
 
 def test_truncate_rounds_its_cut_up_to_a_multiple():

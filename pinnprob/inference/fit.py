@@ -33,7 +33,7 @@ from pinnprob.inference.arviz_data import to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
                                       laplace_evaluation_cost, mode_bucket, model_generator, path_inputs,
-                                      reduce_prior)
+                                      reduce_prior, tail_sd)
 from pinnprob.inference.pilot import lowered_floor, pilot_pays, pilot_start
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
@@ -334,6 +334,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                                                        num_chains, svi_steps, progress_bar, chain_method,
                                                        integration or "importance", start)
     seconds["sampling"] = elapsed
+    if spectral_cut:
+        modes["tail_sd"] = tail_sd(tail, params, samples)
     if pilot is not None:
         laplace_info["start"], laplace_info["pilot"] = "pilot", pilot
     draws_info = None
@@ -360,7 +362,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
         # the modes a spectral prior kept, and the shortest range they serve (user units), from the range
-        # prior's 0.5 % quantile or a pilot's posterior
+        # prior's 0.5 % quantile or a pilot's posterior, and the sd the modes left out add to each site
         **({"modes": modes} if spectral_cut else {}),
         "collapsed_path": ("latent" if not collapsed else "laplace" if path == "laplace" else "reduced"
                            if SC is not None else "gram" if G is not None else "dense"),

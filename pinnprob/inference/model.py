@@ -30,8 +30,8 @@ from pinnprob.inference.site_covariance import SiteCovariance
 from pinnprob.parameters import ParameterSpace
 
 __all__ = ["ModelParams", "ModelSpec", "build_model", "PRODUCT_FEATURE_PATHS", "model_generator",
-           "truncation_tail", "obs_scale", "gram_for", "path_inputs", "choose_path", "collapsed_path", "collapses",
-           "site_covariance_for"]
+           "truncation_tail", "tail_sd", "obs_scale", "gram_for", "path_inputs", "choose_path", "collapsed_path",
+           "collapses", "site_covariance_for"]
 
 # the cost model's guess of a site covariance's rank (measured: 17-20 for the shipped Matérn prior at
 # tolerance 1e-4), the most entries its R n × n blocks may hold, and the tolerance on its error bound
@@ -148,6 +148,24 @@ def truncation_tail(spde, full_eigenvalues, num_kept: int):
     if lam.size == 0:
         return None
     return TruncationTail(spde, lam)
+
+
+def tail_sd(tail, params: "ModelParams", samples: dict, max_draws: int = 1000) -> float | None:
+    """The posterior mean of σ √tail(θ): the sd that the modes a spectral prior left out add to each
+    site (y's units), over ``samples`` (draws by site name, any shape; at most ``max_draws`` of them,
+    evenly spaced), the fixed parameters from ``params``. None without a ``tail``. Beside the noise it
+    says how much of the data's variance the truncation handed to the modified predictive process
+    (:func:`obs_scale`), which treats it as independent between sites."""
+    if tail is None:
+        return None
+    sigma = np.ravel(np.asarray(samples["sigma"], np.float64))
+    step = max(1, sigma.size // max_draws)
+    sigma = sigma[::step]
+    values = {n: (np.ravel(np.asarray(samples[n], np.float64))[::step] if n in params.priors
+                  else np.full(sigma.size, float(params.fixed[n]))) for n in params.space.names}
+    sd = jax.vmap(lambda v, s: s * jnp.sqrt(tail(params.theta(v))))(
+        {n: jnp.asarray(v) for n, v in values.items()}, jnp.asarray(sigma))
+    return float(jnp.mean(sd))
 
 
 def mode_bucket(m: int) -> int:
