@@ -763,7 +763,7 @@ def test_fit_runs_a_pilot_when_it_pays(monkeypatch):
 
     X, y, cov = _data()
     kw = dict(prior=pinnprob.pretrained("matern2d"), covariates=cov, nu=1.5, range_prior=PCRange(20.0, 0.05),
-              method="laplace", num_samples=200, field_draws=2, progress_bar=False, seed=3)
+              method="laplace", num_samples=50, field_draws=2, progress_bar=False, seed=3)
     plain = fit(X, y, **kw)
     with monkeypatch.context() as m:
         m.setattr(pilot, "PILOT_SITES", 32)
