@@ -4,6 +4,8 @@ Run, once per Python line (each in its own venv):
     python benchmarks/portability.py            # writes docs/results/portability/py<X.Y>.json
     python benchmarks/portability.py --render   # docs/results/portability.md from every JSON there
     python benchmarks/portability.py --ci-log ci.log   # record the per-line times of a `bash .ci/run` log
+    python benchmarks/portability.py --suite-log t.log # record a by-hand run of the README's test command
+                                                       # (a line CI does not run) in this line's JSON
 
 1. float64: with ``jax_enable_x64`` on, load the shipped default, sample, fit a small data set drawn
    from the exact Matérn GP and predict at held-out sites; print dtypes, the posterior against the
@@ -195,6 +197,17 @@ def read_ci_log(path: Path) -> dict:
             "pytest": [{"result": r, "seconds": float(t)} for r, t in tallies]}
 
 
+def read_suite_log(path: Path) -> dict:
+    """The pytest tally of one run of the README's test command ("N passed, ... in S s"); raises if absent."""
+    import re
+
+    found = re.findall(r"^=*\s*([^\n]*\bpassed\b[^\n]*?) in ([\d.]+)s", path.read_text(errors="replace"), re.M)
+    if not found:
+        raise SystemExit(f"{path}: no pytest tally ('N passed ... in S s') found")
+    result, seconds = found[-1]
+    return {"result": result, "seconds": float(seconds), "failed": " failed" in result or " error" in result}
+
+
 def render(out_dir: Path) -> str:
     runs = [json.loads(p.read_text()) for p in sorted((out_dir / "portability").glob("py*.json"))]
     lines = ["# Portability: Python lines, ArviZ lines, float64, fits read back from disk", "",
@@ -217,6 +230,12 @@ def render(out_dir: Path) -> str:
             lines.append(f"| {row['python']} | {row['exit']} | {row['seconds']} s | "
                          + ("" if t is None else f"{t['result']} in {t['seconds']:.0f} s") + " |")
         lines.append(f"| all | | {sum(r['seconds'] for r in ci['lines'])} s | |")
+    by_hand = [r for r in runs if "suite" in r]
+    if by_hand:
+        lines += ["", "Lines CI does not run, by hand: the README's test command (`pytest -n 2 tests`, 2 cores) in a "
+                  "fresh venv with `.[test]` installed from PyPI.", "", "| Python | pytest |", "|---|---|"]
+        lines += [f"| {r['versions']['python']} | {r['suite']['result']} in {r['suite']['seconds']:.0f} s |"
+                  for r in by_hand]
     f0 = runs[0]["float64"]
     lines += ["", "## float64 (`jax_enable_x64` on): load the default, sample, fit, predict", "",
               f"n = {f0['n_fit']} sites in [0, 10]² from an exact Matérn-3/2 GP (range 3, σ 1, noise 0.2), ν fixed at "
@@ -241,8 +260,8 @@ def render(out_dir: Path) -> str:
     lines += [f"| {a} | " + " | ".join(b) + " |" for a, b in rows]
     lines += ["", "One data set, one chain: the posterior is within 2 sd of the truth for every parameter; the 50 "
               "held-out sites are correlated, so their coverage is one realisation with a standard error of at "
-              "least 0.04 (calibration over many data sets: [sbc.md](sbc.md)). The two lines agree in float64 "
-              "to the sampling noise of one chain (their JAX versions differ).",
+              "least 0.04 (calibration over many data sets: [sbc.md](sbc.md)). The lines agree in float64 "
+              "to the sampling noise of one chain; lines on the same JAX version give the same draws.",
               "", "## A fit read back from disk, in a new process", "",
               "A non-default prior trained from scratch (48 modes per axis, 600 steps) → `fit` (n = 120) → "
               "`predict` at 200 sites → `to_netcdf` → a new Python process: `arviz.from_netcdf` → `predict` "
@@ -261,7 +280,7 @@ def render(out_dir: Path) -> str:
     ]
     lines += [f"| {a} | " + " | ".join(b) + " |" for a, b in rows]
     lines += ["", "The read-back prediction is bitwise equal. The trained prior's fingerprint differs between the "
-              "lines because training ran under different JAX versions; the default's is the same on both. A "
+              "lines where training ran under different JAX versions; the default's is the same on all. A "
               "wrong prior passed to `predict`, or a fit whose stored prior was stripped, raises `ValueError` "
               "(tests/test_fit_roundtrip.py).", "", "## Bad input", "", "Each case must raise one `ValueError` before any work, leaving the arrays as "
               "they were.", "", "| case | " + " | ".join(f"Python {r['versions']['python']}" for r in runs) + " |",
@@ -282,8 +301,18 @@ def main():
     ap.add_argument("--render", action="store_true", help="only rewrite docs/results/portability.md")
     ap.add_argument("--steps", type=int, default=600, help="training steps of the non-default prior")
     ap.add_argument("--ci-log", type=Path, default=None, help="a saved `bash .ci/run` output to record")
+    ap.add_argument("--suite-log", type=Path, default=None,
+                    help="a saved pytest output of the README's test command, run by hand on this Python line")
     args = ap.parse_args()
-    if args.ci_log is not None:
+    if args.suite_log is not None:
+        path = OUT / "portability" / f"py{sys.version_info[0]}.{sys.version_info[1]}.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run this script on this Python line first")
+        res = json.loads(path.read_text())
+        res["suite"] = read_suite_log(args.suite_log)
+        path.write_text(json.dumps(res, indent=1))
+        print(f"wrote {path}")
+    elif args.ci_log is not None:
         path = OUT / "portability" / "ci.json"
         path.write_text(json.dumps(read_ci_log(args.ci_log), indent=1))
         print(f"wrote {path}")
