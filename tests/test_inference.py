@@ -295,7 +295,7 @@ def test_gram_path_gradient_written_out_equals_reverse_mode():
     """The Woodbury terms' gradient, written out (diag(cap⁻¹) block column by block column), equals
     JAX's reverse mode through the Cholesky factor, for several right-hand sides, at m = 1 100 (two
     blocks of 1 024)."""
-    from pinnprob.inference.collapsed import _woodbury_terms
+    from pinnprob.inference.collapsed import woodbury_terms
 
     def reference(c, rr, d, eps, G):
         cap = d[:, None] * G * d[None, :] + eps * jnp.eye(d.shape[0])
@@ -311,7 +311,7 @@ def test_gram_path_gradient_written_out_equals_reverse_mode():
         r = rng.standard_normal((3, n))
         args = (jnp.asarray(r @ Phi), jnp.asarray((r**2).sum(1)), jnp.asarray(np.exp(rng.normal(0, 1, m))), 0.3, G)
         wts = jnp.asarray([0.5, -1.0, 2.0])
-        ours = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(wts * _woodbury_terms(*a)), (0, 1, 2, 3)))(*args)
+        ours = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(wts * woodbury_terms(*a)), (0, 1, 2, 3)))(*args)
         theirs = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(wts * reference(*a)), (0, 1, 2, 3)))(*args)
         np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
         for a, b in zip(ours[1], theirs[1], strict=True):

@@ -36,7 +36,7 @@ from pinnprob.testfunctions.eigen import SeparableFeatures
 
 __all__ = ["CollapsedGaussian", "DataMoments", "GramReference", "conditional_latent", "data_moments", "gram",
            "gram_precision", "gram_reference", "moments_perturbation", "pcg_tolerance", "perturbation",
-           "perturbed_latent", "perturbed_solve",
+           "perturbed_latent", "perturbed_solve", "woodbury_terms",
            "collapsed_cost", "collapse_pays", "site_covariance_build_cost"]
 
 
@@ -218,16 +218,17 @@ def _gram_gaussian_logpdf(r, Phi, d, G, eps):
     """log N(r | 0, Φ diag(d²) Φᵀ + eps I) from G = ΦᵀΦ, by Woodbury:
     quad = (rᵀr − bᵀ cap⁻¹ b)/eps, b = d ⊙ Φᵀr, cap = diag(d) G diag(d) + eps I;
     log det = (n − m) log eps + log det cap. Φ dense or separable, r (..., n). G is data: no gradient
-    flows to it (:func:`_woodbury_terms`)."""
+    flows to it (:func:`woodbury_terms`)."""
     n, m = Phi.shape
     c = jnp.vectorize(lambda ri: ri @ Phi, signature="(n)->(m)")(r)  # Φᵀr, (..., m)
-    q = _woodbury_terms(c.reshape(-1, m), jnp.sum(r**2, -1).reshape(-1), d, eps, G).reshape(c.shape[:-1])
+    q = woodbury_terms(c.reshape(-1, m), jnp.sum(r**2, -1).reshape(-1), d, eps, G).reshape(c.shape[:-1])
     return q - 0.5 * ((n - m) * jnp.log(eps) + n * math.log(2 * math.pi))
 
 
 @jax.custom_vjp
-def _woodbury_terms(c, rr, d, eps, G):
-    """−½[(rr − bᵀcap⁻¹b)/eps + log det cap] per row, b = d ⊙ c (k, m), cap = diag(d) G diag(d) + eps I.
+def woodbury_terms(c, rr, d, eps, G):
+    """−½[(rr − bᵀcap⁻¹b)/eps + log det cap] per row, shape (k,): c = Φᵀr (k, m), rr = rᵀr (k,), d (m,),
+    eps a scalar, G = ΦᵀΦ (m, m); b = d ⊙ c, cap = diag(d) G diag(d) + eps I.
 
     Its gradient is written out (below) rather than left to JAX's reverse mode through the Cholesky
     factor, which costs about 7× the factorisation (two m × m triangular solves against the factor's
@@ -269,7 +270,7 @@ def _woodbury_bwd(res, g):
     return c_bar, rr_bar, d_bar, eps_bar, jnp.zeros_like(G)
 
 
-_woodbury_terms.defvjp(_woodbury_fwd, _woodbury_bwd)
+woodbury_terms.defvjp(_woodbury_fwd, _woodbury_bwd)
 
 
 def gram_precision(field: GenerativeField, gram,
