@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 NEEDS = {"meuse.py": "skgstat"}  # optional dependencies of some examples: skipped without them
 
 
@@ -51,7 +52,7 @@ def test_private_uses_are_found(tmp_path):
                                      "pinnprob..._private"]
 
 
-@pytest.mark.parametrize("path", EXAMPLES + sorted((EXAMPLES[0].parents[1] / "benchmarks").glob("*.py")),
+@pytest.mark.parametrize("path", EXAMPLES + sorted((ROOT / "benchmarks").glob("*.py")),
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scripts_use_only_public_names(path):
     """Examples and benchmarks use pinnprob as a user would: no private module, function or attribute."""

@@ -159,13 +159,11 @@ def tail_sd(tail, params: "ModelParams", samples: dict, max_draws: int = 1000) -
     if tail is None:
         return None
     sigma = np.ravel(np.asarray(samples["sigma"], np.float64))
-    step = max(1, sigma.size // max_draws)
+    step = -(-sigma.size // max_draws)  # ⌈draws / max_draws⌉
     sigma = sigma[::step]
-    values = {n: (np.ravel(np.asarray(samples[n], np.float64))[::step] if n in params.priors
-                  else np.full(sigma.size, float(params.fixed[n]))) for n in params.space.names}
-    sd = jax.vmap(lambda v, s: s * jnp.sqrt(tail(params.theta(v))))(
-        {n: jnp.asarray(v) for n, v in values.items()}, jnp.asarray(sigma))
-    return float(jnp.mean(sd))
+    theta = params.theta_from_draws({n: np.ravel(np.asarray(samples[n], np.float64))[::step] for n in params.priors},
+                                    sigma.size)
+    return float(jnp.mean(jnp.asarray(sigma) * jnp.sqrt(jax.vmap(tail)(theta))))
 
 
 def mode_bucket(m: int) -> int:
