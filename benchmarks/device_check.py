@@ -11,7 +11,8 @@ For each size n: sites uniform on a 5:3 rectangle, a field drawn from the shippe
 * ``fit(..., method="laplace", nu=1.5)`` — mode, Hessian and importance-weighted draws on the collapsed
   model (Gaussian likelihood), the field recovered for 20 draws;
 * ``fit(..., method="nuts", nu=1.5)`` with ``--nuts-warmup`` + ``--nuts-samples`` draws, at the sizes in
-  ``--nuts-sites`` only (default: the smallest; latent NUTS at 10⁵ sites is not a short check);
+  ``--nuts-sites`` only (default: the smallest; NUTS at 10⁵ sites — collapsed and warm-started at the
+  Laplace approximation, seconds a gradient on a CPU — is not a short check);
 * ``predict`` at n new sites from 200 draws, twice (the first call compiles).
 
 Each figure is wall-clock seconds with the result blocked on, compilation included, and the posterior

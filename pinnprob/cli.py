@@ -178,6 +178,8 @@ def _check_fit_args(args):
                        f"{'log rates' if args.likelihood == 'poisson' else 'log odds'}")
     if args.integration is not None and args.method != "laplace":
         raise CLIError("--integration is for --method laplace")
+    if args.warm_start is not None and (args.method != "nuts" or args.time is not None):
+        raise CLIError("--warm-start / --no-warm-start is for spatial data with --method nuts")
 
 
 def _modelled_scale(args):
@@ -282,7 +284,7 @@ def _fit(args) -> int:
                          num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains, seed=args.seed,
                          buffer=args.buffer, bounds=bounds, svi_steps=args.svi_steps, progress_bar=not args.quiet,
                          covariate_names=list(args.covariate) if Z is not None else None,
-                         integration=args.integration)
+                         integration=args.integration, warm_start=args.warm_start)
 
     # predictions: on a grid without covariates; at the data (and --predict-csv) sites with them
     if Z is None:
@@ -526,6 +528,10 @@ def main(argv=None) -> int:
     f.add_argument("--integration", choices=("importance", "axial"), default=None,
                    help="--method laplace: importance-weighted proposals or split normals along the Hessian's "
                         "axes (default: by their cost)")
+    f.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=None,
+                   help="--method nuts: start the chains at the Laplace approximation (mode, Hessian) with its "
+                        "covariance as the mass matrix (default: when one evaluation of the model is dear, "
+                        "at many sites)")
     f.add_argument("--warmup", type=int, default=500, help="NUTS warm-up iterations per chain (default: %(default)s)")
     f.add_argument("--samples", type=int, default=500, help="posterior draws per chain (default: %(default)s)")
     f.add_argument("--chains", type=int, default=1, help="chains: one per device when there are as many devices, else one after "

@@ -286,12 +286,35 @@ def test_fit_shipped_prior_by_name_and_nu_it_lacks(tmp_path, capsys, no_sampling
 
 
 def test_fit_non_gaussian_flags_checked_before_fitting(tmp_path, capsys, no_sampling):
-    """--log with a count likelihood, --integration without laplace: one line each, before any fit."""
+    """--log with a count likelihood, --integration without laplace, --warm-start without NUTS: one line
+    each, before any fit."""
     path = _csv(tmp_path)
     line = _error_line(capsys, ["fit", str(path), *COLS, "--log", "--likelihood", "poisson"])
     assert "--log is for a Gaussian likelihood" in line
     line = _error_line(capsys, ["fit", str(path), *COLS, "--integration", "axial"])
     assert "--integration is for --method laplace" in line
+    line = _error_line(capsys, ["fit", str(path), *COLS, "--method", "laplace", "--warm-start"])
+    assert "--warm-start / --no-warm-start is for spatial data with --method nuts" in line
+
+
+@pytest.mark.parametrize("flag, value", [([], None), (["--warm-start"], True), (["--no-warm-start"], False)])
+def test_fit_passes_warm_start_on(tmp_path, monkeypatch, flag, value):
+    """--warm-start / --no-warm-start reach fit's warm_start (None without either)."""
+    import pinnprob
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(*a, **k):
+        seen.update(k)
+        raise Stop
+
+    monkeypatch.setattr(pinnprob, "fit", record)
+    with pytest.raises(Stop):
+        main(["--traceback", "fit", str(_csv(tmp_path)), *COLS, *flag])
+    assert seen["warm_start"] is value
 
 
 def test_fit_poisson_counts_with_laplace(tmp_path, capsys):

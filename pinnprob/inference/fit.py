@@ -34,11 +34,11 @@ from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import (ModelParams, ModelSpec, build_model, choose_path, evaluation_cost,
                                       laplace_evaluation_cost, mode_bucket, model_generator, path_inputs,
                                       reduce_prior, tail_sd)
-from pinnprob.inference.pilot import lowered_floor, pilot_pays, pilot_start
+from pinnprob.inference.pilot import lowered_floor, pilot_pays, pilot_start, warm_start_pays
 from pinnprob.inference.priors import PCRange, pc_sigma, quantile, truncate_to_range
 from pinnprob.inference.recovery import recover_field, recover_field_approximately
 from pinnprob.inference.runners import (LAPLACE_INTEGRATIONS, chain_method_for, expected_evaluations,
-                                        laplace_integration, run_method)
+                                        laplace_integration, laplace_start, run_method)
 
 __all__ = ["fit", "default_param_prior", "model_param_priors", "user_bounds", "check_fixed_in_box"]
 
@@ -104,7 +104,7 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         num_chains: int = 1, seed: int = 0, collapsed: bool | None = None, buffer: float = 0.5, bounds=None,
         mode_tol: float = 0.01, svi_steps: int = 3000, field_draws: int | None = None, progress_bar: bool = True,
         jitter: float = 1e-5, covariate_names=None, time_scale: float | None = None, solver: str | None = None,
-        chain_method: str | None = None, integration: str | None = None):
+        chain_method: str | None = None, integration: str | None = None, warm_start: bool | None = None):
     """Fit a geostatistical model with a generative field prior; returns the ArviZ object of the
     installed ArviZ: ``InferenceData`` (ArviZ 0.x) or ``xarray.DataTree`` (ArviZ ≥ 1.0).
 
@@ -133,8 +133,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     were trained; ``bounds``, one (low, high) pair per coordinate in the user's units holding every
     site, sets that box instead, e.g. to predict over a study area larger than the data's), and
     keeps only the modes needed down to the range prior's 0.5 % quantile, or down to a pilot's
-    posterior where that reaches shorter ranges (``method="laplace"`` at many sites; for a spectral
-    prior the ``pinnprob`` attribute's ``modes`` says which) (``mode_tol``: the variance fraction allowed to be left out, at
+    posterior where that reaches shorter ranges (``method="laplace"`` or a NUTS warm start at many
+    sites; for a spectral prior the ``pinnprob`` attribute's ``modes`` says which) (``mode_tol``: the variance fraction allowed to be left out, at
     ν ≥ 1; rougher fields keep the modes of ν = 1), and the variance of the modes left out goes with
     the noise, per site. With up to
     about 2 500 sites a collapsed spectral fit forms the covariance at the sites from a few
@@ -149,6 +149,17 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     ``"vectorized"``; by default parallel when there are as many local devices as chains, else
     sequential (:func:`~pinnprob.inference.runners.chain_method_for`; the ``pinnprob`` attribute says
     which ran).
+
+    ``warm_start`` (``method="nuts"``, the collapsed model): start the chains at draws from the
+    Laplace approximation at the parameters' posterior mode (``method="laplace"``'s search, from a
+    pilot's mode at many sites) and keep its covariance as NUTS's dense inverse mass matrix through
+    warm-up, which then adapts the step size only
+    (:func:`~pinnprob.inference.runners.run_nuts`). At 10⁴-10⁵ sites the posterior is narrow
+    (the noise's sd a fraction of a percent of its value) and NumPyro's start, with the identity
+    mass matrix until the first adaptation window, would take deep trees at seconds a gradient. None
+    (the default): when one evaluation is dear (:func:`~pinnprob.inference.pilot.warm_start_pays`);
+    True implies ``collapsed=True``. The ``pinnprob`` attribute says whether it ran
+    (``warm_start``).
 
     ``method``: ``"nuts"`` (NumPyro), ``"blackjax"``, ``"svi"`` or ``"laplace"`` — for a Gaussian
     likelihood, the parameters' posterior mode on the collapsed model, the Laplace approximation there
@@ -176,6 +187,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     if integration is not None and (method != "laplace" or integration not in LAPLACE_INTEGRATIONS):
         raise ValueError(f"integration= is for method='laplace', one of {LAPLACE_INTEGRATIONS}; got "
                          f"{integration!r} with method={method!r}")
+    if warm_start is not None and (method != "nuts" or prior.data_kind == "space-time"):
+        raise ValueError(f"warm_start= is for spatial fits with method='nuts'; got method={method!r}"
+                         + (" and a space-time prior" if prior.data_kind == "space-time" else ""))
     if bounds is not None and prior.data_kind == "space-time":
         raise ValueError("bounds= is for spatial fits; a space-time fit models the square around its sites "
                          "(buffer=)")
@@ -216,6 +230,11 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
                              f"{0 if Z is None else Z.shape[1]} covariate(s)")
     if collapsed and method != "laplace" and not (likelihood == "gaussian" and prior.gaussian):
         raise ValueError("collapsed=True needs a Gaussian likelihood and a Gaussian generator")
+    if warm_start:
+        if not (likelihood == "gaussian" and prior.gaussian) or collapsed is False:
+            raise ValueError("warm_start=True starts NUTS on the collapsed model: it needs a Gaussian likelihood "
+                             "and a Gaussian generator, and collapsed left unset or True")
+        collapsed = True
     if method == "laplace":
         if not prior.gaussian:
             raise ValueError("method='laplace' needs a Gaussian generator (it integrates the field out); "
@@ -299,9 +318,12 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # at many sites, a Laplace fit's mode search starts from a pilot fit's mode on a subsample, when the
     # evaluations that saves are dear (pilot.py); a spectral prior then keeps the modes for the ranges
     # the pilot's posterior allows where they are shorter than the range prior's 0.5 % quantile (a range
-    # the prior's cut could not represent)
+    # the prior's cut could not represent). NUTS on a collapsed model whose evaluations are dear starts at
+    # the Laplace approximation (run_nuts), whose mode search starts from such a pilot likewise
+    dear = cost if cost is not None else evaluation_cost(prior, X.shape[0]) if path != "latent" else 0.0
+    warm = method == "nuts" and path != "latent" and (warm_start_pays(dear) if warm_start is None else warm_start)
     start = pilot = None
-    if method == "laplace" and pilot_pays(X.shape[0], cost):
+    if (method == "laplace" or warm) and pilot_pays(X.shape[0], dear):
         t0 = time.perf_counter()
         start, pilot = pilot_start(model_spec(prior, tail), Xu, yj, jax.random.fold_in(key, 2), progress_bar,
                                    floor=spectral_cut)
@@ -330,13 +352,19 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     seconds["setup"] = time.perf_counter() - t0
     spec = dataclasses.replace(spec, features=features, gram=G, site_covariance=SC)
     model = build_model(spec)
+    if warm:
+        # the whole model's mode (from the pilot's, if any) and its Hessian there (p gradients)
+        t0 = time.perf_counter()
+        start = laplace_start(model, yj, jax.random.fold_in(key, 3), hessian_scale=1.0, progress_bar=progress_bar,
+                              desc="warm start", start=start)
+        seconds["warm_start"] = time.perf_counter() - t0
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
                                                        num_chains, svi_steps, progress_bar, chain_method,
                                                        integration or "importance", start)
     seconds["sampling"] = elapsed
     if spectral_cut:
         modes["tail_sd"] = tail_sd(tail, params, samples)
-    if pilot is not None:
+    if pilot is not None and laplace_info is not None:
         laplace_info["start"], laplace_info["pilot"] = "pilot", pilot
     draws_info = None
     t0 = time.perf_counter()
@@ -356,9 +384,13 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         "prior_config": prior.config.to_dict(), "prior_fingerprint": base_fingerprint,
         "stored_prior_fingerprint": prior.fingerprint, "covariates": 0 if Z is None else Z.shape[1],
         "method": method, "sampling_seconds": elapsed,
-        # wall seconds of the phases: setup (ΦᵀΦ, site covariance, tables), pilot, sampling, field draws
+        # wall seconds of the phases: setup (ΦᵀΦ, site covariance, tables), pilot, warm start, sampling,
+        # field draws
         "seconds": seconds,
         "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
+        # NUTS started at the Laplace approximation with its covariance as mass matrix (and the pilot it
+        # started from, if any), or not (None: not NUTS)
+        "warm_start": (None if method != "nuts" else {"pilot": pilot} if warm else False),
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
         # the modes a spectral prior kept, and the shortest range they serve (user units), from the range

@@ -1,5 +1,5 @@
-"""A pilot fit for ``method="laplace"`` on many sites: the same model on a random subsample of them,
-whose posterior mode starts the mode search on the whole data.
+"""A pilot fit for ``method="laplace"`` (and NUTS's warm start) on many sites: the same model on a
+random subsample of them, whose posterior mode starts the mode search on the whole data.
 
 At 10⁵ sites one evaluation of the collapsed model costs tens of seconds (an m × m Cholesky with m in
 the thousands), and BFGS from the model's start took 31 steps plus p gradients for its first
@@ -20,7 +20,7 @@ from pinnprob.inference.model import ModelSpec, build_model, choose_path, path_i
 from pinnprob.inference.runners import LAPLACE_MODE_EVALUATIONS, LaplaceStart, laplace_start
 
 __all__ = ["PILOT_SITES", "PILOT_ABOVE", "PILOT_MIN_SITES", "PILOT_RANGE_SPREAD", "pilot_pays", "pilot_start",
-           "range_floor", "lowered_floor"]
+           "range_floor", "lowered_floor", "warm_start_pays"]
 
 # the subsample's size, and the flops of one evaluation of the whole model (collapsed_cost, a value)
 # above which the pilot pays: it costs about what 10²-10³ evaluations at PILOT_SITES sites do (26 s on
@@ -45,6 +45,15 @@ def pilot_pays(n: int, evaluation_cost: float) -> bool:
     evaluation costs ``evaluation_cost`` flops: the data are several times the subsample, and each
     evaluation the pilot saves costs more than ``PILOT_ABOVE``."""
     return n >= 4 * PILOT_SITES and evaluation_cost >= PILOT_ABOVE
+
+
+def warm_start_pays(evaluation_cost: float) -> bool:
+    """Whether NUTS on a collapsed model whose one evaluation costs ``evaluation_cost`` flops starts
+    at the Laplace approximation (``fit(warm_start=None)``): when that is above ``PILOT_ABOVE``
+    (about a second a value on a 2-core CPU), where the start's 2p gradients and a dozen BFGS steps
+    cost less than a few of the trees of hundreds of gradients that NumPyro's start takes on a narrow
+    posterior before its first mass-matrix window."""
+    return evaluation_cost >= PILOT_ABOVE
 
 
 def range_floor(start: LaplaceStart, prior, spread: float = PILOT_RANGE_SPREAD) -> float | None:
