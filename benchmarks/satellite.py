@@ -3,6 +3,7 @@
 
     python benchmarks/satellite.py --range-frac 0.1            # data, both methods, report
     python benchmarks/satellite.py --range-frac 0.1 --only gmrf  # one method (a subprocess of the above)
+    python benchmarks/satellite.py --range-frac 0.1 --only pinnprob --method nuts   # NUTS (pinnprob_nuts)
 
 Data: a 500 × 300 grid of cells of side 0.01 on [0, 5] × [0, 3]; a Matérn field (ν = 1, σ = 1, range
 ``range-frac`` × the width) drawn exactly on the grid by circulant embedding (Dietrich & Newsam 1997;
@@ -21,7 +22,9 @@ intercept ~ N(mean y, (2 sd y)²) — and the same 0.5 extension of the rectangl
 * pinnprob: the shipped ``matern2d`` prior, ν fixed at 1, ``buffer=0.1`` (the box is the rectangle
   plus 0.5 on each side, 6 × 4; before 2026-12-06 the 6 × 6 square around it), ``method="laplace"``
   (mode, Hessian, and the integration fit's cost model picks, or ``--integration``), ``field_draws``
-  fields recovered and used by ``predict``.
+  fields recovered and used by ``predict``. With ``--method nuts``: ``fit(method="nuts")``, which at
+  this size collapses the field and warm-starts NUTS at the Laplace approximation (its covariance the
+  mass matrix), ``--warmup`` iterations adapting the step size, then ``--draws`` draws.
 * GMRF (written here): P1 elements on a regular triangulation of [−0.5, 5.5] × [−0.5, 3.5], lumped
   mass, Q = τ²(κ⁴C̃ + 2κ²G + GC̃⁻¹G) (Lindgren, Rue & Lindström 2011); the intercept a latent node;
   log p(y | θ) by sparse LU factorisations (SciPy's SuperLU: scikit-sparse's CHOLMOD has no wheels);
@@ -114,7 +117,7 @@ def peak_memory_gb() -> float:
 
 # ----------------------------------------------------------------------------------------------- pinnprob
 def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration: str | None = None,
-                 range_prior: str = "loguniform") -> dict:
+                 range_prior: str = "loguniform", method: str = "laplace", warmup: int = 50) -> dict:
     import jax
 
     # at 10⁵ sites a float32 log density is good to ~0.1 only (Woodbury's rᵀr/s² − |w|² cancels), and
@@ -129,7 +132,9 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration:
     t0 = time.perf_counter()
     # range_prior None: fit's default, PC with P(range < extent/10) = 0.05
     rp = dist.LogUniform(0.6 * rho, 5 * rho) if range_prior == "loguniform" else None
-    idata = pinnprob.fit(X, y, nu=1.0, range_prior=rp, method="laplace",
+    # NUTS: fit's default at these sizes, a warm start at the Laplace approximation (pilot, mode,
+    # Hessian) with its covariance as the mass matrix, then ``warmup`` iterations adapting the step size
+    idata = pinnprob.fit(X, y, nu=1.0, range_prior=rp, method=method, num_warmup=warmup,
                          num_samples=draws, buffer=0.1, mode_tol=mode_tol, progress_bar=True, seed=0,
                          integration=integration)
     t_fit = time.perf_counter() - t0
@@ -140,7 +145,16 @@ def run_pinnprob(data, rho, draws: int, mode_tol: float, x64: bool, integration:
     post = idata.posterior
     summ = {k: {"mean": float(post[k].values.mean()), "sd": float(post[k].values.std())}
             for k in ("range", "sigma", "noise", "intercept")}
-    return {"method": "pinnprob laplace", "dtype": "float64" if x64 else "float32", "mode_tol": mode_tol, "fit_s": t_fit, "predict_s": t_pred, "mean": pred["mean"], "sd": pred["sd"],
+    nuts = {}
+    if method == "nuts":
+        import arviz as az
+
+        steps = np.asarray(idata.sample_stats["n_steps"].values)
+        nuts = {"warmup": warmup, "warm_start": meta["warm_start"], "n_steps_mean": float(steps.mean()),
+                "divergences": int(np.asarray(idata.sample_stats["diverging"].values).sum()),
+                "ess": {k: float(az.ess(np.asarray(post[k].values))) for k in ("range", "sigma", "noise")}}
+        nuts["ess_per_s_sampling"] = {k: v / meta["seconds"]["sampling"] for k, v in nuts["ess"].items()}
+    return {"method": f"pinnprob {method}", **nuts, "dtype": "float64" if x64 else "float32", "mode_tol": mode_tol, "fit_s": t_fit, "predict_s": t_pred, "mean": pred["mean"], "sd": pred["sd"],
             "noise": summ["noise"]["mean"], "posterior": summ, "modes": int(post["field_latent"].shape[-1]),
             "path": meta["collapsed_path"], "laplace": meta.get("laplace"), "devices": jax.local_device_count(),
             "sampling_s": meta["sampling_seconds"], "phase_s": meta["seconds"],
@@ -373,6 +387,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=("gmrf", "pinnprob"))
     ap.add_argument("--draws", type=int, default=100, help="pinnprob: posterior draws (fields recovered)")
+    ap.add_argument("--method", choices=("laplace", "nuts"), default="laplace",
+                    help="pinnprob: fit's method (the JSON keys a NUTS run as pinnprob_nuts)")
+    ap.add_argument("--warmup", type=int, default=50, help="pinnprob NUTS: warm-up iterations")
     ap.add_argument("--mode-tol", type=float, default=0.01)
     ap.add_argument("--float32", action="store_true", help="pinnprob in float32 (default: float64)")
     ap.add_argument("--integration", choices=("axial", "importance"), default=None,
@@ -390,7 +407,8 @@ def main():
         for m in ("gmrf", "pinnprob"):
             cmd = [sys.executable, __file__, "--range-frac", str(a.range_frac), "--seed", str(a.seed), "--only", m,
                    "--draws", str(a.draws), "--mode-tol", str(a.mode_tol), "--gmrf-samples", str(a.gmrf_samples),
-                   "--mesh-cells-per-range", str(a.mesh_cells_per_range), "--range-prior", a.range_prior] \
+                   "--mesh-cells-per-range", str(a.mesh_cells_per_range), "--range-prior", a.range_prior,
+                   "--method", a.method, "--warmup", str(a.warmup)] \
                 + (["--float32"] if a.float32 else []) \
                 + ([] if a.integration is None else ["--integration", a.integration])
             print("$", " ".join(cmd[1:]), flush=True)
@@ -404,7 +422,8 @@ def main():
     if a.only == "gmrf":
         r = run_gmrf(data, rho, rho / a.mesh_cells_per_range, a.gmrf_samples, a.range_prior)
     else:
-        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32, a.integration, a.range_prior)
+        r = run_pinnprob(data, rho, a.draws, a.mode_tol, not a.float32, a.integration, a.range_prior, a.method,
+                         a.warmup)
     r["priors"] = priors_text(rho, a.range_prior)
     f_m, y_m = data["f"][miss], data["y"][miss]
     r["scores_field"] = scores(r["mean"], r["sd"], f_m)
@@ -417,14 +436,16 @@ def main():
     res.update({"range": rho, "range_frac": a.range_frac, "seed": a.seed, "n_obs": int((~miss).sum()),
                 "n_missing": int(miss.sum()), "embedding_negative": data["embedding_negative"], "data_s": t_data,
                 "field_sd_sample": float(data["f"].std())})
-    res[a.only if a.label is None else f"{a.only}_{a.label}"] = r
+    key = a.only if a.only == "gmrf" or a.method == "laplace" else f"{a.only}_{a.method}"
+    res[key if a.label is None else f"{key}_{a.label}"] = r
     out.write_text(json.dumps(res, indent=1))
 
 
 def report(out: Path, tag: str):
     res = json.loads(out.read_text())
-    print(json.dumps({k: v for k, v in res.items() if k not in ("gmrf", "pinnprob")}, indent=1))
-    for m in ("gmrf", "pinnprob"):
+    runs = [k for k in res if k.startswith(("gmrf", "pinnprob"))]
+    print(json.dumps({k: v for k, v in res.items() if k not in runs}, indent=1))
+    for m in runs:
         if m in res:
             r = res[m]
             print(m, f"fit {r['fit_s']:.1f} s predict {r['predict_s']:.1f} s peak {r['peak_memory_gb']:.2f} GB",
