@@ -37,7 +37,7 @@ from pinnprob.testfunctions.eigen import SeparableFeatures
 __all__ = ["CollapsedGaussian", "DataMoments", "GramReference", "conditional_latent", "data_moments", "gram",
            "gram_precision", "gram_reference", "moments_perturbation", "pcg_tolerance", "perturbation",
            "perturbed_latent", "perturbed_solve", "woodbury_terms",
-           "collapsed_cost", "collapse_pays", "site_covariance_build_cost"]
+           "collapsed_cost", "collapse_pays", "latent_too_stiff", "LATENT_STIFF_SITES", "site_covariance_build_cost"]
 
 
 def gram(features, progress_bar: bool = False) -> Float[Array, "m m"]:
@@ -464,8 +464,25 @@ def perturbed_solve(field: GenerativeField, b, noise, gram,
     return x, jnp.linalg.norm(P(x) - b) / jnp.linalg.norm(b)
 
 
+# the sites from which an MCMC fit with at least as many sites as modes takes the collapsed form
+# (latent_too_stiff): above the sizes measured to mix in the latent form (n ≤ 2 000, fewer sites than
+# modes), below the 10⁴ sites measured not to; between them nothing was measured
+LATENT_STIFF_SITES = 5000
+
+
+def latent_too_stiff(n: int, m: int) -> bool:
+    """Whether NUTS on the latent form at ``n`` sites with ``m`` modes is not to be tried: at least as
+    many sites as modes (the data pin every mode, and the latent posterior's precision I + ΦᵀΦσ²/s² is
+    far from diagonal on irregular sites) and at least ``LATENT_STIFF_SITES`` sites. Measured: at
+    10⁴ real satellite sites with m in the thousands every warm-up iteration hit the maximum tree depth
+    (1 023 leapfrog steps, step size 5e-4), and at ~10⁵ a fit did not finish in 40 minutes (issue 13's
+    report); at n = 500-2 000 with m = 2 946 latent NUTS took 183-309 steps a draw
+    (docs/results/inference.md)."""
+    return n >= m and n >= LATENT_STIFF_SITES
+
+
 def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = None,
-                  evaluations: float | None = None) -> bool:
+                  evaluations: float | None = None, mcmc: bool = False) -> bool:
     """Collapsed or latent? A collapsed gradient costs the cheapest of :func:`collapsed_cost`'s paths
     (dense n²m + n³/3; Gram nm + m³/3 or Woodbury nm² + m³/3; with a site covariance of rank R,
     mR + Rn² + n³/3; with ``evaluations``, a path's one-off cost spread over them, as there) and
@@ -474,14 +491,9 @@ def collapse_pays(n: int, m: int, with_gram: bool = True, rank: int | None = Non
     NUTS bookkeeping per mode) and NUTS in m dimensions needs 250-350, more with strong data (a funnel
     in (θ, z): see docs/results/sbc.md). Collapse when a collapsed gradient is cheap outright
     (≤ 5·10⁸ flops, tens of ms: its few-parameter posterior mixes more reliably) or less than 50× a
-    latent one (measured trade-off: docs/results/inference.md), and always when there are at least as
-    many sites as modes: the data then pin every mode, and the latent posterior is too stiff for NUTS
-    whatever a gradient costs."""
-    if n >= m:
-        # measured: at n = 2 000 sites and m = 2 946 modes latent NUTS took 180-310 leapfrog steps a draw
-        # (docs/results/inference.md); at 10⁴ real satellite sites and m in the thousands every warm-up
-        # iteration hit the maximum tree depth (1 023 steps, step size 5e-4), and at ~10⁵ a fit did not
-        # finish in 40 minutes (issue 13's report)
+    latent one (measured trade-off: docs/results/inference.md); for ``mcmc`` (NUTS) always where the
+    latent form is too stiff to sample whatever a gradient costs (:func:`latent_too_stiff`)."""
+    if mcmc and latent_too_stiff(n, m):
         return True
     collapsed = collapsed_cost(n, m, with_gram, rank, evaluations)[0]
     latent = n * m + 300 * m

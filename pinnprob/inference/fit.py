@@ -96,6 +96,11 @@ def check_fixed_in_box(params, fixed: dict) -> None:
 # above this many sites a float32 collapsed log density is too coarse for the optimiser (measured at 104 494
 # sites: the optimiser stopped ~3 log-density units short of the mode; docs/results/satellite.md)
 LAPLACE_FLOAT32_SITES = 20_000
+# the warm-up a NUTS warm start needs (fit warns below): its step size is set by the last 10 % of a
+# warm-up under 150 iterations (NumPyro's windows); on a Gaussian with 30, 1 seed of 4 gave an ESS of 35
+# of 400 draws (1.2 steps a draw), with 100 or 200 every seed gave 337-694 (benchmarks/warm_start.py
+# --part stepsize)
+WARM_START_WARMUP = 100
 
 
 def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gaussian", nu=None, range_prior=None,
@@ -298,7 +303,8 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         if newton_path:
             return cost, integ, "laplace"
         return cost, integ, choose_path(prior, X.shape[0], evaluations,
-                                        collapsed if collapsed is not None or can_collapse else False)
+                                        collapsed if collapsed is not None or can_collapse else False,
+                                        mcmc=method in ("nuts", "blackjax"))
 
     cost, integration, path = plan(prior)
     Xu = jnp.asarray(cmap.to_unit(X))
@@ -322,6 +328,17 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # the Laplace approximation (run_nuts), whose mode search starts from such a pilot likewise
     dear = cost if cost is not None else evaluation_cost(prior, X.shape[0]) if path != "latent" else 0.0
     warm = method == "nuts" and path != "latent" and (warm_start_pays(dear) if warm_start is None else warm_start)
+    if warm:
+        collapsed = True  # kept if the pilot's floor re-cuts the modes (plan below)
+        if X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
+            warnings.warn(f"a NUTS warm start at {X.shape[0]} sites in float32: the Hessian by differences that "
+                          "becomes the mass matrix is good to a few digits only there; "
+                          "jax.config.update('jax_enable_x64', True) before fitting", stacklevel=2)
+        if num_warmup < WARM_START_WARMUP:
+            warnings.warn(f"a NUTS warm start with num_warmup={num_warmup} (< {WARM_START_WARMUP}): the step size is "
+                          "adapted on too few iterations (NumPyro restarts its step-size adaptation at the end of its "
+                          "mass-matrix window even with the mass matrix fixed: below 150 warm-up iterations only the "
+                          f"last 10 % count); use num_warmup ≥ {WARM_START_WARMUP}", stacklevel=2)
     start = pilot = None
     if (method == "laplace" or warm) and pilot_pays(X.shape[0], dear):
         t0 = time.perf_counter()
@@ -355,8 +372,12 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     if warm:
         # the whole model's mode (from the pilot's, if any) and its Hessian there (p gradients)
         t0 = time.perf_counter()
-        start = laplace_start(model, yj, jax.random.fold_in(key, 3), hessian_scale=1.0, progress_bar=progress_bar,
-                              desc="warm start", start=start)
+        try:
+            start = laplace_start(model, yj, jax.random.fold_in(key, 3), hessian_scale=1.0,
+                                  progress_bar=progress_bar, desc="warm start", start=start)
+        except RuntimeError as e:
+            raise RuntimeError(f"NUTS's warm start found no mode of the collapsed model ({e}); fit with "
+                               "warm_start=False") from e
         seconds["warm_start"] = time.perf_counter() - t0
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
                                                        num_chains, svi_steps, progress_bar, chain_method,

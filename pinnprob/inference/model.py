@@ -201,7 +201,8 @@ def _cost_inputs(prior, n: int) -> tuple[int, bool, int | None]:
     return prior.latent_dim, diagonal, SITE_COVARIANCE_RANK if diagonal and fits else None
 
 
-def choose_path(prior, n: int, evaluations: float | None = None, collapsed: bool | None = None) -> str:
+def choose_path(prior, n: int, evaluations: float | None = None, collapsed: bool | None = None,
+                mcmc: bool = False) -> str:
     """The path a Gaussian fit at ``n`` sites takes, decided once: 'latent' (the field sampled), or
     how the collapsed likelihood evaluates the covariance — 'reduced' (a site covariance), 'gram',
     'dense' or 'woodbury' — by the cost model
@@ -211,10 +212,12 @@ def choose_path(prior, n: int, evaluations: float | None = None, collapsed: bool
     out). ``collapsed`` True or False imposes the form; None decides it
     (:func:`~pinnprob.inference.collapsed.collapse_pays`) as for a long fit, whatever
     ``evaluations``: the collapsed form's few-parameter posterior mixes more reliably than the
-    latent one, so a short fit is not sent to the latent form for its one-off costs."""
+    latent one, so a short fit is not sent to the latent form for its one-off costs. ``mcmc``: the fit
+    samples by NUTS, which the latent form cannot serve at many sites and few modes
+    (:func:`~pinnprob.inference.collapsed.latent_too_stiff`)."""
     m, diagonal, rank = _cost_inputs(prior, n)
     if collapsed is None:
-        collapsed = collapse_pays(n, m, diagonal, rank)
+        collapsed = collapse_pays(n, m, diagonal, rank, mcmc=mcmc)
     return collapsed_cost(n, m, diagonal, rank, evaluations)[1] if collapsed else "latent"
 
 

@@ -87,13 +87,14 @@ def chain_method_for(chain_method: str | None, num_chains: int) -> str:
     return chain_method
 
 
-def warm_start_draws(start: LaplaceStart, key, num_chains: int) -> tuple[dict, np.ndarray]:
-    """(init_params, inverse mass matrix) for NUTS from a :class:`LaplaceStart` at a posterior mode
-    with its Hessian H: each chain starts at its own draw from the Laplace approximation N(z, H⁻¹)
-    (unconstrained values by site, each with a leading (num_chains,) axis), and the inverse mass
-    matrix is H⁻¹ (p, p), in the order of ``ravel_pytree(z)`` — the sites' sorted order, NumPyro's
-    for a dense mass matrix. Where H is not positive definite, its eigenvalues' magnitudes (floored
-    at 1e-6 of the largest) stand in."""
+def warm_start_draws(start: LaplaceStart, key, num_chains: int) -> tuple[dict, np.ndarray, bool]:
+    """(init_params, inverse mass matrix, exact) for NUTS from a :class:`LaplaceStart` at a posterior
+    mode with its Hessian H: each chain starts at its own draw from the Laplace approximation
+    N(z, H⁻¹) (unconstrained values by site, each with a leading (num_chains,) axis), and the inverse
+    mass matrix is H⁻¹ (p, p), in the order of ``ravel_pytree(z)`` — the sites' sorted order,
+    NumPyro's for a dense mass matrix. Where H is not positive definite (``exact`` False), its
+    eigenvalues' magnitudes (floored at 1e-6 of the largest; the identity if H is not finite) stand
+    in."""
     from jax.flatten_util import ravel_pytree
 
     if start.hessian is None:
@@ -103,13 +104,13 @@ def warm_start_draws(start: LaplaceStart, key, num_chains: int) -> tuple[dict, n
     try:
         # exactly H⁻¹ where H is positive definite, however far apart its scales
         Linv = np.linalg.inv(np.linalg.cholesky(H))
-        inv_mass = Linv.T @ Linv
+        inv_mass, exact = Linv.T @ Linv, True
     except np.linalg.LinAlgError:
-        inv_mass = _inverse_curvature(H)
+        inv_mass, exact = _inverse_curvature(H), False
     L = np.linalg.cholesky(inv_mass)
     eps = np.asarray(jax.random.normal(key, (num_chains, f.shape[0])), np.float64)
     starts = jnp.asarray(np.asarray(f, np.float64) + eps @ L.T, f.dtype)
-    return jax.vmap(unravel)(starts), inv_mass
+    return jax.vmap(unravel)(starts), inv_mass, exact
 
 
 def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, chain_method: str = "sequential",
@@ -119,7 +120,8 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, c
     floating-point rounding. ``start`` (a posterior mode with its Hessian, :func:`laplace_start`):
     the chains start at draws from the Laplace approximation there, with its covariance H⁻¹ as a
     dense inverse mass matrix that warm-up keeps (only the step size adapts,
-    :func:`warm_start_draws`); None: NumPyro's start (uniform in (−2, 2), unconstrained) and its
+    :func:`warm_start_draws`; where H is not positive definite, warm-up adapts the mass matrix from
+    the stand-in, with a warning); None: NumPyro's start (uniform in (−2, 2), unconstrained) and its
     windowed adaptation of a diagonal mass matrix from the identity."""
     # a model from build_model takes its large arrays as an argument: traced (jit_model_args), they are
     # compiled as inputs rather than as literals
@@ -131,10 +133,13 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, c
         # Hoffman & Gelman (2014, JMLR 15, 1593) adapt the mass matrix from warm-up draws; at 10⁴-10⁵
         # sites the posterior is close to its Laplace approximation (Bernstein-von Mises), whose
         # covariance preconditions better than an estimate from a short warm-up, so it is kept
-        init_params, inv_mass = warm_start_draws(start, jax.random.fold_in(key, 1), num_chains)
+        init_params, inv_mass, exact = warm_start_draws(start, jax.random.fold_in(key, 1), num_chains)
         init_params = init_params if num_chains > 1 else {k: v[0] for k, v in init_params.items()}
+        if not exact:
+            warnings.warn("NUTS's warm start: the Hessian at the mode is not positive definite; warm-up adapts the "
+                          "mass matrix, starting from its eigenvalues' magnitudes", stacklevel=3)
         kernel = NUTS(model, dense_mass=True, inverse_mass_matrix=jnp.asarray(inv_mass, jnp.result_type(float)),
-                      adapt_mass_matrix=False)
+                      adapt_mass_matrix=not exact)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar and chain_method != "parallel",
                 jit_model_args=arrays is not None)
