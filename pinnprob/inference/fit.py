@@ -278,10 +278,6 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
 
     prior, tail = cut(range_floor)
     spectral_cut = prior is not boxed  # a spectral prior, cut to the modes the range floor needs
-    if method == "laplace" and X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
-        warnings.warn(f"method='laplace' at {X.shape[0]} sites in float32: the log density is good to ~0.1 there, "
-                      "and the optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) "
-                      "before fitting", stacklevel=2)
     # a non-Gaussian likelihood under method="laplace": the field integrated out by a Laplace
     # approximation (Newton per evaluation), whatever the cost model says of the Gaussian paths
     newton_path = method == "laplace" and likelihood != "gaussian"
@@ -328,19 +324,21 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
     # the Laplace approximation (run_nuts), whose mode search starts from such a pilot likewise
     dear = cost if cost is not None else evaluation_cost(prior, X.shape[0]) if path != "latent" else 0.0
     warm = method == "nuts" and path != "latent" and (warm_start_pays(dear) if warm_start is None else warm_start)
+    searches_mode = method == "laplace" or warm  # by BFGS, then the Hessian by differences there
+    if searches_mode and X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
+        who = "a NUTS warm start" if warm else "method='laplace'"
+        warnings.warn(f"{who} at {X.shape[0]} sites in float32: the log density is good to ~0.1 there, and the "
+                      "optimiser may stop short of the mode; jax.config.update('jax_enable_x64', True) before "
+                      "fitting", stacklevel=2)
     if warm:
         collapsed = True  # kept if the pilot's floor re-cuts the modes (plan below)
-        if X.shape[0] > LAPLACE_FLOAT32_SITES and jnp.result_type(float) == jnp.float32:
-            warnings.warn(f"a NUTS warm start at {X.shape[0]} sites in float32: the Hessian by differences that "
-                          "becomes the mass matrix is good to a few digits only there; "
-                          "jax.config.update('jax_enable_x64', True) before fitting", stacklevel=2)
         if num_warmup < WARM_START_WARMUP:
             warnings.warn(f"a NUTS warm start with num_warmup={num_warmup} (< {WARM_START_WARMUP}): the step size is "
                           "adapted on too few iterations (NumPyro restarts its step-size adaptation at the end of its "
                           "mass-matrix window even with the mass matrix fixed: below 150 warm-up iterations only the "
                           f"last 10 % count); use num_warmup ≥ {WARM_START_WARMUP}", stacklevel=2)
     start = pilot = None
-    if (method == "laplace" or warm) and pilot_pays(X.shape[0], dear):
+    if searches_mode and pilot_pays(X.shape[0], dear):
         t0 = time.perf_counter()
         start, pilot = pilot_start(model_spec(prior, tail), Xu, yj, jax.random.fold_in(key, 2), progress_bar,
                                    floor=spectral_cut)
