@@ -534,9 +534,17 @@ def test_fit_returns_inference_data_in_user_units(prior, method, monkeypatch):
 
     spy.__wrapped__ = fit_module.run_method
     monkeypatch.setattr(fit_module, "run_method", spy)
-    warned = pytest.warns(UserWarning, match="num_warmup=15") if method == "nuts" else contextlib.nullcontext()
-    with warned:
+    # the float32 warning of the mode searches (laplace's, the warm start's), here from 10 sites, not 20 000
+    monkeypatch.setattr(fit_module, "LAPLACE_FLOAT32_SITES", 10)
+    searches = method in ("nuts", "laplace") and jnp.result_type(float) == jnp.float32
+    with pytest.warns(UserWarning) if method == "nuts" or searches else contextlib.nullcontext() as warned:
         idata = fit(X, y, prior=prior, covariates=cov, nu=1.5, range_prior=rp, method=method, **kw)
+    said = [str(w.message) for w in warned] if warned is not None else []
+    if method == "nuts":
+        assert any("num_warmup=15" in m for m in said), said
+    if searches:
+        who = "a NUTS warm start" if method == "nuts" else "method='laplace'"
+        assert sum(m.startswith(f"{who} at 40 sites in float32") for m in said) == 1, said
     np.testing.assert_array_equal(X, Xc)  # data untouched
     np.testing.assert_array_equal(y, yc)
     meta_fit = json.loads(idata.attrs["pinnprob"])
@@ -544,7 +552,9 @@ def test_fit_returns_inference_data_in_user_units(prior, method, monkeypatch):
         # range, σ, noise, intercept, β: the Hessian at the whole model's mode, positive definite
         (start,) = starts
         assert start.hessian.shape == (5, 5) and np.all(np.linalg.eigvalsh(start.hessian) > 0)
-        assert meta_fit["collapsed"] and meta_fit["warm_start"] == {"pilot": None}
+        ws = meta_fit["warm_start"]
+        assert meta_fit["collapsed"] and ws["pilot"] is None and ws["mode"]["start"] == "prior"
+        assert ws["mode"]["optimiser_steps"] >= 1 and np.isfinite(ws["mode"]["gradient_norm"])
         assert meta_fit["seconds"]["warm_start"] > 0 and "laplace" not in meta_fit
     else:
         assert meta_fit["warm_start"] is None  # not NUTS

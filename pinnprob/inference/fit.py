@@ -407,9 +407,9 @@ def fit(X, y, *, times=None, prior=None, covariates=None, likelihood: str = "gau
         # field draws
         "seconds": seconds,
         "chain_method": chain_method if method == "nuts" else None, "devices": jax.local_device_count(),
-        # NUTS started at the Laplace approximation with its covariance as mass matrix (and the pilot it
-        # started from, if any), or not (None: not NUTS)
-        "warm_start": (None if method != "nuts" else {"pilot": pilot} if warm else False),
+        # NUTS started at the Laplace approximation with its covariance as mass matrix (the pilot it
+        # started from, if any, and the whole model's mode search), or not (None: not NUTS)
+        "warm_start": (None if method != "nuts" else {"pilot": pilot, "mode": start.info} if warm else False),
         # how the likelihood evaluated the field's law: latent, or collapsed by a site covariance
         # ('reduced', with its rank and error bound), the Gram matrix, or the modes ('dense')
         # the modes a spectral prior kept, and the shortest range they serve (user units), from the range

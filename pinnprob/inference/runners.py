@@ -255,10 +255,12 @@ class LaplaceStart(NamedTuple):
     (:func:`laplace_start`): the unconstrained values by sample site (``z``, the model's own sites)
     and an estimate of the potential's Hessian there (``hessian``, (p, p), in the order of
     ``jax.flatten_util.ravel_pytree(z)``), which sets BFGS's first inverse Hessian; None: the model's
-    own Hessian at ``z``, by differences of its gradient (p gradients)."""
+    own Hessian at ``z``, by differences of its gradient (p gradients). ``info``: the search that
+    found ``z``, if any (its BFGS steps, final gradient norm and message)."""
 
     z: dict
     hessian: np.ndarray | None = None
+    info: dict | None = None
 
 
 class _Mode(NamedTuple):
@@ -435,7 +437,7 @@ def laplace_start(model, y, key, *, hessian_scale: float | None = None, max_step
     mode = _laplace_mode(flat, max_steps, progress_bar, start, desc=desc, final_hessian=hessian_scale is not None,
                          proper=False)
     z = {k: np.asarray(v) for k, v in flat.unravel(jnp.asarray(mode.f, flat.dtype)).items()}
-    return LaplaceStart(z, None if hessian_scale is None else hessian_scale * mode.H)
+    return LaplaceStart(z, None if hessian_scale is None else hessian_scale * mode.H, mode.info)
 
 
 def run_laplace(model, y, key, num_samples, num_chains, progress_bar, num_proposals: int | None = None,
