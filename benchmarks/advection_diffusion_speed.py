@@ -1,7 +1,7 @@
 """Speed of inference with the 1-D advection–diffusion prior against the exact GP (issue 11, Must show 3).
 
-One run, one CPU core. Data: 10 stations × T times (spacing ¼) from the exact sampler, plus noise, for
-T in --times (default 25, 50, 100, 200, 500: 250 … 5 000 site-times). For each size:
+One run. Data: 10 stations × T times (spacing ¼) from the exact sampler, plus noise, for T in --times
+(default 25, 50, 100, 200, 500: 250 … 5 000 site-times). For each size:
 
 * the time of one log-density gradient (after compilation, which is reported apart), for the prior with
   a dense Cholesky over the pair-lag table, for the prior with the Kalman filter over the times
@@ -10,8 +10,14 @@ T in --times (default 25, 50, 100, 200, 500: 250 … 5 000 site-times). For each
   advection_diffusion_posterior.py, for the prior (with the solver `fit` would choose) and for the exact
   GP: ESS of the velocity, wall time, ESS/s, and the ESS per gradient evaluation. Beyond --nuts-max
   the ESS/s is extrapolated as (ESS per gradient at the largest NUTS size) / (gradient time): marked so.
+  With --warm-start both chains start as `fit`'s warm start does (mode, Hessian, its inverse as NUTS's
+  dense mass matrix, NumPyro's default target acceptance 0.8): tried to make a chain at 5 000
+  site-times affordable, it was not (in float32; the page's last section, written by hand from
+  advection_diffusion_speed_warm.json, says why).
 
     python benchmarks/advection_diffusion_speed.py
+    python benchmarks/advection_diffusion_speed.py --times 100 200 500 --nuts-max 5000 --warmup 100 \
+        --samples 100 --warm-start --name advection_diffusion_speed_warm
 
 Writes docs/results/advection_diffusion_speed.md (and .json).
 """
@@ -72,14 +78,34 @@ def grad_time(model, y, reps=3):
     return comp, (time.perf_counter() - t0) / reps
 
 
-def nuts(model, y, warmup, samples, seed=0):
-    mcmc = MCMC(NUTS(model, target_accept_prob=0.85), num_warmup=warmup, num_samples=samples, progress_bar=False)
+def nuts(model, y, warmup, samples, seed=0, warm_start=False):
+    """One NUTS chain: NumPyro's own start and adaptation, or (``warm_start``) fit's warm start — the
+    chain started at a draw from the Laplace approximation at the posterior mode, with its covariance
+    as the dense mass matrix that warm-up keeps (`pinnprob.inference.runners.run_nuts`); the mode and
+    Hessian's seconds are reported apart (``warm_start_seconds``) and included in the wall figure."""
+    if not warm_start:
+        mcmc = MCMC(NUTS(model, target_accept_prob=0.85), num_warmup=warmup, num_samples=samples,
+                    progress_bar=False)
+        t0 = time.perf_counter()
+        mcmc.run(jax.random.key(seed), y=y, extra_fields=("num_steps",))
+        v = np.asarray(jax.block_until_ready(mcmc.get_samples()["velocity_x1"]))
+        secs = time.perf_counter() - t0
+        steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))  # leapfrog steps of the kept draws
+        return {"ess": float(effective_sample_size(v[None])), "seconds": secs, "leapfrog_kept": steps,
+                "mean": float(v.mean()), "sd": float(v.std())}
+    from pinnprob.inference.runners import laplace_start, run_nuts
+
+    key = jax.random.key(seed)
     t0 = time.perf_counter()
-    mcmc.run(jax.random.key(seed), y=y, extra_fields=("num_steps",))
-    v = np.asarray(jax.block_until_ready(mcmc.get_samples()["velocity_x1"]))
+    start = laplace_start(model, y, key, hessian_scale=1.0)
+    t_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    draws, stats = run_nuts(model, y, jax.random.fold_in(key, 2), warmup, samples, 1, False, start=start)
+    v = np.asarray(jax.block_until_ready(draws["velocity_x1"]))[0]
     secs = time.perf_counter() - t0
-    steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))  # leapfrog steps of the kept draws
-    return {"ess": float(effective_sample_size(v[None])), "seconds": secs, "leapfrog_kept": steps,
+    steps = int(np.sum(stats["n_steps"]))
+    return {"ess": float(effective_sample_size(v[None])), "seconds": secs + t_start, "warm_start_seconds": t_start,
+            "leapfrog_kept": steps, "divergences": int(np.sum(stats["diverging"])),
             "mean": float(v.mean()), "sd": float(v.std())}
 
 
@@ -97,6 +123,9 @@ def main(argv=None) -> int:
     ap.add_argument("--nuts-models", nargs="+", choices=("prior", "exact"), default=["prior", "exact"],
                     help="which chains to run (one process each, e.g. pinned to a core apiece by taskset, halves "
                          "the wall time of a large size; their gradients are timed in every process)")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="start every chain as fit's warm start does (mode, Hessian, its inverse as the mass matrix)")
+    ap.add_argument("--note", default="", help="what else the machine ran, for the page's first line")
     ap.add_argument("--resume", action="store_true",
                     help="keep the sizes already in the JSON (a run cut short) and run the rest")
     args = ap.parse_args(argv)
@@ -136,7 +165,7 @@ def main(argv=None) -> int:
         print(n, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         if n <= args.nuts_max:
             for k in [row["auto"]] * ("prior" in args.nuts_models) + ["exact"] * ("exact" in args.nuts_models):
-                res = nuts(model_for(laws[k]), y, args.warmup, args.samples)
+                res = nuts(model_for(laws[k]), y, args.warmup, args.samples, warm_start=args.warm_start)
                 row[f"nuts_{'prior' if k != 'exact' else 'exact'}"] = res
                 print("  nuts", k, res, flush=True)
         rows.append(row)
@@ -150,14 +179,19 @@ def main(argv=None) -> int:
                                           for k in ("prior", "exact")}
     lines = ["# Speed: the 1-D advection–diffusion prior against the exact GP", "",
              "Generated by `python benchmarks/advection_diffusion_speed.py` "
-             + ("(one run, one CPU core, the other busy). " if jax.default_backend() == "cpu" else f"(one run on {where}). ")
+             + (f"(one run on {os.cpu_count()} CPU cores{'; ' + args.note if args.note else ''}). "
+                if jax.default_backend() == "cpu" else f"(one run on {where}). ")
              + 
              f"Data: {args.sites} stations × T times", "(spacing ¼) from the exact sampler; the model and priors of "
              "advection_diffusion_posterior.md (α = 1.5 fixed).", "",
              "*Gradient*: one evaluation of the log density and its gradient, after compilation (compile times in the JSON).",
              ("The prior's solver is the one `fit` chooses (`solver=\"auto\"`). " if args.solver == "auto" else
               f"The prior's solver is `{args.solver}` (set by --solver). ") + "NUTS: one chain, "
-             f"{args.warmup} + {args.samples} iterations. *ESS/s (run)*: ESS of the velocity / (leapfrog steps of the",
+             f"{args.warmup} + {args.samples} iterations"
+             + (", both models warm-started as `fit` does (the posterior mode and Hessian, the chain started at a draw "
+                "from the Laplace approximation with its covariance as the dense mass matrix; the mode's seconds "
+                "count in the wall figure)" if args.warm_start else "")
+             + ". *ESS/s (run)*: ESS of the velocity / (leapfrog steps of the",
              "kept draws × gradient time) — the sampling phase's cost without compilation or warm-up; *wall*: ESS / the whole",
              "run's wall time, compilation and warm-up included. Beyond the largest NUTS size the run figure is extrapolated",
              "from its ESS per leapfrog step.", "",
