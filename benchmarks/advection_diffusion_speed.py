@@ -78,24 +78,30 @@ def grad_time(model, y, reps=3):
     return comp, (time.perf_counter() - t0) / reps
 
 
-def nuts(model, y, warmup, samples, seed=0, warm_start=False):
+def nuts(model, y, warmup, samples, seed=0, warm_start=False, start_x64=False, progress=False):
     """One NUTS chain: NumPyro's own start and adaptation, or (``warm_start``) fit's warm start — the
     chain started at a draw from the Laplace approximation at the posterior mode, with its covariance
     as the dense mass matrix that warm-up keeps (`pinnprob.inference.runners.run_nuts`); the mode and
-    Hessian's seconds are reported apart (``warm_start_seconds``) and included in the wall figure."""
-    from pinnprob.inference.runners import laplace_start, run_nuts
+    Hessian's seconds are reported apart (``warm_start_seconds``) and included in the wall figure.
+    ``start_x64``: the mode and Hessian in float64 (``jax.enable_x64``), the chain in float32 from there."""
+    from pinnprob.inference.runners import LaplaceStart, laplace_start, run_nuts
 
     key = jax.random.key(seed)
     t0 = time.perf_counter()
-    start = laplace_start(model, y, key, hessian_scale=1.0) if warm_start else None
+    start = None
+    if warm_start:
+        with jax.enable_x64(start_x64):
+            start = laplace_start(model, y, key, hessian_scale=1.0)
+        dtype = jnp.result_type(float)  # the chain's: the start's values cast to it
+        start = LaplaceStart({k: np.asarray(v, dtype) for k, v in start.z.items()}, np.asarray(start.hessian), start.info)
     t_start = time.perf_counter() - t0
     t0 = time.perf_counter()
     if warm_start:
-        draws, stats = run_nuts(model, y, jax.random.fold_in(key, 2), warmup, samples, 1, False, start=start)
+        draws, stats = run_nuts(model, y, jax.random.fold_in(key, 2), warmup, samples, 1, progress, start=start)
         v, steps = np.asarray(draws["velocity_x1"])[0], stats["n_steps"]
     else:
         mcmc = MCMC(NUTS(model, target_accept_prob=0.85), num_warmup=warmup, num_samples=samples,
-                    progress_bar=False)
+                    progress_bar=progress)
         mcmc.run(key, y=y, extra_fields=("num_steps",))
         v, steps = np.asarray(mcmc.get_samples()["velocity_x1"]), mcmc.get_extra_fields()["num_steps"]
     secs = time.perf_counter() - t0  # np.asarray above waited for the draws
@@ -103,7 +109,9 @@ def nuts(model, y, warmup, samples, seed=0, warm_start=False):
            "leapfrog_kept": int(np.sum(steps)),  # leapfrog steps of the kept draws
            "mean": float(v.mean()), "sd": float(v.std())}
     if warm_start:
-        res.update(warm_start_seconds=t_start, divergences=int(np.sum(stats["diverging"])))
+        res.update(warm_start_seconds=t_start, divergences=int(np.sum(stats["diverging"])),
+                   start_dtype="float64" if start_x64 else "float32", mode_search=start.info,
+                   hessian_eigenvalues=np.linalg.eigvalsh(0.5 * (start.hessian + start.hessian.T)).tolist())
     return res
 
 
@@ -123,6 +131,9 @@ def main(argv=None) -> int:
                          "the wall time of a large size; their gradients are timed in every process)")
     ap.add_argument("--warm-start", action="store_true",
                     help="start every chain as fit's warm start does (mode, Hessian, its inverse as the mass matrix)")
+    ap.add_argument("--start-x64", action="store_true",
+                    help="with --warm-start: find the mode and Hessian in float64 (the chains stay in float32)")
+    ap.add_argument("--progress", action="store_true", help="NumPyro's progress bar for every chain (on stderr)")
     ap.add_argument("--note", default="", help="what else the machine ran, for the page's first line")
     ap.add_argument("--resume", action="store_true",
                     help="keep the sizes already in the JSON (a run cut short) and run the rest")
@@ -163,7 +174,8 @@ def main(argv=None) -> int:
         print(n, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         if n <= args.nuts_max:
             for k in [row["auto"]] * ("prior" in args.nuts_models) + ["exact"] * ("exact" in args.nuts_models):
-                res = nuts(model_for(laws[k]), y, args.warmup, args.samples, warm_start=args.warm_start)
+                res = nuts(model_for(laws[k]), y, args.warmup, args.samples, warm_start=args.warm_start,
+                           start_x64=args.start_x64, progress=args.progress)
                 row[f"nuts_{'prior' if k != 'exact' else 'exact'}"] = res
                 print("  nuts", k, res, flush=True)
         rows.append(row)

@@ -90,7 +90,8 @@ def betainc(a, b, x):
     """The regularised incomplete beta I_x(a, b) (jax.scipy.special.betainc), with derivatives in a and
     b as well as x: JAX differentiates it in x only. In x: x^{a−1}(1 − x)^{b−1}/B(a, b); in a and b: a
     central difference of step 10⁻⁴ (float64) or 3·10⁻² (float32) times max(1, |a|), I being smooth
-    in its parameters (truncation error O(step²))."""
+    in its parameters (truncation error O(step²)). The rule is itself differentiable (its differences
+    call this function), so second derivatives (``jax.hessian``) exist too."""
     return jax.scipy.special.betainc(a, b, x)
 
 
@@ -98,7 +99,9 @@ def betainc(a, b, x):
 def _betainc_jvp(primals, tangents):
     a, b, x = primals
     da, db, dx = tangents
-    f = jax.scipy.special.betainc
+    # the differences call this function, not JAX's: differentiating the rule (second order) then
+    # takes its derivatives in a and b from this rule again, where JAX's has none
+    f = betainc
     out = f(a, b, x)
     step = 1e-4 if jnp.result_type(out) == jnp.float64 else 3e-2
     ha, hb = step * jnp.maximum(1.0, jnp.abs(a)), step * jnp.maximum(1.0, jnp.abs(b))

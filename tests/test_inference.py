@@ -937,6 +937,24 @@ def test_nuts_warm_start_samples_a_stiff_gaussian_in_few_steps():
     assert float(np.mean(stats["n_steps"])) < 10
 
 
+def test_nuts_warm_start_warns_of_a_hessian_that_is_not_positive_definite():
+    """run_nuts with a start whose Hessian has a negative eigenvalue: one warning, which says where the
+    mode search stopped (its steps, gradient norm and message) and, in float32, to enable x64; the
+    chain still runs (warm-up adapts the mass matrix) and keeps its draws finite."""
+    from pinnprob.inference.runners import LaplaceStart, run_nuts
+
+    def model(y):
+        numpyro.sample("z", dist.Normal(jnp.zeros(2), 1.0))
+
+    info = {"optimiser_steps": 7, "gradient_norm": 6.5, "optimiser_message": "precision loss"}
+    start = LaplaceStart({"z": np.zeros(2, np.float32)}, np.diag([-0.02, 1.0]), info)
+    with pytest.warns(UserWarning, match=r"not positive definite \(the mode search stopped after 7 steps with "
+                                         r"gradient norm 6\.5: precision loss\).*jax_enable_x64") as record:
+        samples, _ = run_nuts(model, None, jax.random.key(0), 20, 10, 1, False, start=start)
+    assert sum("not positive definite" in str(w.message) for w in record) == 1
+    assert samples["z"].shape == (1, 10, 2) and np.all(np.isfinite(np.asarray(samples["z"])))
+
+
 def test_laplace_runner_integrates_a_skewed_posterior():
     """y_i ~ N(0, s²), s² ~ InverseGamma(3, 2), n = 8: the posterior of s² is InverseGamma(3 + n/2,
     2 + Σy²/2), skewed. The runner's mode (in NumPyro's unconstrained space, log s²) is its exact
