@@ -62,6 +62,30 @@ def model_for(law_fn):
     return model
 
 
+def size_data(prior, Xs, T, rng):
+    """(y (n,), laws, fit's solver) for the stations ``Xs`` (S, 1) at T times (spacing ¼): one draw of
+    the exact sampler (seed 1) plus noise from ``rng``, sites × times flattened time-major; ``laws``
+    by name ("dense", "kalman": the prior's solvers; "exact": the dense exact GP), each
+    ``law(range, time_range, velocity, σ, noise)`` the data's Gaussian."""
+    times = np.arange(T) * 0.25
+    u = truth.advection_diffusion_sample(1, Xs, times, lengths=(1.0,), range=TRUE["range"],
+                                         time_range=TRUE["time_range"], velocity=[TRUE["velocity_x1"]],
+                                         alpha=ALPHA)[0]
+    y = jnp.asarray((u + TRUE["noise"] * rng.standard_normal(u.shape)).reshape(-1))
+    X, Tt = np.tile(Xs, (T, 1)), np.repeat(times, Xs.shape[0])
+    n = len(Tt)
+    theta = lambda r, tr, v: prior.param_range.theta(range=r, time_range=tr, velocity_x1=v, alpha=ALPHA)  # noqa: E731
+    laws = {}
+    for how in ("dense", "kalman"):
+        law, _ = likelihood_law(prior.generator, X, Tt, 1e-5, how)
+        laws[how] = (lambda law: lambda r, tr, v, s, nz: law(jnp.zeros(n), theta(r, tr, v), s, nz))(law)
+    _, auto = likelihood_law(prior.generator, X, Tt, 1e-5, "auto")
+    ex = exact_covariance_fn(X, Tt)
+    laws["exact"] = lambda r, tr, v, s, nz: dist.MultivariateNormal(
+        jnp.zeros(n), covariance_matrix=s**2 * (ex(r, tr, v) + 1e-5 * jnp.eye(n)) + nz**2 * jnp.eye(n))
+    return y, laws, auto
+
+
 def grad_time(model, y, reps=3):
     """(compile s, s per gradient) of the model's potential at the true values (unconstrained space)."""
     from numpyro.infer.util import initialize_model
@@ -152,22 +176,8 @@ def main(argv=None) -> int:
         if any(r["times"] == T for r in rows):
             rng.standard_normal(T * args.sites)  # the noise that size drew: later sizes get the same data as in one go
             continue
-        times = np.arange(T) * 0.25
-        u = truth.advection_diffusion_sample(1, Xs, times, lengths=(1.0,), range=TRUE["range"],
-                                             time_range=TRUE["time_range"], velocity=[TRUE["velocity_x1"]],
-                                             alpha=ALPHA)[0]
-        y = jnp.asarray((u + TRUE["noise"] * rng.standard_normal(u.shape)).reshape(-1))
-        X, Tt = np.tile(Xs, (T, 1)), np.repeat(times, args.sites)
-        n = len(Tt)
-        theta = lambda r, tr, v: prior.param_range.theta(range=r, time_range=tr, velocity_x1=v, alpha=ALPHA)  # noqa: E731
-        laws = {}
-        for how in ("dense", "kalman"):
-            law, _ = likelihood_law(prior.generator, X, Tt, 1e-5, how)
-            laws[how] = (lambda law: lambda r, tr, v, s, nz: law(jnp.zeros(n), theta(r, tr, v), s, nz))(law)
-        _, auto = likelihood_law(prior.generator, X, Tt, 1e-5, "auto")
-        ex = exact_covariance_fn(X, Tt)
-        laws["exact"] = lambda r, tr, v, s, nz: dist.MultivariateNormal(
-            jnp.zeros(n), covariance_matrix=s**2 * (ex(r, tr, v) + 1e-5 * jnp.eye(n)) + nz**2 * jnp.eye(n))
+        y, laws, auto = size_data(prior, Xs, T, rng)
+        n = y.shape[0]
         row = {"n": n, "times": T, "auto": auto if args.solver == "auto" else args.solver}
         for k, law in laws.items():
             row[f"compile_{k}"], row[f"grad_{k}"] = grad_time(model_for(law), y)

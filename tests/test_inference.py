@@ -869,8 +869,10 @@ def test_a_laplace_start_needs_no_proper_mode():
     assert start.z["s"] == pytest.approx(3.0 / 4.0, abs=1e-4)  # the mode Σy / (n + 1)
     lam = np.linalg.eigvalsh(start.hessian)
     assert lam[0] == pytest.approx(0.0, abs=1e-4) and lam[1] == pytest.approx(4.0, rel=1e-3)
-    with pytest.raises(RuntimeError, match="no proper mode"):
+    with pytest.raises(RuntimeError, match="no proper mode") as err:
         run_laplace(model, y, jax.random.key(0), 10, 1, False)
+    # in float32 (the tests' default) the message says to enable x64
+    assert ("jax_enable_x64" in str(err.value)) == (jnp.result_type(float) == jnp.float32)
 
 
 def test_warm_start_draws_are_the_laplace_approximation():

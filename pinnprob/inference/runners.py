@@ -137,8 +137,8 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, c
         init_params = init_params if num_chains > 1 else {k: v[0] for k, v in init_params.items()}
         if not exact:
             # e.g. a float32 mode search that stopped on the line search's precision loss, short of the
-            # mode (the 1-D advection–diffusion model at 5 000 site-times: gradient norm 6.6, one
-            # negative eigenvalue; in float64 the same search converged in 28 steps)
+            # mode (the 1-D advection–diffusion model at 5 000 site-times: gradient norm 5.3, one
+            # negative eigenvalue; in float64 the same search converged in 27 steps: warm_start_hessian.md)
             search = start.info or {}
             where = (f" (the mode search stopped after {search['optimiser_steps']} steps with gradient norm "
                      f"{search['gradient_norm']:.3g}: {search['optimiser_message']})" if "gradient_norm" in search else "")
@@ -418,8 +418,14 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
         return _Mode(f, H, None, None, info)
     lam, V = np.linalg.eigh(H)
     if not np.all(lam > 0):
+        # in float32 the line search can lose precision and stop far from the mode: the 1-D
+        # advection–diffusion model at 5 000 site-times stopped at gradient norm 5.3 with a negative
+        # eigenvalue; in float64 the same search converged (warm_start_hessian.md)
+        hint = (" In float32 the search may stop short of the mode: jax.config.update('jax_enable_x64', True) "
+                "before fitting." if flat.dtype == jnp.float32 else "")
         raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
-                           f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}); use method='nuts'")
+                           f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}, {res.message}); use "
+                           "method='nuts'." + hint)
     # the Newton decrement by the Hessian at the end (BFGS's stop used the start's curvature): how
     # far, in log density, the mode the integration centres on may lie from the true one
     decrement = float(0.5 * np.sum((V.T @ np.asarray(res.jac, np.float64)) ** 2 / lam))
