@@ -161,6 +161,9 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="", help="what else the machine ran, for the page's first line")
     ap.add_argument("--resume", action="store_true",
                     help="keep the sizes already in the JSON (a run cut short) and run the rest")
+    ap.add_argument("--render-only", action="store_true",
+                    help="write the page from the JSON (--out, --name) without running anything, e.g. after "
+                         "merging the rows of processes run with --nuts-models prior and exact")
     args = ap.parse_args(argv)
     where = f"{jax.default_backend()} ({', '.join(str(d) for d in jax.devices())}, jax {jax.__version__})"
     print("devices:", where, flush=True)
@@ -169,10 +172,10 @@ def main(argv=None) -> int:
     Xs = np.sort(rng.uniform(size=args.sites))[:, None]
     rows = []
     saved = Path(args.out) / f"{args.name}.json"
-    if args.resume and saved.exists():
+    if (args.resume or args.render_only) and saved.exists():
         rows = json.loads(saved.read_text())["rows"]
         print("resumed: n =", [r["n"] for r in rows], flush=True)
-    for T in args.times:
+    for T in [] if args.render_only else args.times:
         if any(r["times"] == T for r in rows):
             rng.standard_normal(T * args.sites)  # the noise that size drew: later sizes get the same data as in one go
             continue
@@ -210,7 +213,8 @@ def main(argv=None) -> int:
              f"{args.warmup} + {args.samples} iterations"
              + (", both models warm-started as `fit` does (the posterior mode and Hessian, the chain started at a draw "
                 "from the Laplace approximation with its covariance as the dense mass matrix; the mode's seconds "
-                "count in the wall figure)" if args.warm_start else "")
+                "count in the wall figure" + ("; mode and Hessian found in float64, chains in float32" if args.start_x64
+                                             else "") + ")" if args.warm_start else "")
              + ". *ESS/s (run)*: ESS of the velocity / (leapfrog steps of the",
              "kept draws × gradient time) — the sampling phase's cost without compilation or warm-up; *wall*: ESS / the whole",
              "run's wall time, compilation and warm-up included. Beyond the largest NUTS size the run figure is extrapolated",
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
         for k in ("prior", "exact"):
             if f"nuts_{k}" in r:
                 nu = r[f"nuts_{k}"]
-                cells.append(f"{nu['ess'] / (nu['leapfrog_kept'] * g[k]):.2f} / {nu['ess'] / nu['seconds']:.2f}")
+                cells.append(f"{nu['ess'] / (nu['leapfrog_kept'] * g[k]):.3g} / {nu['ess'] / nu['seconds']:.3g}")
             elif per_step is not None:
                 cells.append(f"≈ {per_step[k] / g[k]:.3f} (extrapolated)")
             else:
@@ -236,7 +240,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "where": where, "rows": rows}, indent=1))
+    if not args.render_only:
+        (out / f"{args.name}.json").write_text(json.dumps({"args": vars(args), "where": where, "rows": rows}, indent=1))
     print("\n".join(lines))
     return 0
 
