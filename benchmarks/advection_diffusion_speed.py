@@ -18,6 +18,11 @@ One run. Data: 10 stations × T times (spacing ¼) from the exact sampler, plus 
     python benchmarks/advection_diffusion_speed.py
     python benchmarks/advection_diffusion_speed.py --times 100 200 500 --nuts-max 5000 --warmup 100 \
         --samples 100 --warm-start --name advection_diffusion_speed_warm
+    # the mode and Hessian in float64 (what made 5 000 work); one core per model, rows merged, then the page:
+    taskset -c 0 python benchmarks/advection_diffusion_speed.py --times 100 200 500 --nuts-max 5000 --warmup 100 \
+        --samples 60 --warm-start --start-x64 --nuts-models prior --name NAME_P    # and exact on core 1
+    python benchmarks/advection_diffusion_speed.py --render-only --name advection_diffusion_speed_warm64 \
+        --warm-start --start-x64 --warmup 100 --samples 60
 
 Writes docs/results/advection_diffusion_speed.md (and .json).
 """
