@@ -38,6 +38,10 @@ NEWTON_DECREMENT = 1e-5  # run_laplace's mode: the log density a Newton step wou
 # the proposals at n = 2 000 (1.1·10¹³ in 190 s); there the axial points were 4× faster but their
 # mean of the range was 0.23 posterior sd off the exact GP's, the proposals' 0.04 (ess_n2000 results)
 AXIAL_ABOVE = 3e13
+# what the messages of a float32 mode search that failed advise (a float32 log density over thousands of
+# observations is too coarse for BFGS's line search; warm_start_hessian.md)
+FLOAT32_MODE_HINT = ("in float32 the mode search may stop short of the mode: jax.config.update('jax_enable_x64', "
+                     "True) before fitting")
 
 
 def _num_proposals(total: int) -> int:
@@ -142,8 +146,7 @@ def run_nuts(model, y, key, num_warmup, num_samples, num_chains, progress_bar, c
             search = start.info or {}
             where = (f" (the mode search stopped after {search['optimiser_steps']} steps with gradient norm "
                      f"{search['gradient_norm']:.3g}: {search['optimiser_message']})" if "gradient_norm" in search else "")
-            hint = ("; in float32 the search may stop short of the mode: jax.config.update('jax_enable_x64', True) "
-                    "before fitting" if jnp.result_type(float) == jnp.float32 else "")
+            hint = "; " + FLOAT32_MODE_HINT if jnp.result_type(float) == jnp.float32 else ""
             warnings.warn(f"NUTS's warm start: the Hessian at the mode is not positive definite{where}; warm-up "
                           f"adapts the mass matrix, starting from its eigenvalues' magnitudes{hint}", stacklevel=3)
         kernel = NUTS(model, dense_mass=True, inverse_mass_matrix=jnp.asarray(inv_mass, jnp.result_type(float)),
@@ -421,11 +424,10 @@ def _laplace_mode(flat: _Flat, max_steps: int, progress_bar: bool, start: Laplac
         # in float32 the line search can lose precision and stop far from the mode: the 1-D
         # advection–diffusion model at 5 000 site-times stopped at gradient norm 5.3 with a negative
         # eigenvalue; in float64 the same search converged (warm_start_hessian.md)
-        hint = (" In float32 the search may stop short of the mode: jax.config.update('jax_enable_x64', True) "
-                "before fitting." if flat.dtype == jnp.float32 else "")
+        hint = "; " + FLOAT32_MODE_HINT if flat.dtype == jnp.float32 else ""
         raise RuntimeError(f"method='laplace': no proper mode found after {res.nit} BFGS steps (gradient norm "
                            f"{gnorm:.3g}, smallest Hessian eigenvalue {lam.min():.3g}, {res.message}); use "
-                           "method='nuts'." + hint)
+                           f"method='nuts'{hint}")
     # the Newton decrement by the Hessian at the end (BFGS's stop used the start's curvature): how
     # far, in log density, the mode the integration centres on may lie from the true one
     decrement = float(0.5 * np.sum((V.T @ np.asarray(res.jac, np.float64)) ** 2 / lam))
