@@ -3,6 +3,8 @@ exact Gaussian log density in the user's units (range, time range, velocity thro
 bad input refused before any work with the data untouched, and predict against kriging written out in
 NumPy."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -305,3 +307,28 @@ def test_fit_records_its_solver_and_both_laws_agree(prior1d):
         np.testing.assert_allclose(float(lp_kal(loc, th, s, nz)), float(lp_dense(loc, th, s, nz)), rtol=2e-5)
     with pytest.raises(ValueError, match="solver must be"):
         pinnprob.fit(X, y, times=T, prior=prior1d, solver="qr")
+
+
+def test_laplace_warns_of_float32_at_many_site_times(prior1d, monkeypatch):
+    """method='laplace' at many site-times in float32 warns (once, naming x64) before its mode search; here
+    from 10 site-times, not 2 000, and the search itself is cut short. Not in float64, nor for NUTS."""
+    X, T, y = table_data(seed=4, sites=5, times=6)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(st, "LAPLACE_FLOAT32_SITE_TIMES", 10)
+    monkeypatch.setattr(st, "run_method", stop)
+    for method, x64 in (("laplace", False), ("laplace", True), ("nuts", False)):
+        with jax.enable_x64(x64), warnings.catch_warnings(record=True) as said, pytest.raises(Stop):
+            warnings.simplefilter("always")
+            pinnprob.fit(X, y, times=T, prior=prior1d, method=method, progress_bar=False, fixed={"alpha": 1.5})
+        hits = [str(w.message) for w in said if "site-times: in float32" in str(w.message)]
+        if method == "laplace" and not x64:
+            assert len(hits) == 1 and hits[0].startswith(f"method='laplace' at {len(y)} site-times: in float32")
+            assert "jax_enable_x64" in hits[0]
+        else:
+            assert hits == [], hits

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import warnings
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -35,7 +36,7 @@ from pinnprob.inference.arviz_data import group, to_arviz
 from pinnprob.inference.data import CoordinateMap, check_inputs
 from pinnprob.inference.model import ModelParams
 from pinnprob.inference.priors import pc_sigma
-from pinnprob.inference.runners import chain_method_for, run_method
+from pinnprob.inference.runners import FLOAT32_MODE_HINT, chain_method_for, run_method
 
 __all__ = ["TimeMap", "check_spacetime_inputs", "fit_spacetime", "predict_spacetime", "spacetime_model"]
 
@@ -175,6 +176,13 @@ def spacetime_model(law, params: ModelParams, n: int, y_info: tuple, Z, sigma_pr
     return model
 
 
+# above this many site-times fit warns before method="laplace"'s mode search in float32: at 5 000 BFGS stopped
+# on precision loss at gradient norm 5.3, far from the mode (a Hessian there not positive definite), where
+# float64 converged in 27 steps; at 2 000 a float32 search served NUTS's warm start, and in between it was
+# not measured (docs/results/warm_start_hessian.md, advection_diffusion_speed_warm.json)
+LAPLACE_FLOAT32_SITE_TIMES = 2_000
+
+
 def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigma_prior=None, noise_prior=None,
                   priors: dict | None = None, fixed: dict | None = None, method: str = "nuts",
                   num_warmup: int = 500, num_samples: int = 500, num_chains: int = 1, seed: int = 0,
@@ -223,6 +231,8 @@ def fit_spacetime(X, times, y, *, prior, covariates=None, range_prior=None, sigm
     law, how = likelihood_law(prior.generator, cmap.to_unit(X), tmap.to_unit(t), jitter, solver)
     vnames = tuple(n for n in prior.spde.velocity_names if n not in fixed)  # speed and direction when both are free
     model = spacetime_model(law, params, X.shape[0], (float(y.mean()), ysd), Z, sigma_prior, noise_prior, vnames)
+    if method == "laplace" and X.shape[0] > LAPLACE_FLOAT32_SITE_TIMES and jnp.result_type(float) == jnp.float32:
+        warnings.warn(f"method='laplace' at {X.shape[0]} site-times: {FLOAT32_MODE_HINT}", stacklevel=3)
     k_run = jax.random.key(seed)
     yj = jnp.asarray(y)
     samples, stats, laplace_info, elapsed = run_method(method, model, yj, k_run, num_warmup, num_samples,
