@@ -23,12 +23,14 @@ def mc_floor(C: np.ndarray, n: int) -> float:
     return float(np.sqrt((np.sum(C**2) + np.sum(np.outer(np.diag(C), np.diag(C)))) / n) / np.linalg.norm(C))
 
 
-def gmrf_log_marginal(fem, A, y: np.ndarray, sigma: float, noise: float) -> float:
+def gmrf_log_marginal(fem, A, y: np.ndarray, sigma: float, noise: float, intercept=None) -> float:
     """log N(y | 0, σ² A Q⁻¹ Aᵀ + s² I) of a :class:`pinnprob.fem.FEMMatern` field (Q its precision for
     σ = 1), the way R-INLA evaluates it: sparse factorisations of P = Q/σ² + AᵀA/s² and of K, with
     log det Q = 2 log det K + 2 Σ log τ − Σ log C̃ (Q = T K C̃⁻¹ K T) and Woodbury,
     yᵀΣ⁻¹y = yᵀy/s² − bᵀP⁻¹b (b = Aᵀy/s²), log det Σ = log det P − log det(Q/σ²) + n log s².
-    SuperLU with a symmetric ordering (no CHOLMOD dependency)."""
+    ``intercept`` (m, v): a Gaussian intercept N(m, v) integrated out, Σ + v 11ᵀ around m 1, by the
+    matrix determinant lemma and Sherman–Morrison. SuperLU with a symmetric ordering (no CHOLMOD
+    dependency)."""
     import math
 
     from scipy.sparse.linalg import splu
@@ -40,9 +42,20 @@ def gmrf_log_marginal(fem, A, y: np.ndarray, sigma: float, noise: float) -> floa
     Q = fem.precision() / float(sigma) ** 2
     P = (Q + (A.T @ A) / s2).tocsc()
     lu = splu(P, permc_spec="MMD_AT_PLUS_A")
-    b = A.T @ y / s2
-    quad = float(y @ y) / s2 - float(b @ lu.solve(b))
+    r = np.asarray(y, np.float64) - (0.0 if intercept is None else float(intercept[0]))
+
+    def sigma_inv(v):  # Σ⁻¹v = v/s² − A P⁻¹ Aᵀ v / s⁴ (Woodbury)
+        return v / s2 - A @ lu.solve(A.T @ v / s2) / s2
+
+    Sr = sigma_inv(r)
+    quad, logdet_1 = float(r @ Sr), 0.0
+    if intercept is not None:  # (Σ + v11ᵀ)⁻¹ and det(Σ + v11ᵀ) = det Σ (1 + v 1ᵀΣ⁻¹1)
+        v = float(intercept[1])
+        S1 = sigma_inv(np.ones(n))
+        c, w = float(S1.sum()), float(Sr.sum())
+        quad -= v * w**2 / (1.0 + v * c)
+        logdet_1 = math.log1p(v * c)
     logdet_P = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
     logdet_Q = 2 * logdet(fem.K) + 2 * float(np.sum(np.log(fem.tau))) - float(np.sum(np.log(fem.lumped))) \
         - 2 * N * math.log(float(sigma))
-    return -0.5 * (quad + logdet_P - logdet_Q + n * math.log(s2) + n * math.log(2 * math.pi))
+    return -0.5 * (quad + logdet_P - logdet_Q + logdet_1 + n * math.log(s2) + n * math.log(2 * math.pi))
