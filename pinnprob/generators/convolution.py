@@ -56,19 +56,6 @@ __all__ = ["ConvolutionGenerator", "ConvolutionBranch"]
 _LOG_KR = (math.log(1e-3), math.log(30.0))  # the radial profile's span in log κr
 
 
-
-def _near_field(x):
-    """The kernel inside a cell's disk (radius a, x = κa) seen from a site at ρ = r/a ∈ [0, 1) of its
-    centre: the disk's average of K₀(κ|x − c|), to leading order in κa c + (K₀(x) − c) ρ² with c its
-    value at the centre, 2(1 − x K₁(x))/x² (the mean over a disk of the logarithmic singularity: −log a
-    + (1 − ρ²)/2 inside, −log r outside, by the mean-value property of harmonic functions). It meets
-    K₀(κr) at r = a, so the kernel, and the likelihood with it, is continuous in the metric H and κ (a
-    constant inside the disk jumped by ~1/2 there). Returns ρ ↦ g(ρ), broadcasting with x."""
-    k0a = k0(x)
-    centre = 2.0 * one_minus_x_k1(x) / x**2
-    return lambda rho: centre + (k0a - centre) * rho**2
-
-
 class ConvolutionBranch(NamedTuple):
     """What a θ fixes: θ (p,), log κ at the centres (J,), H at the centres (J, d, d), the cell
     amplitudes a_w (J,) and the Chebyshev coefficients of the radial profile b_w (R,)."""
@@ -235,7 +222,7 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
         log_ke = 0.5 * (lk_x[:, None] + lk_c[None, :])  # κ_e = √(κ(x)κ(c)), (n, J)
         ke = jnp.exp(log_ke)
         a = self.spacing / math.sqrt(math.pi)  # radius of the disk of a cell's area
-        near = _near_field(ke * a)
+        cap = 2.0 * one_minus_x_k1(ke * a) / (ke * a) ** 2
 
         P11, P12, P22 = Hinv[:, 0, 0], Hinv[:, 0, 1], Hinv[:, 1, 1]
 
@@ -246,7 +233,7 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
 
         if free:
             r = dist(C)
-            g = jnp.where(r < a, near(r / a), k0(jnp.maximum(ke * r, 1e-30)))
+            g = jnp.where(r < a, cap, k0(jnp.maximum(ke * r, 1e-30)))
             return self.spacing * g / (2.0 * math.pi * jnp.sqrt(det))[None, :]
 
         def one(Ci):
@@ -256,7 +243,7 @@ class ConvolutionGenerator(AbstractConvolutionGenerator):
             t = (jnp.log(jnp.maximum(kr, 1e-30)) - _LOG_KR[0]) / (_LOG_KR[1] - _LOG_KR[0])
             t = jnp.clip(2.0 * t - 1.0, -1.0, 1.0)
             rad = _clenshaw(b.radial, t)
-            g = jnp.where(r < a, near(r / a), k0(jnp.maximum(kr, 1e-30)))
+            g = jnp.where(r < a, cap, k0(jnp.maximum(kr, 1e-30)))
             return g * jnp.exp(rad)
 
         images, weights = self._images(C, H_c)
