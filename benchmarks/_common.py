@@ -23,6 +23,23 @@ def mc_floor(C: np.ndarray, n: int) -> float:
     return float(np.sqrt((np.sum(C**2) + np.sum(np.outer(np.diag(C), np.diag(C)))) / n) / np.linalg.norm(C))
 
 
+def central_hessian(f, x: np.ndarray, h: float = 0.02, f0: float | None = None) -> np.ndarray:
+    """The Hessian (p, p) of a scalar f at x (p,) by central second differences of step h:
+    (f(x + h e_i) − 2 f(x) + f(x − h e_i))/h² on the diagonal and
+    (f(x + h e_i + h e_j) − f(x + h e_i − h e_j) − f(x − h e_i + h e_j) + f(x − h e_i − h e_j))/(4h²) off it;
+    1 + 2p + 2p(p − 1) evaluations (``f0``, f(x), if known, saves one)."""
+    p = len(x)
+    E = np.eye(p) * h
+    f0 = f(x) if f0 is None else f0
+    H = np.empty((p, p))
+    for i in range(p):
+        H[i, i] = (f(x + E[i]) - 2 * f0 + f(x - E[i])) / h**2
+        for j in range(i + 1, p):
+            H[i, j] = H[j, i] = (f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j])
+                                 + f(x - E[i] - E[j])) / (4 * h**2)
+    return H
+
+
 def gmrf_log_marginal(fem, A, y: np.ndarray, sigma: float, noise: float, intercept=None) -> float:
     """log N(y | 0, σ² A Q⁻¹ Aᵀ + s² I) of a :class:`pinnprob.fem.FEMMatern` field (Q its precision for
     σ = 1), the way R-INLA evaluates it: sparse factorisations of P = Q/σ² + AᵀA/s² and of K, with

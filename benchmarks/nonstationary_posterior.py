@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import scipy.optimize as so
-from _common import gmrf_log_marginal  # benchmarks/ is sys.path[0]
+from _common import central_hessian, gmrf_log_marginal  # benchmarks/ is sys.path[0]
 from nonstationary import fem_for
 
 import pinnprob
@@ -67,9 +67,10 @@ def to_values(phi) -> dict:
     return {k: float(math.exp(p)) if k in LOG else float(p) for k, p in zip(NAMES, phi)}
 
 
-def make_priors(space, ysd: float) -> dict:
-    """fit's default priors for data on the unit square (scale 1, extent 1)."""
-    out = model_param_priors(space, 1.0, 1.0)
+def make_priors(space, ysd: float, extent: float = 1.0) -> dict:
+    """fit's default priors for data on the unit square (scale 1; the range prior's ``extent``, the data's
+    longest side, 1 by default)."""
+    out = model_param_priors(space, 1.0, extent)
     out["sigma"] = pc_sigma(2.0 * ysd, 0.05)
     out["noise"] = dist.HalfNormal(ysd)
     return out
@@ -168,16 +169,7 @@ def main(argv=None) -> int:
     h = 0.02
     p = len(mode)
     mode = np.clip(mode, lo + 2 * h, hi - 2 * h)  # a mode on the box's edge: expand just inside it
-    f0 = neg_post(mode)
-    Hs = np.zeros((p, p))
-    for i in range(p):
-        for j in range(i, p):
-            ei, ej = np.eye(p)[i] * h, np.eye(p)[j] * h
-            if i == j:
-                Hs[i, i] = (neg_post(mode + ei) - 2 * f0 + neg_post(mode - ei)) / h**2
-            else:
-                Hs[i, j] = Hs[j, i] = (neg_post(mode + ei + ej) - neg_post(mode + ei - ej)
-                                       - neg_post(mode - ei + ej) + neg_post(mode - ei - ej)) / (4 * h**2)
+    Hs = central_hessian(neg_post, mode, h)
     w, V = np.linalg.eigh(Hs)
     cov = (V / np.maximum(w, 0.1)) @ V.T  # inverse Hessian, eigenvalues floored (a flat direction: sd ≤ 3)
     print(f"mode {to_values(mode)} ({opt.nfev} evaluations, {time.perf_counter() - t0:.0f} s); "

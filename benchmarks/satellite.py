@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import central_hessian  # benchmarks/ is sys.path[0]
 
 ROOT = Path(__file__).resolve().parents[1]
 NX, NY, H = 500, 300, 0.01
@@ -326,17 +327,8 @@ def run_gmrf(data, rho, h, samples: int, range_prior: str = "loguniform") -> dic
                                   options={"xatol": 1e-3, "fatol": 1e-2, "maxfev": 400})
     mode = res.x
     # Hessian of −log π by central differences (step 0.02 in log units)
-    p, d = 3, 0.02
-    Hm = np.empty((p, p))
-    f0 = neg(mode)
-    for i in range(p):
-        for j in range(i, p):
-            ei, ej = np.eye(p)[i] * d, np.eye(p)[j] * d
-            if i == j:
-                Hm[i, i] = (neg(mode + ei) - 2 * f0 + neg(mode - ei)) / d**2
-            else:
-                Hm[i, j] = Hm[j, i] = (neg(mode + ei + ej) - neg(mode + ei - ej) - neg(mode - ei + ej)
-                                       + neg(mode - ei - ej)) / (4 * d * d)
+    p, f0 = 3, neg(mode)
+    Hm = central_hessian(neg, mode, 0.02, f0)
     lam, V = np.linalg.eigh(Hm)
     if np.any(lam <= 0):
         raise RuntimeError(f"GMRF: Hessian not positive definite at the mode: {lam}")
